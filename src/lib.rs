@@ -3,9 +3,15 @@
 //! The library follows the data: [`parse`] turns the bytes of a log line into a [`record::Record`],
 //! [`store`] writes records into MySQL/MariaDB and reads them back, [`ingest`] is the live path
 //! from rsyslog, [`import`] the path from log files, [`report`] the analyzer, [`follow`] the live
-//! display. The binaries in `src/bin/` only parse arguments and map errors to exit codes.
+//! display, [`scan`] the database-less listing. The binaries in `src/bin/` only parse arguments
+//! and map errors to exit codes.
 
 pub mod config;
+pub mod follow;
+pub mod import;
+pub mod ingest;
 pub mod parse;
 pub mod record;
+pub mod report;
+pub mod scan;
 pub mod store;

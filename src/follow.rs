@@ -1,0 +1,1 @@
+//! `ipta --follow`: tailing a file or attaching to ipta-ingest's fan-out, and the live display.

@@ -1,0 +1,1 @@
+//! `ipta --import`: files, gzip, rotation order, year inference, progress.

@@ -1,0 +1,1 @@
+//! The analyzer modules and their rendering (table, JSON, CSV).
