@@ -1,6 +1,7 @@
 //! MySQL/MariaDB: connection, schema, batch writer, queries, summaries.
 
 pub mod dedup;
+pub mod retention;
 pub mod schema;
 pub mod summary;
 pub mod tls;
