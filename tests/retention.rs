@@ -16,6 +16,8 @@ use mysql::prelude::Queryable;
 /// 2020-01-01T00:00:00Z.
 const T0: i64 = 1_577_836_800_000_000;
 const SEC: i64 = 1_000_000;
+/// Chunk size of the concurrent test: the default.
+const CHUNK: usize = ipta::store::retention::DEFAULT_CHUNK_ROWS;
 
 fn new_table(tag: &str) -> (util::TestDb, mysql::Conn) {
     let db = util::TestDb::new(tag);
@@ -175,12 +177,12 @@ fn writers_keep_going_during_a_large_expire() {
         std::thread::spawn(move || writer(s, st, 20_000_000))
     };
     let t = Instant::now();
-    let st = expire(&mut c, "logs", Timestamp(T0 + n * 10_000), 5_000).unwrap();
+    let st = expire(&mut c, "logs", Timestamp(T0 + n * 10_000), CHUNK).unwrap();
     let took = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut during = h.join().unwrap();
     eprintln!(
-        "expire: {} rows in {} chunks of 5,000 in {:?} ({:.0} rows/s)",
+        "expire: {} rows in {} chunks of {CHUNK} in {:?} ({:.0} rows/s)",
         st.rows,
         st.chunks,
         took,
@@ -189,7 +191,7 @@ fn writers_keep_going_during_a_large_expire() {
     eprintln!("writer during expire: {}", describe(&mut during));
 
     assert_eq!(st.rows, n as u64);
-    assert_eq!(st.chunks, (n / 5_000) as u64);
+    assert_eq!(st.chunks, (n as usize / CHUNK) as u64);
     assert!(!during.is_empty(), "the writer must have inserted while expire ran");
     // Every row the writers added is still there; only the old ones went.
     assert_eq!(count(&mut c), (base.len() + during.len()) as u64);
