@@ -22,7 +22,8 @@ const CHUNK: usize = ipta::store::retention::DEFAULT_CHUNK_ROWS;
 fn new_table(tag: &str) -> (util::TestDb, mysql::Conn) {
     let db = util::TestDb::new(tag);
     let mut c = db.conn();
-    c.query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
+    c.query_drop(ipta::store::schema::create_table_sql("logs"))
+        .unwrap();
     (db, c)
 }
 
@@ -34,7 +35,11 @@ fn insert_rows(c: &mut mysql::Conn, ts: &[i64], first_hash: u64) {
         );
         let mut params = Vec::with_capacity(chunk.len() * 3);
         for (i, &t) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(?, 'DROP', 'IN=eth0 ', INET6_ATON('192.0.2.1'), ?, ?)" } else { ", (?, 'DROP', 'IN=eth0 ', INET6_ATON('192.0.2.1'), ?, ?)" });
+            sql.push_str(if i == 0 {
+                "(?, 'DROP', 'IN=eth0 ', INET6_ATON('192.0.2.1'), ?, ?)"
+            } else {
+                ", (?, 'DROP', 'IN=eth0 ', INET6_ATON('192.0.2.1'), ?, ?)"
+            });
             params.push(ts_value(Timestamp(t)));
             params.push(mysql::Value::UInt(first_hash + (k * 1000 + i) as u64));
             params.push(mysql::Value::UInt(0));
@@ -44,7 +49,9 @@ fn insert_rows(c: &mut mysql::Conn, ts: &[i64], first_hash: u64) {
 }
 
 fn count(c: &mut mysql::Conn) -> u64 {
-    c.query_first("SELECT COUNT(*) FROM `logs`").unwrap().unwrap()
+    c.query_first("SELECT COUNT(*) FROM `logs`")
+        .unwrap()
+        .unwrap()
 }
 
 fn remaining_ts(c: &mut mysql::Conn) -> Vec<i64> {
@@ -57,12 +64,23 @@ fn expire_keeps_the_cutoff_edge() {
     let (_db, mut c) = new_table("ret_edge");
     let cutoff = T0 + 100 * SEC;
     // Around the cutoff at microsecond precision, plus rows far on both sides.
-    let ts = [T0, cutoff - 2, cutoff - 1, cutoff, cutoff, cutoff + 1, T0 + 1000 * SEC];
+    let ts = [
+        T0,
+        cutoff - 2,
+        cutoff - 1,
+        cutoff,
+        cutoff,
+        cutoff + 1,
+        T0 + 1000 * SEC,
+    ];
     insert_rows(&mut c, &ts, 0);
     let st = expire(&mut c, "logs", Timestamp(cutoff), 2).unwrap();
     assert_eq!(st.rows, 3, "{st:?}");
     assert_eq!(st.oldest_remaining, Some(Timestamp(cutoff)));
-    assert_eq!(remaining_ts(&mut c), vec![cutoff, cutoff, cutoff + 1, T0 + 1000 * SEC]);
+    assert_eq!(
+        remaining_ts(&mut c),
+        vec![cutoff, cutoff, cutoff + 1, T0 + 1000 * SEC]
+    );
 }
 
 #[test]
@@ -121,7 +139,11 @@ fn expire_on_empty_and_missing_tables() {
 
 /// Inserts single rows at "now" (far after the cutoff) until told to stop; returns each
 /// insert's latency.
-fn writer(settings: ipta::config::DbSettings, stop: Arc<AtomicBool>, first_hash: u64) -> Vec<Duration> {
+fn writer(
+    settings: ipta::config::DbSettings,
+    stop: Arc<AtomicBool>,
+    first_hash: u64,
+) -> Vec<Duration> {
     let mut c = ipta::store::connect(&settings).unwrap();
     let mut lat = Vec::new();
     let mut i = 0u64;
@@ -192,7 +214,10 @@ fn writers_keep_going_during_a_large_expire() {
 
     assert_eq!(st.rows, n as u64);
     assert_eq!(st.chunks, (n as usize / CHUNK) as u64);
-    assert!(!during.is_empty(), "the writer must have inserted while expire ran");
+    assert!(
+        !during.is_empty(),
+        "the writer must have inserted while expire ran"
+    );
     // Every row the writers added is still there; only the old ones went.
     assert_eq!(count(&mut c), (base.len() + during.len()) as u64);
 }

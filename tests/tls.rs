@@ -13,7 +13,10 @@ use mysql::prelude::Queryable;
 
 /// Runs a command and fails the test with its stderr when it does not succeed.
 fn run(cmd: &mut Command) {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -30,11 +33,25 @@ fn make_ca(dir: &Path, name: &str) -> PathBuf {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-            "-subj", &format!("/CN={name}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
     dir.join(format!("{name}.pem"))
@@ -45,8 +62,18 @@ fn make_server_cert(dir: &Path, ca: &str) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
         ],
     );
     std::fs::write(
@@ -60,9 +87,21 @@ fn make_server_cert(dir: &Path, ca: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", &format!("{ca}.pem"), "-CAkey",
-            &format!("{ca}.key"), "-CAcreateserial", "-out", "server.pem", "-days", "2",
-            "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
         ],
     );
 }
@@ -76,7 +115,10 @@ struct TlsServer {
 
 impl TlsServer {
     fn start() -> TlsServer {
-        let dir = tempfile::Builder::new().prefix("ipta-tls-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ipta-tls-")
+            .tempdir()
+            .unwrap();
         let d = dir.path();
         make_ca(d, "ca");
         make_ca(d, "otherca");
@@ -85,7 +127,11 @@ impl TlsServer {
         run(Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
             .stdout(Stdio::null()));
         let port = free_port();
         let child = Command::new("mariadbd")
@@ -95,8 +141,15 @@ impl TlsServer {
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", d.join("err.log").display()))
             .arg(format!("--port={port}"))
-            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve"])
-            .args(["--innodb-buffer-pool-size=16M", "--character-set-server=utf8mb4"])
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-name-resolve",
+            ])
+            .args([
+                "--innodb-buffer-pool-size=16M",
+                "--character-set-server=utf8mb4",
+            ])
             .arg(format!("--ssl-ca={}", d.join("ca.pem").display()))
             .arg(format!("--ssl-cert={}", d.join("server.pem").display()))
             .arg(format!("--ssl-key={}", d.join("server.key").display()))
@@ -120,11 +173,9 @@ impl TlsServer {
     }
 
     fn root_conn(&self) -> mysql::Conn {
-        mysql::Conn::new(
-            mysql::OptsBuilder::new()
-                .user(Some("root"))
-                .socket(Some(self.dir.path().join("s").to_string_lossy().into_owned())),
-        )
+        mysql::Conn::new(mysql::OptsBuilder::new().user(Some("root")).socket(Some(
+            self.dir.path().join("s").to_string_lossy().into_owned(),
+        )))
         .expect("root over the private socket")
     }
 
@@ -132,7 +183,8 @@ impl TlsServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default();
                 panic!("mariadbd exited ({status}):\n{log}");
             }
             let sock = self.dir.path().join("s");
@@ -146,7 +198,10 @@ impl TlsServer {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "mariadbd did not become ready in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not become ready in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -191,13 +246,19 @@ fn tls_verify_required_wrong_ca_and_off() {
     eprintln!("private TLS server ready in {:?}", t0.elapsed());
 
     // verify against the right CA, by IP address: connects, and the session is encrypted.
-    let mut c = ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Verify, Some("ca.pem")))
-        .expect("verify against the CA that signed the server certificate");
+    let mut c =
+        ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Verify, Some("ca.pem")))
+            .expect("verify against the CA that signed the server certificate");
     let ciph = cipher(&mut c);
-    assert!(!ciph.is_empty(), "Ssl_cipher is empty: the connection is not encrypted");
+    assert!(
+        !ciph.is_empty(),
+        "Ssl_cipher is empty: the connection is not encrypted"
+    );
     // Still TCP, not moved to the server's socket (the crate does that for loopback by default).
-    let (_, version): (String, String) =
-        c.query_first("SHOW SESSION STATUS LIKE 'Ssl_version'").unwrap().unwrap();
+    let (_, version): (String, String) = c
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        .unwrap()
+        .unwrap();
     eprintln!("verify: {version} {ciph}");
     let n: u32 = c.query_first("SELECT 1").unwrap().unwrap();
     assert_eq!(n, 1);
@@ -214,8 +275,9 @@ fn tls_verify_required_wrong_ca_and_off() {
         .map(|mut a| a.next().map(|a| a.ip()) == Some(std::net::Ipv4Addr::LOCALHOST.into()))
         .unwrap_or(false);
     if v4_localhost {
-        let mut c = ipta::store::connect(&server.settings("localhost", TlsMode::Verify, Some("ca.pem")))
-            .expect("verify by the DNS name in the certificate");
+        let mut c =
+            ipta::store::connect(&server.settings("localhost", TlsMode::Verify, Some("ca.pem")))
+                .expect("verify by the DNS name in the certificate");
         assert!(!cipher(&mut c).is_empty());
     } else {
         // The server listens on 127.0.0.1 only; localhost resolving to ::1 first is not TLS's fault.
@@ -223,12 +285,16 @@ fn tls_verify_required_wrong_ca_and_off() {
     }
 
     // verify against a CA that did not sign the certificate: fails, and says so.
-    let e = ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Verify, Some("otherca.pem")))
-        .err()
-        .expect("a certificate from another CA must be refused");
+    let e =
+        ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Verify, Some("otherca.pem")))
+            .err()
+            .expect("a certificate from another CA must be refused");
     let msg = e.to_string();
     eprintln!("wrong CA: {msg}");
-    assert!(msg.contains("otherca.pem"), "the message should name the CA file: {msg}");
+    assert!(
+        msg.contains("otherca.pem"),
+        "the message should name the CA file: {msg}"
+    );
     assert!(msg.contains("not signed by"), "{msg}");
 
     // off against require_secure_transport: refused by the server.
@@ -238,7 +304,10 @@ fn tls_verify_required_wrong_ca_and_off() {
     let msg = e.to_string();
     eprintln!("off: {msg}");
     // MariaDB says "access denied" (MySQL 8: error 3159); either way the hint names db_tls.
-    assert!(msg.contains("db_tls = required or verify"), "the message should say what to set: {msg}");
+    assert!(
+        msg.contains("db_tls = required or verify"),
+        "the message should say what to set: {msg}"
+    );
 
     eprintln!("whole TLS test: {:?}", t0.elapsed());
 }

@@ -67,18 +67,23 @@ pub fn expire(
         "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01', `ts`) FROM `{table}` \
          WHERE `ts` > ? AND `ts` < ? ORDER BY `ts` LIMIT 1"
     );
-    let lock_sql = format!(
-        "SELECT COUNT(*) FROM `{table}` WHERE `ts` >= ? AND `ts` < ? FOR UPDATE"
-    );
+    let lock_sql =
+        format!("SELECT COUNT(*) FROM `{table}` WHERE `ts` >= ? AND `ts` < ? FOR UPDATE");
     let delete_sql = format!("DELETE FROM `{table}` WHERE `ts` >= ? AND `ts` < ?");
 
     loop {
-        let from: Option<i64> =
-            conn.exec_first(&first_sql, (ts_value(cutoff),)).map_err(sql_err(table))?;
-        let Some(from) = from.map(Timestamp) else { break };
+        let from: Option<i64> = conn
+            .exec_first(&first_sql, (ts_value(cutoff),))
+            .map_err(sql_err(table))?;
+        let Some(from) = from.map(Timestamp) else {
+            break;
+        };
         // The chunk ends where the row after the first `chunk_rows` rows begins.
         let to: Option<i64> = conn
-            .exec_first(&boundary_sql, (ts_value(from), ts_value(cutoff), chunk_rows as u64))
+            .exec_first(
+                &boundary_sql,
+                (ts_value(from), ts_value(cutoff), chunk_rows as u64),
+            )
             .map_err(sql_err(table))?;
         let to = match to.map(Timestamp) {
             None => cutoff,
@@ -159,7 +164,9 @@ fn is_lock_conflict(e: &mysql::Error) -> bool {
 /// Maps a driver error to the store's error for `table`.
 fn sql_err(table: &str) -> impl Fn(mysql::Error) -> StoreError + '_ {
     move |e| match &e {
-        mysql::Error::MySqlError(m) if m.code == 1146 => StoreError::MissingTable(table.to_string()),
+        mysql::Error::MySqlError(m) if m.code == 1146 => {
+            StoreError::MissingTable(table.to_string())
+        }
         mysql::Error::IoError(_) | mysql::Error::CodecError(_) => {
             StoreError::ConnectionLost(e.to_string())
         }
@@ -194,17 +201,29 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid age {s:?}: expected a number and a unit, like 30d"));
+        return Err(format!(
+            "invalid age {s:?}: expected a number and a unit, like 30d"
+        ));
     }
-    let n: u64 = num.parse().map_err(|_| format!("invalid age {s:?}: number too large"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid age {s:?}: number too large"))?;
     let unit_secs: u64 = match unit.trim() {
         "s" => 1,
         "m" | "min" => 60,
         "h" => 3_600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        "" => return Err(format!("invalid age {s:?}: add a unit (m, h, d or w), like 30d")),
-        u => return Err(format!("invalid age {s:?}: unknown unit {u:?} (use m, h, d or w)")),
+        "" => {
+            return Err(format!(
+                "invalid age {s:?}: add a unit (m, h, d or w), like 30d"
+            ))
+        }
+        u => {
+            return Err(format!(
+                "invalid age {s:?}: unknown unit {u:?} (use m, h, d or w)"
+            ))
+        }
     };
     if n == 0 {
         return Err(format!("invalid age {s:?}: must be more than zero"));
@@ -219,7 +238,10 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
 
 /// The cutoff for keeping `age` before `now`: rows with `ts < cutoff` are expired.
 pub fn cutoff_before(now: Timestamp, age: Duration) -> Timestamp {
-    Timestamp(now.0.saturating_sub(age.as_micros().min(i64::MAX as u128) as i64))
+    Timestamp(
+        now.0
+            .saturating_sub(age.as_micros().min(i64::MAX as u128) as i64),
+    )
 }
 
 #[cfg(test)]
@@ -256,7 +278,10 @@ mod tests {
     #[test]
     fn cutoff_is_now_minus_age() {
         let now = Timestamp(1_000_000_000_000_000);
-        assert_eq!(cutoff_before(now, Duration::from_secs(1)), Timestamp(999_999_999_000_000));
+        assert_eq!(
+            cutoff_before(now, Duration::from_secs(1)),
+            Timestamp(999_999_999_000_000)
+        );
     }
 
     #[test]

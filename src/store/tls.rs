@@ -49,7 +49,9 @@ fn check_ca_file(path: &std::path::Path) -> Result<(), StoreError> {
     // A DER certificate is an ASN.1 SEQUENCE: it starts with byte 0x30.
     let is_der = data[0] == 0x30;
     if !is_pem && !is_der {
-        return Err(bad("no certificate in it (expected PEM `BEGIN CERTIFICATE` or DER)".into()));
+        return Err(bad(
+            "no certificate in it (expected PEM `BEGIN CERTIFICATE` or DER)".into(),
+        ));
     }
     Ok(())
 }
@@ -69,7 +71,10 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
         let over_tcp = settings.socket.is_none();
         return match e.code {
             // MySQL 8: ER_SECURE_TRANSPORT_REQUIRED.
-            3159 => Some("the server only accepts encrypted connections: set db_tls = required or verify".into()),
+            3159 => Some(
+                "the server only accepts encrypted connections: set db_tls = required or verify"
+                    .into(),
+            ),
             // MariaDB answers a plain connection under require_secure_transport with "access
             // denied", indistinguishable from a wrong password: mention both causes.
             1045 if over_tcp && settings.tls == TlsMode::Off => Some(
@@ -82,7 +87,8 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
     }
     if let mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) = err {
         return Some(
-            "the server does not offer TLS: give it ssl_cert and ssl_key, or set db_tls = off".into(),
+            "the server does not offer TLS: give it ssl_cert and ssl_key, or set db_tls = off"
+                .into(),
         );
     }
     // rustls reports certificate problems as I/O errors; their names are stable (rustls'
@@ -131,7 +137,10 @@ mod tests {
 
     #[test]
     fn required_does_not_verify() {
-        let s = DbSettings { tls: TlsMode::Required, ..DbSettings::default() };
+        let s = DbSettings {
+            tls: TlsMode::Required,
+            ..DbSettings::default()
+        };
         let o = ssl_opts(&s).unwrap().unwrap();
         assert!(o.accept_invalid_certs());
         assert!(o.skip_domain_validation());
@@ -139,7 +148,10 @@ mod tests {
 
     #[test]
     fn verify_checks_everything() {
-        let s = DbSettings { tls: TlsMode::Verify, ..DbSettings::default() };
+        let s = DbSettings {
+            tls: TlsMode::Verify,
+            ..DbSettings::default()
+        };
         let o = ssl_opts(&s).unwrap().unwrap();
         assert!(!o.accept_invalid_certs());
         assert!(!o.skip_domain_validation());
@@ -161,7 +173,10 @@ mod tests {
 
         let bogus = dir.join("bogus.pem");
         std::fs::write(&bogus, "hello, not a certificate\n").unwrap();
-        let s = DbSettings { tls_ca: Some(bogus), ..s };
+        let s = DbSettings {
+            tls_ca: Some(bogus),
+            ..s
+        };
         let e = ssl_opts(&s).unwrap_err().to_string();
         assert!(e.contains("no certificate"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
