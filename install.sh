@@ -8,7 +8,8 @@
 #
 # What goes where (PREFIX defaults to /usr/local, SYSCONFDIR to /etc):
 #   PREFIX/bin/ipta, PREFIX/bin/ipta-ingest                         0755
-#   SYSCONFDIR/rsyslog.d/<each rsyslog/*.conf>                        0644
+#   SYSCONFDIR/rsyslog.d/30-ipta.conf      (from rsyslog/30-ipta.conf; its path of
+#                                          ipta-ingest follows PREFIX)  0644
 #   SYSCONFDIR/logrotate.d/ipta            (from logrotate/ipta)      0644
 #   SYSCONFDIR/ipta.conf   (from etc/ipta.conf.example, never overwritten) 0640 root:<rsyslog's group>
 #   PREFIX/share/man/man1/<each man/*.1>                             0644
@@ -16,6 +17,8 @@
 #   completions/_<bin>     -> PREFIX/share/zsh/site-functions/_<bin>
 #   completions/<bin>.fish -> PREFIX/share/fish/vendor_completions.d/<bin>.fish
 #   PREFIX/share/doc/ipta/{README.md,LICENSE,ipta.conf.example}    0644
+#   PREFIX/share/doc/ipta/rsyslog/<the other rsyslog/*.conf>       0644 (alternatives, e.g.
+#                                          the file-only setup: install by hand instead)
 #   PREFIX/share/ipta/installed.txt        the manifest: "sha256  path" per installed file
 #
 # The group of ipta.conf is the one rsyslog runs ipta-ingest as, so it can read the password:
@@ -91,7 +94,8 @@ uninstall() {
   done <"$manifest"
   rm -f -- "$manifest"
   echo "removed $manifest_path"
-  rmdir -- "$DESTDIR$PREFIX/share/ipta" "$DESTDIR$PREFIX/share/doc/ipta" 2>/dev/null || true
+  rmdir -- "$DESTDIR$PREFIX/share/ipta" "$DESTDIR$PREFIX/share/doc/ipta/rsyslog" \
+    "$DESTDIR$PREFIX/share/doc/ipta" 2>/dev/null || true
   if [ -z "$DESTDIR" ]; then
     echo "restart rsyslog so it stops running ipta-ingest: systemctl restart rsyslog"
   fi
@@ -156,9 +160,18 @@ install_all() {
   put 0755 "$bin/ipta" "$PREFIX/bin/ipta"
   put 0755 "$bin/ipta-ingest" "$PREFIX/bin/ipta-ingest"
 
-  for f in "$src"/rsyslog/*.conf; do
-    if [ -f "$f" ]; then put 0644 "$f" "$SYSCONFDIR/rsyslog.d/$(basename "$f")"; fi
-  done
+  # The snippet that runs ipta-ingest; the other rsyslog/*.conf are alternatives to it (only
+  # one may be active), shipped as documentation. The snippet names ipta-ingest by its path
+  # under /usr/local: follow PREFIX.
+  if [ -f "$src/rsyslog/30-ipta.conf" ]; then
+    local snippet
+    snippet=$(mktemp)
+    sed "s#/usr/local/bin/ipta-ingest#$PREFIX/bin/ipta-ingest#g" "$src/rsyslog/30-ipta.conf" >"$snippet"
+    put 0644 "$snippet" "$SYSCONFDIR/rsyslog.d/30-ipta.conf"
+    rm -f -- "$snippet"
+  else
+    echo "warning: no rsyslog/30-ipta.conf in $src: rsyslog will not run ipta-ingest" >&2
+  fi
   if [ -f "$src/logrotate/ipta" ]; then
     put 0644 "$src/logrotate/ipta" "$SYSCONFDIR/logrotate.d/ipta"
   fi
@@ -203,6 +216,11 @@ install_all() {
     if [ -f "$src/$f" ]; then put 0644 "$src/$f" "$PREFIX/share/doc/ipta/$f"; fi
   done
   put 0644 "$src/etc/ipta.conf.example" "$PREFIX/share/doc/ipta/ipta.conf.example"
+  for f in "$src"/rsyslog/*.conf; do
+    if [ -f "$f" ] && [ "$(basename "$f")" != 30-ipta.conf ]; then
+      put 0644 "$f" "$PREFIX/share/doc/ipta/rsyslog/$(basename "$f")"
+    fi
+  done
 
   # Files an earlier install put there that this one no longer ships (say, a renamed snippet):
   # keep them in the manifest while they exist, so --uninstall still removes them.

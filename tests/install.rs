@@ -32,7 +32,11 @@ fn source_tree(dir: &Path) -> PathBuf {
         );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    w("rsyslog/30-ipta.conf", "# fake rsyslog snippet\n");
+    w(
+        "rsyslog/30-ipta.conf",
+        "action(type=\"omprog\" binary=\"/usr/local/bin/ipta-ingest --confirm\")\n",
+    );
+    w("rsyslog/30-ipta-file-only.conf", "# the alternative without a database\n");
     w("logrotate/ipta", "# fake logrotate\n");
     w("man/ipta.1", ".TH IPTA 1\n");
     w("man/ipta-ingest.1", ".TH IPTA-INGEST 1\n");
@@ -47,11 +51,21 @@ fn source_tree(dir: &Path) -> PathBuf {
 
 /// Runs install.sh with DESTDIR=root and the given arguments; returns its stdout.
 fn run_install(src: &Path, root: &Path, rsyslog_conf: &Path, args: &[&str]) -> String {
+    run_install_prefix(src, root, "/usr/local", rsyslog_conf, args)
+}
+
+fn run_install_prefix(
+    src: &Path,
+    root: &Path,
+    prefix: &str,
+    rsyslog_conf: &Path,
+    args: &[&str],
+) -> String {
     let out = Command::new("bash")
         .arg(src.join("install.sh"))
         .args(args)
         .env("DESTDIR", root)
-        .env("PREFIX", "/usr/local")
+        .env("PREFIX", prefix)
         .env("RSYSLOG_CONF", rsyslog_conf)
         .env_remove("IPTA_CONF_GROUP")
         .env_remove("SYSCONFDIR")
@@ -127,6 +141,7 @@ const DOCUMENTED: &[(&str, u32)] = &[
     ("/usr/local/share/doc/ipta/LICENSE", 0o644),
     ("/usr/local/share/doc/ipta/README.md", 0o644),
     ("/usr/local/share/doc/ipta/ipta.conf.example", 0o644),
+    ("/usr/local/share/doc/ipta/rsyslog/30-ipta-file-only.conf", 0o644),
     (
         "/usr/local/share/fish/vendor_completions.d/ipta.fish",
         0o644,
@@ -238,11 +253,15 @@ fn an_existing_ipta_conf_is_never_touched_and_an_unedited_one_is_removed() {
         vec!["/etc/ipta.conf".to_string()]
     );
 
-    // An ipta.conf installed and left as it was goes with the rest.
+    // An ipta.conf installed and left as it was goes with the rest. PREFIX=/usr this time: the
+    // rsyslog snippet must run /usr/bin/ipta-ingest.
     let root = tmp.path().join("root2");
-    run_install(&src, &root, &rsyslog_conf, &["--no-build"]);
+    run_install_prefix(&src, &root, "/usr", &rsyslog_conf, &["--no-build"]);
     assert_eq!(files(&root)["/etc/ipta.conf"].1, gid);
-    run_install(&src, &root, &rsyslog_conf, &["--uninstall"]);
+    assert!(files(&root).contains_key("/usr/bin/ipta-ingest"));
+    let snippet = std::fs::read_to_string(root.join("etc/rsyslog.d/30-ipta.conf")).unwrap();
+    assert!(snippet.contains("binary=\"/usr/bin/ipta-ingest --confirm\""), "{snippet}");
+    run_install_prefix(&src, &root, "/usr", &rsyslog_conf, &["--uninstall"]);
     assert!(files(&root).is_empty(), "{:?}", files(&root));
 }
 
