@@ -292,3 +292,11 @@ fn missing_binaries_and_missing_manifest_are_explained() {
     let out = run(&["--bogus"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn packaging_scripts_parse() {
+    for (shell, script) in [("sh", "debian/postinst"), ("bash", "scripts/build-deb.sh"), ("bash", "install.sh")] {
+        let out = Command::new(shell).arg("-n").arg(Path::new(REPO).join(script)).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
