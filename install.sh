@@ -17,8 +17,9 @@
 #   completions/_<bin>     -> PREFIX/share/zsh/site-functions/_<bin>
 #   completions/<bin>.fish -> PREFIX/share/fish/vendor_completions.d/<bin>.fish
 #   PREFIX/share/doc/ipta/{README.md,LICENSE,ipta.conf.example}    0644
-#   PREFIX/share/doc/ipta/rsyslog/<the other rsyslog/*.conf>       0644 (alternatives, e.g.
-#                                          the file-only setup: install by hand instead)
+#   PREFIX/share/doc/ipta/rsyslog/<the other rsyslog/*.conf, etc/rsyslog/*.conf>  0644
+#                                          (alternatives to install by hand: the file-only
+#                                          setup, forwarding from firewalls, the central host)
 #   PREFIX/share/ipta/installed.txt        the manifest: "sha256  path" per installed file
 #
 # The group of ipta.conf is the one rsyslog runs ipta-ingest as, so it can read the password:
@@ -216,8 +217,8 @@ install_all() {
     if [ -f "$src/$f" ]; then put 0644 "$src/$f" "$PREFIX/share/doc/ipta/$f"; fi
   done
   put 0644 "$src/etc/ipta.conf.example" "$PREFIX/share/doc/ipta/ipta.conf.example"
-  for f in "$src"/rsyslog/*.conf; do
-    if [ -f "$f" ] && [ "$(basename "$f")" != 30-ipta.conf ]; then
+  for f in "$src"/rsyslog/*.conf "$src"/etc/rsyslog/*.conf; do
+    if [ -f "$f" ] && [ "$f" != "$src/rsyslog/30-ipta.conf" ]; then
       put 0644 "$f" "$PREFIX/share/doc/ipta/rsyslog/$(basename "$f")"
     fi
   done

@@ -25,6 +25,12 @@ fn source_tree(dir: &Path) -> PathBuf {
         "etc/ipta.conf.example",
         &std::fs::read_to_string(Path::new(REPO).join("etc/ipta.conf.example")).unwrap(),
     );
+    for name in ["30-ipta-forward.conf", "31-ipta-central.conf"] {
+        w(
+            &format!("etc/rsyslog/{name}"),
+            &std::fs::read_to_string(Path::new(REPO).join("etc/rsyslog").join(name)).unwrap(),
+        );
+    }
     for b in ["ipta", "ipta-ingest"] {
         let p = w(
             &format!("target/release/{b}"),
@@ -142,6 +148,8 @@ const DOCUMENTED: &[(&str, u32)] = &[
     ("/usr/local/share/doc/ipta/README.md", 0o644),
     ("/usr/local/share/doc/ipta/ipta.conf.example", 0o644),
     ("/usr/local/share/doc/ipta/rsyslog/30-ipta-file-only.conf", 0o644),
+    ("/usr/local/share/doc/ipta/rsyslog/30-ipta-forward.conf", 0o644),
+    ("/usr/local/share/doc/ipta/rsyslog/31-ipta-central.conf", 0o644),
     (
         "/usr/local/share/fish/vendor_completions.d/ipta.fish",
         0o644,
@@ -298,5 +306,37 @@ fn packaging_scripts_parse() {
     for (shell, script) in [("sh", "debian/postinst"), ("bash", "scripts/build-deb.sh"), ("bash", "install.sh")] {
         let out = Command::new(shell).arg("-n").arg(Path::new(REPO).join(script)).output().unwrap();
         assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The many-firewalls examples are valid rsyslog configuration (when rsyslogd is installed, as
+/// test.sh provisions it). The central one needs what 30-ipta.conf defines (omprog, ipta_line).
+#[test]
+fn rsyslog_examples_validate() {
+    let Ok(out) = Command::new("rsyslogd").arg("-v").output() else {
+        eprintln!("rsyslogd not installed: rsyslog examples not checked");
+        return;
+    };
+    assert!(out.status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // What 30-ipta.conf provides: the omprog module and the line template.
+    let template = "module(load=\"omprog\")\n\
+                    template(name=\"ipta_line\" type=\"string\" string=\"%msg%\\n\")\n";
+    for (name, prelude) in [("30-ipta-forward.conf", ""), ("31-ipta-central.conf", template)] {
+        let conf = d.join(format!("{name}.main"));
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{}\")\nmodule(load=\"imklog\")\n{prelude}include(file=\"{}\")\n",
+                d.display(),
+                Path::new(REPO).join("etc/rsyslog").join(name).display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("rsyslogd").arg("-N1").arg("-f").arg(&conf).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{name}: {text}");
+        assert!(!text.contains("error"), "{name}: {text}");
     }
 }
