@@ -221,3 +221,18 @@ fn writers_keep_going_during_a_large_expire() {
     // Every row the writers added is still there; only the old ones went.
     assert_eq!(count(&mut c), (base.len() + during.len()) as u64);
 }
+
+#[test]
+fn expire_by_age_from_now() {
+    let (_db, mut c) = new_table("ret_age");
+    let now = chrono::Utc::now().timestamp_micros();
+    let hour = 3_600 * SEC;
+    insert_rows(&mut c, &[now - 49 * hour, now - 47 * hour, now - hour], 0);
+    let age = ipta::store::retention::parse_age("2d").unwrap();
+    let (cutoff, st) =
+        ipta::store::retention::expire_older_than(&mut c, "logs", age, 1000).unwrap();
+    assert!((cutoff.0 - (now - 48 * hour)).abs() < 60 * SEC, "cutoff {cutoff:?}");
+    assert_eq!(st.rows, 1);
+    assert_eq!(st.oldest_remaining, Some(Timestamp(now - 47 * hour)));
+    eprintln!("{}", st.describe("logs", cutoff));
+}

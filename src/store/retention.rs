@@ -41,6 +41,56 @@ pub struct ExpireStats {
     pub oldest_remaining: Option<Timestamp>,
 }
 
+impl ExpireStats {
+    /// One line for people: what went, up to when, and what is left.
+    pub fn describe(&self, table: &str, cutoff: Timestamp) -> String {
+        let left = match self.oldest_remaining {
+            Some(t) => format!("oldest packet left: {}", t.to_rfc3339()),
+            None => "the table is now empty".to_string(),
+        };
+        format!(
+            "expired {} packet{} older than {} from {table} in {} chunk{}; {left}",
+            self.rows,
+            if self.rows == 1 { "" } else { "s" },
+            cutoff.to_rfc3339(),
+            self.chunks,
+            if self.chunks == 1 { "" } else { "s" },
+        )
+    }
+}
+
+/// Expires what is older than `age` now: the cutoff is the current time minus `age`.
+/// Returns the cutoff used with the statistics.
+pub fn expire_older_than(
+    conn: &mut mysql::Conn,
+    table: &str,
+    age: Duration,
+    chunk_rows: usize,
+) -> Result<(Timestamp, ExpireStats), StoreError> {
+    let now = Timestamp(chrono::Utc::now().timestamp_micros());
+    let cutoff = cutoff_before(now, age);
+    Ok((cutoff, expire(conn, table, cutoff, chunk_rows)?))
+}
+
+/// When a long-running process last applied the retention: `due` says whether the hour since
+/// (`EXPIRE_INTERVAL`) is over, and counts the call as a run when it is.
+#[derive(Debug, Default)]
+pub struct ExpireSchedule {
+    last: Option<std::time::Instant>,
+}
+
+impl ExpireSchedule {
+    pub fn due(&mut self, now: std::time::Instant) -> bool {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < EXPIRE_INTERVAL => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
 /// Deletes the rows of `table` with `ts < cutoff` (a row at exactly `cutoff` stays), in chunks of
 /// about `chunk_rows` rows, each in its own transaction. Safe to interrupt and to run again: every
 /// committed chunk is final and a second run continues where the first stopped.
@@ -281,6 +331,29 @@ mod tests {
         assert_eq!(
             cutoff_before(now, Duration::from_secs(1)),
             Timestamp(999_999_999_000_000)
+        );
+    }
+
+    #[test]
+    fn schedule_runs_at_most_hourly() {
+        let mut s = ExpireSchedule::default();
+        let t0 = std::time::Instant::now();
+        assert!(s.due(t0), "the first call runs");
+        assert!(!s.due(t0 + Duration::from_secs(3599)));
+        assert!(s.due(t0 + Duration::from_secs(3600)));
+        assert!(!s.due(t0 + Duration::from_secs(3601)));
+    }
+
+    #[test]
+    fn stats_read_well() {
+        let st = ExpireStats {
+            rows: 1,
+            chunks: 1,
+            oldest_remaining: None,
+        };
+        assert_eq!(
+            st.describe("logs", Timestamp(0)),
+            "expired 1 packet older than 1970-01-01T00:00:00.000000Z from logs in 1 chunk; the table is now empty"
         );
     }
 
