@@ -206,11 +206,11 @@ impl Parser {
             Stamp::None => self.opts.reference,
             Stamp::Bad(why) => return Err(Reject { kind: RejectKind::BadTimestamp, reason: why }),
             Stamp::Rfc3164 { mon, day, h, mi, s } => {
-                let y = self.clock.year_for(mon, day, h, mi, s).ok_or(Reject {
+                let (_, secs) = self.clock.resolve_yearless(mon, day, h, mi, s).ok_or(Reject {
                     kind: RejectKind::BadTimestamp,
                     reason: "the date does not exist in the year it falls in (Feb 29 outside a leap year?)",
                 })?;
-                Timestamp(self.clock.wall_to_utc(y, mon, day, h, mi, s) * 1_000_000)
+                Timestamp(secs * 1_000_000)
             }
             Stamp::Rfc3339 { y, mon, day, h, mi, s, micros, offset } => {
                 self.clock.observe(y, mon);

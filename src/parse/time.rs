@@ -209,17 +209,38 @@ impl Clock {
         }
     }
 
+    /// The year of a year-less stamp and its UTC seconds. `None` when the date exists in no
+    /// candidate year (Feb 29 with a forced non-leap year).
+    pub fn resolve_yearless(&mut self, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<(i32, i64)> {
+        let y = self.year_for(mo, d, h, mi, s)?;
+        Some((y, self.wall_to_utc(y, mo, d, h, mi, s)))
+    }
+
     /// The year of a year-less stamp. `None` when the date exists in no candidate year
-    /// (Feb 29 outside a leap year in a stream already placed in that year).
+    /// (Feb 29 with a forced non-leap year).
     pub fn year_for(&mut self, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i32> {
         if let Some(y) = self.forced_year {
             return (d <= days_in_month(y, mo)).then_some(y);
         }
         let y = match self.year {
             // A big step back in the month (Dec -> Jan, or Nov -> Feb after a quiet spell) is
-            // the turn of the year; a small one is reordering and stays in the year.
-            Some(cur) if mo + 6 <= self.last_month => cur + 1,
-            Some(cur) => cur,
+            // the turn of the year; a small one is reordering and stays in the year. Either
+            // way the stamp may not land after the reference: then it is a year earlier.
+            Some(cur) => {
+                let stream = if mo + 6 <= self.last_month { cur + 1 } else { cur };
+                // The stream keeps its year even when this one stamp has to go back a year, so
+                // one stray line does not drag the lines after it back.
+                self.year = Some(stream);
+                self.last_month = mo;
+                let mut y = stream;
+                while y > cur - 8
+                    && (d > days_in_month(y, mo)
+                        || self.wall_to_utc(y, mo, d, h, mi, s) > self.reference_secs + FUTURE_TOLERANCE_SECS)
+                {
+                    y -= 1;
+                }
+                return (d <= days_in_month(y, mo)).then_some(y);
+            }
             None => {
                 // First stamp of the stream: the latest year that does not put it after the
                 // reference (plus tolerance). The reference's year in the zone is the first try.
@@ -305,5 +326,14 @@ mod tests {
         let mut c = Clock::new(Zone::Fixed(0), ref_secs, Some(2019));
         assert_eq!(c.year_for(2, 29, 0, 0, 0), None);
         assert_eq!(c.year_for(12, 29, 0, 0, 0), Some(2019));
+        // A stream never walks past the reference: after Apr 2026, Oct is Oct 2025.
+        let ref_secs = days_from_civil(2026, 9, 1) * 86_400;
+        let mut c = Clock::new(Zone::Fixed(0), ref_secs, None);
+        assert_eq!(c.year_for(4, 24, 0, 0, 0), Some(2026));
+        assert_eq!(c.year_for(8, 31, 0, 0, 0), Some(2026));
+        assert_eq!(c.year_for(10, 30, 0, 0, 0), Some(2025));
+        // ... until the reference moves on (a live stream).
+        c.set_reference(days_from_civil(2026, 11, 1) * 86_400);
+        assert_eq!(c.year_for(10, 30, 0, 0, 0), Some(2026));
     }
 }
