@@ -20,7 +20,7 @@ use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
 use crate::record::Timestamp;
-use crate::store::{summary, validate_identifier, StoreError};
+use crate::store::{map_err, summary, validate_identifier, StoreError};
 
 /// Rows per chunk when the caller has no better idea. Measured (tests/retention.rs, 2 cores,
 /// MariaDB 10.11): 1,000-row chunks stall a concurrent writer ~4 ms at most and expire ~100k
@@ -124,7 +124,7 @@ pub fn expire(
     loop {
         let from: Option<i64> = conn
             .exec_first(&first_sql, (ts_value(cutoff),))
-            .map_err(sql_err(table))?;
+            .map_err(|e| map_err(e, table))?;
         let Some(from) = from.map(Timestamp) else {
             break;
         };
@@ -134,14 +134,14 @@ pub fn expire(
                 &boundary_sql,
                 (ts_value(from), ts_value(cutoff), chunk_rows as u64),
             )
-            .map_err(sql_err(table))?;
+            .map_err(|e| map_err(e, table))?;
         let to = match to.map(Timestamp) {
             None => cutoff,
             Some(t) if t > from => t,
             // More than chunk_rows rows share `from`: take that whole timestamp in one chunk.
             Some(_) => conn
                 .exec_first::<i64, _, _>(&next_sql, (ts_value(from), ts_value(cutoff)))
-                .map_err(sql_err(table))?
+                .map_err(|e| map_err(e, table))?
                 .map(Timestamp)
                 .unwrap_or(cutoff),
         };
@@ -154,7 +154,7 @@ pub fn expire(
             format!("SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01', MIN(`ts`)) FROM `{table}`"),
             (),
         )
-        .map_err(sql_err(table))?;
+        .map_err(|e| map_err(e, table))?;
     stats.oldest_remaining = oldest.flatten().map(Timestamp);
     Ok(stats)
 }
@@ -187,7 +187,7 @@ fn delete_chunk(
             Err(ChunkError::Db(e)) if attempt < 4 && is_lock_conflict(&e) => {
                 std::thread::sleep(Duration::from_millis(50 * attempt));
             }
-            Err(ChunkError::Db(e)) => return Err(sql_err(table)(e)),
+            Err(ChunkError::Db(e)) => return Err(map_err(e, table)),
             // The transaction was dropped, so rolled back: no row deleted without its summary.
             Err(ChunkError::Summary(e)) => return Err(e),
         }
@@ -209,23 +209,6 @@ impl From<mysql::Error> for ChunkError {
 fn is_lock_conflict(e: &mysql::Error) -> bool {
     // 1213 deadlock, 1205 lock wait timeout: the transaction was rolled back, nothing happened.
     matches!(e, mysql::Error::MySqlError(m) if m.code == 1213 || m.code == 1205)
-}
-
-/// Maps a driver error to the store's error for `table`.
-fn sql_err(table: &str) -> impl Fn(mysql::Error) -> StoreError + '_ {
-    move |e| match &e {
-        mysql::Error::MySqlError(m) if m.code == 1146 => {
-            StoreError::MissingTable(table.to_string())
-        }
-        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => {
-            StoreError::ConnectionLost(e.to_string())
-        }
-        // 2006 server has gone away, 2013 lost connection during query.
-        mysql::Error::MySqlError(m) if m.code == 2006 || m.code == 2013 => {
-            StoreError::ConnectionLost(e.to_string())
-        }
-        _ => StoreError::Sql(e.to_string()),
-    }
 }
 
 /// A timestamp as a DATETIME(6) parameter (UTC wall time).
