@@ -124,14 +124,14 @@ impl TlsServer {
         make_ca(d, "otherca");
         make_server_cert(d, "ca");
         let data = d.join("data");
+        // The server runs as whoever runs the test (as root, mariadbd insists on --user).
+        let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let user = format!("--user={}", me.trim());
         run(Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
+            .arg(&user)
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .stdout(Stdio::null()));
         let port = free_port();
         let child = Command::new("mariadbd")
@@ -141,11 +141,8 @@ impl TlsServer {
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", d.join("err.log").display()))
             .arg(format!("--port={port}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--skip-name-resolve",
-            ])
+            .arg(&user)
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
             .args([
                 "--innodb-buffer-pool-size=16M",
                 "--character-set-server=utf8mb4",

@@ -12,6 +12,19 @@ use std::io::Read;
 use crate::config::{DbSettings, TlsMode};
 use crate::store::StoreError;
 
+/// Parses a `db_tls` / `--db-tls` value: `off`, `required` or `verify` (any case; MySQL's
+/// `--ssl-mode` names `disabled`, `required`, `verify_identity` are accepted too).
+pub fn parse_mode(s: &str) -> Result<TlsMode, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "disabled" | "no" | "false" => Ok(TlsMode::Off),
+        "required" | "require" | "on" | "yes" | "true" => Ok(TlsMode::Required),
+        "verify" | "verify_identity" | "verify-identity" => Ok(TlsMode::Verify),
+        _ => Err(format!(
+            "invalid TLS mode {s:?}: use off, required (encrypt) or verify (encrypt and check the certificate)"
+        )),
+    }
+}
+
 /// The mysql crate's TLS options for these settings, or `None` when TLS is off.
 ///
 /// The CA file is checked here, before any connection, so a typo in `db_tls_ca` is reported as
@@ -128,6 +141,18 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(parse_mode("off"), Ok(TlsMode::Off));
+        assert_eq!(parse_mode("Required"), Ok(TlsMode::Required));
+        assert_eq!(parse_mode(" verify "), Ok(TlsMode::Verify));
+        assert_eq!(parse_mode("VERIFY_IDENTITY"), Ok(TlsMode::Verify));
+        // VERIFY_CA (chain without the name) is not offered: it would accept any certificate of
+        // the CA for any host.
+        let e = parse_mode("verify_ca").unwrap_err();
+        assert!(e.contains("use off, required"), "{e}");
+    }
 
     #[test]
     fn off_means_no_tls() {
