@@ -1,8 +1,9 @@
 //! Retention: deleting packets older than an age (`ipta --expire 30d`, `expire = 30d`).
 //!
-//! A table that grows for years cannot be trimmed with one `DELETE ... WHERE ts < cutoff`: that
-//! one transaction would lock millions of rows, fill the undo log and stall every writer until
-//! it ends. `expire` instead walks the `uk_line (ts, line_hash, occ)` index from the oldest row
+//! A table that grows for years is not trimmed with one `DELETE ... WHERE ts < cutoff`: that one
+//! transaction would lock millions of rows until it ends, grow the undo and binary logs by as
+//! much, take as long again to roll back when interrupted, and exceed the transaction limits of
+//! clustered engines (Galera, TiDB). `expire` instead walks the `uk_line (ts, line_hash, occ)` index from the oldest row
 //! and deletes in chunks of about `chunk_rows` rows, each chunk its own short transaction over a
 //! range of `ts`. Chunk ranges are half-open `[from, to)` with `to` the timestamp of the first row
 //! of the next chunk, so a chunk never splits the rows of one timestamp (a chunk can therefore
@@ -23,8 +24,9 @@ use crate::record::Timestamp;
 use crate::store::{map_err, summary, validate_identifier, StoreError};
 
 /// Rows per chunk when the caller has no better idea. Measured (tests/retention.rs, 2 cores,
-/// MariaDB 10.11): 1,000-row chunks stall a concurrent writer ~4 ms at most and expire ~100k
-/// rows/s; 5,000-row chunks stall it 65-90 ms, 20,000-row chunks ~140 ms, and are no faster.
+/// MariaDB 10.11, moderate load): with 1,000-row chunks a concurrent writer's longest stall was
+/// 4-38 ms, with 5,000 65-90 ms, with 20,000 ~140 ms (a chunk's commit delays the writer's).
+/// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, docs/ops.md).
 pub const DEFAULT_CHUNK_ROWS: usize = 1_000;
 
 /// How often a long-running process (ipta-ingest) applies the configured retention at most.
