@@ -282,10 +282,11 @@ fn tls_verify_required_wrong_ca_and_off() {
     }
 
     // verify against a CA that did not sign the certificate: fails, and says so.
-    let e =
+    let Err(e) =
         ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Verify, Some("otherca.pem")))
-            .err()
-            .expect("a certificate from another CA must be refused");
+    else {
+        panic!("a certificate from another CA must be refused");
+    };
     let msg = e.to_string();
     eprintln!("wrong CA: {msg}");
     assert!(
@@ -295,9 +296,9 @@ fn tls_verify_required_wrong_ca_and_off() {
     assert!(msg.contains("not signed by"), "{msg}");
 
     // off against require_secure_transport: refused by the server.
-    let e = ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Off, None))
-        .err()
-        .expect("an unencrypted connection must be refused");
+    let Err(e) = ipta::store::connect(&server.settings("127.0.0.1", TlsMode::Off, None)) else {
+        panic!("an unencrypted connection must be refused");
+    };
     let msg = e.to_string();
     eprintln!("off: {msg}");
     // MariaDB says "access denied" (MySQL 8: error 3159); either way the hint names db_tls.
