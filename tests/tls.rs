@@ -1,7 +1,8 @@
 //! TLS to the database: a private, throwaway MariaDB that only accepts encrypted connections
 //! (`require_secure_transport`), with a certificate signed by a CA made here with the openssl
-//! CLI. `db_tls = verify` against that CA connects and the session is encrypted; against a
-//! different CA it fails with a message naming the CA file; `db_tls = off` is refused.
+//! CLI. `db_tls = verify` against that CA connects and the session is encrypted; at an address
+//! the certificate does not name, or against a different CA, it fails with a message saying
+//! which; `db_tls = required` encrypts without checking; `db_tls = off` is refused.
 //! The server is killed at the end, also when an assertion fails (Drop guard).
 
 use std::path::{Path, PathBuf};
@@ -142,7 +143,8 @@ impl TlsServer {
             .arg(format!("--log-error={}", d.join("err.log").display()))
             .arg(format!("--port={port}"))
             .arg(&user)
-            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            // 127.0.0.2 (loopback too, but not in the certificate) for the host-name check.
+            .args(["--bind-address=127.0.0.1,127.0.0.2", "--skip-name-resolve"])
             .args([
                 "--innodb-buffer-pool-size=16M",
                 "--character-set-server=utf8mb4",
@@ -161,8 +163,8 @@ impl TlsServer {
         // Over the Unix socket (which require_secure_transport accepts) as root: a TCP user.
         let mut root = server.root_conn();
         root.query_drop(
-            "CREATE USER 'tlsuser'@'127.0.0.1' IDENTIFIED BY 'tls-secret';
-             GRANT ALL ON *.* TO 'tlsuser'@'127.0.0.1';
+            "CREATE USER 'tlsuser'@'127.0.0.%' IDENTIFIED BY 'tls-secret';
+             GRANT ALL ON *.* TO 'tlsuser'@'127.0.0.%';
              CREATE DATABASE ipta;",
         )
         .unwrap();
@@ -280,6 +282,21 @@ fn tls_verify_required_wrong_ca_and_off() {
         // The server listens on 127.0.0.1 only; localhost resolving to ::1 first is not TLS's fault.
         eprintln!("localhost does not resolve to 127.0.0.1 first here: DNS-name check skipped");
     }
+
+    // verify with the right CA at an address the certificate does not name: refused, and said
+    // so; required (no verification) goes through at that address.
+    let Err(e) =
+        ipta::store::connect(&server.settings("127.0.0.2", TlsMode::Verify, Some("ca.pem")))
+    else {
+        panic!("a certificate that does not name the host must be refused");
+    };
+    let msg = e.to_string();
+    eprintln!("wrong name: {msg}");
+    assert!(msg.contains("does not name \"127.0.0.2\""), "{msg}");
+    let mut c = ipta::store::connect(&server.settings("127.0.0.2", TlsMode::Required, None))
+        .expect("required does not check the name");
+    assert!(!cipher(&mut c).is_empty());
+    drop(c);
 
     // verify against a CA that did not sign the certificate: fails, and says so.
     let Err(e) =

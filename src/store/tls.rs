@@ -104,9 +104,10 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
                 .into(),
         );
     }
-    // rustls reports certificate problems as I/O errors; their names are stable (rustls'
-    // CertificateError variants).
-    if text.contains("UnknownIssuer") {
+    // rustls reports certificate problems as I/O errors whose text is its CertificateError:
+    // the variant's name (`UnknownIssuer`) or, for the variants with context, a sentence.
+    let lower = text.to_ascii_lowercase();
+    if text.contains("UnknownIssuer") || lower.contains("unknown issuer") {
         return Some(match &settings.tls_ca {
             Some(ca) => format!(
                 "the server's certificate is not signed by the CA in {} (db_tls_ca)",
@@ -118,14 +119,15 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
                 .into(),
         });
     }
-    if text.contains("NotValidForName") {
+    if text.contains("NotValidForName") || lower.contains("not valid for name") {
         return Some(format!(
             "the server's certificate does not name {:?}: connect by a name or address listed \
              in its subjectAltName",
             settings.host
         ));
     }
-    if text.contains("Expired") || text.contains("NotValidYet") {
+    if lower.contains("expired") || text.contains("NotValidYet") || lower.contains("not valid yet")
+    {
         return Some(
             "the server's certificate is outside its validity period: check it and this \
              machine's clock"
