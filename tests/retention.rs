@@ -231,8 +231,80 @@ fn expire_by_age_from_now() {
     let age = ipta::store::retention::parse_age("2d").unwrap();
     let (cutoff, st) =
         ipta::store::retention::expire_older_than(&mut c, "logs", age, 1000).unwrap();
-    assert!((cutoff.0 - (now - 48 * hour)).abs() < 60 * SEC, "cutoff {cutoff:?}");
+    assert!(
+        (cutoff.0 - (now - 48 * hour)).abs() < 60 * SEC,
+        "cutoff {cutoff:?}"
+    );
     assert_eq!(st.rows, 1);
     assert_eq!(st.oldest_remaining, Some(Timestamp(now - 47 * hour)));
     eprintln!("{}", st.describe("logs", cutoff));
+}
+
+#[test]
+fn the_hook_sees_each_chunk_before_it_goes() {
+    let (_db, mut c) = new_table("ret_hook");
+    let ts: Vec<i64> = (0..1000).map(|i| T0 + i * SEC).collect();
+    insert_rows(&mut c, &ts, 0);
+    let cutoff = Timestamp(T0 + 950 * SEC);
+    let mut seen: Vec<(i64, i64, u64)> = Vec::new();
+    let st =
+        ipta::store::retention::expire_with(&mut c, "logs", cutoff, 100, |tx, table, from, to| {
+            assert_eq!(table, "logs");
+            // Inside the chunk's transaction, before the DELETE: the rows are still there.
+            let n: u64 = tx
+                .exec_first(
+                    "SELECT COUNT(*) FROM `logs` WHERE `ts` >= ? AND `ts` < ?",
+                    (ts_value(from), ts_value(to)),
+                )
+                .unwrap()
+                .unwrap();
+            seen.push((from.0, to.0, n));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(st.rows, 950);
+    assert_eq!(seen.len(), 10);
+    assert_eq!(seen[0].0, T0, "the first range starts at the oldest row");
+    assert_eq!(
+        seen.last().unwrap().1,
+        cutoff.0,
+        "the last range ends at the cutoff"
+    );
+    for w in seen.windows(2) {
+        assert_eq!(w[0].1, w[1].0, "ranges are contiguous: {seen:?}");
+    }
+    assert_eq!(
+        seen.iter().map(|r| r.2).sum::<u64>(),
+        950,
+        "the hook saw every deleted row"
+    );
+}
+
+#[test]
+fn a_failing_hook_rolls_its_chunk_back() {
+    let (_db, mut c) = new_table("ret_hookfail");
+    let ts: Vec<i64> = (0..500).map(|i| T0 + i * SEC).collect();
+    insert_rows(&mut c, &ts, 0);
+    let mut calls = 0;
+    let r = ipta::store::retention::expire_with(
+        &mut c,
+        "logs",
+        Timestamp(T0 + 500 * SEC),
+        100,
+        |_, _, _, _| {
+            calls += 1;
+            if calls == 3 {
+                Err(StoreError::Sql("summary update failed".into()))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    match r {
+        Err(StoreError::Sql(m)) => assert_eq!(m, "summary update failed"),
+        other => panic!("expected the hook's error, got {other:?}"),
+    }
+    // Two chunks committed; the third was rolled back with its summary update.
+    assert_eq!(count(&mut c), 300);
+    assert_eq!(remaining_ts(&mut c)[0], T0 + 200 * SEC);
 }

@@ -95,13 +95,31 @@ impl ExpireSchedule {
 
 /// Deletes the rows of `table` with `ts < cutoff` (a row at exactly `cutoff` stays), in chunks of
 /// about `chunk_rows` rows, each in its own transaction. Safe to interrupt and to run again: every
-/// committed chunk is final and a second run continues where the first stopped.
+/// committed chunk is final and a second run continues where the first stopped. The summary
+/// tables are kept exact through `summary::on_delete_range`.
 pub fn expire(
     conn: &mut mysql::Conn,
     table: &str,
     cutoff: Timestamp,
     chunk_rows: usize,
 ) -> Result<ExpireStats, StoreError> {
+    expire_with(conn, table, cutoff, chunk_rows, summary::on_delete_range)
+}
+
+/// [`expire`] with another hook in place of `summary::on_delete_range`: `before_delete(tx,
+/// table, from, to)` runs in each chunk's transaction after the range `from <= ts < to` is
+/// locked and before its rows are deleted. An error from it rolls the chunk back and ends
+/// the run.
+pub fn expire_with<H>(
+    conn: &mut mysql::Conn,
+    table: &str,
+    cutoff: Timestamp,
+    chunk_rows: usize,
+    mut before_delete: H,
+) -> Result<ExpireStats, StoreError>
+where
+    H: FnMut(&mut mysql::Transaction<'_>, &str, Timestamp, Timestamp) -> Result<(), StoreError>,
+{
     let table = validate_identifier(table)?;
     let chunk_rows = chunk_rows.max(1);
     let mut stats = ExpireStats::default();
@@ -147,7 +165,13 @@ pub fn expire(
                 .map(Timestamp)
                 .unwrap_or(cutoff),
         };
-        stats.rows += delete_chunk(conn, table, from, to, &lock_sql, &delete_sql)?;
+        stats.rows += delete_chunk(
+            conn,
+            table,
+            (from, to),
+            (&lock_sql, &delete_sql),
+            &mut before_delete,
+        )?;
         stats.chunks += 1;
     }
 
@@ -164,21 +188,23 @@ pub fn expire(
 /// One chunk: lock the range, tell the summaries, delete, commit. A deadlock or lock wait
 /// timeout (a writer inserting old rows into the same range) rolls the chunk back; it is tried
 /// again a few times before giving up.
-fn delete_chunk(
+fn delete_chunk<H>(
     conn: &mut mysql::Conn,
     table: &str,
-    from: Timestamp,
-    to: Timestamp,
-    lock_sql: &str,
-    delete_sql: &str,
-) -> Result<u64, StoreError> {
+    (from, to): (Timestamp, Timestamp),
+    (lock_sql, delete_sql): (&str, &str),
+    before_delete: &mut H,
+) -> Result<u64, StoreError>
+where
+    H: FnMut(&mut mysql::Transaction<'_>, &str, Timestamp, Timestamp) -> Result<(), StoreError>,
+{
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = (|| -> Result<u64, ChunkError> {
             let mut tx = conn.start_transaction(TxOpts::default())?;
             let _locked: Option<u64> = tx.exec_first(lock_sql, (ts_value(from), ts_value(to)))?;
-            summary::on_delete_range(&mut tx, table, from, to).map_err(ChunkError::Summary)?;
+            before_delete(&mut tx, table, from, to).map_err(ChunkError::Summary)?;
             tx.exec_drop(delete_sql, (ts_value(from), ts_value(to)))?;
             let n = tx.affected_rows();
             tx.commit()?;
