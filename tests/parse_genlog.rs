@@ -49,12 +49,12 @@ fn genlog_py_100k_mixed_lines_parse_without_rejects() {
             assert!(text.contains(&format!("SRC={src} ")), "line {n}");
         }
         assert_eq!(r.inner.is_some(), text.contains("[SRC="), "line {n}");
-        if r.inner.is_some() {
+        if let Some(inn) = r.inner {
             inner += 1;
             // The embedded packet never overwrites the outer one.
             assert_eq!(r.pkt.proto, Some(Proto::Icmp));
             assert_eq!(r.pkt.spt, None);
-            assert_eq!(r.inner.unwrap().proto, Some(Proto::Udp));
+            assert_eq!(inn.proto, Some(Proto::Udp));
         }
         if matches!(r.pkt.proto, Some(Proto::Icmp | Proto::Icmpv6)) {
             icmp += 1;

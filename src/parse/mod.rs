@@ -69,6 +69,8 @@ impl std::fmt::Display for Reject {
 }
 
 /// What one line turned out to be.
+// The record is large and the other variants small; boxing it would cost an allocation per line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome<'a> {
     Packet(Record<'a>),

@@ -362,11 +362,8 @@ fn packet_token<'a>(p: &mut Packet, l4: &mut L4, tk: Tok<'a>, t: &mut Toks<'a>, 
                     p.tcp_flags = Some(TcpFlags::default());
                 }
             }
-            b"RES" => {
-                if *l4 == L4::Tcp && p.tcp_flags.is_none() {
-                    p.tcp_flags = Some(TcpFlags::default());
-                }
-            }
+            // Flag words follow RES=: a TCP header with none of them has no flag set.
+            b"RES" if *l4 == L4::Tcp && p.tcp_flags.is_none() => p.tcp_flags = Some(TcpFlags::default()),
             b"URGP" => p.urgp = num(k, dec(v))?,
             b"TYPE" => p.icmp_type = num(k, dec(v))?,
             b"CODE" => p.icmp_code = num(k, dec(v))?,
