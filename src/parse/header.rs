@@ -125,11 +125,13 @@ fn rfc3339(b: &[u8], i: usize) -> Option<(Stamp, usize)> {
     if b.get(i + 4) != Some(&b'-') {
         return None;
     }
-    let end = word_end(b, i);
+    // `2026-11-05T06:35:08`, or with a space instead of the T as some relays write it.
+    let spaced = b.get(i + 10) == Some(&b' ') && b.get(i + 13) == Some(&b':');
+    let end = word_end(b, if spaced { i + 11 } else { i });
     let bad = |why| Some((Stamp::Bad(why), end));
     let w = &b[i..end];
     const SHAPE: &str = "the RFC 3339 time stamp is not `YYYY-MM-DDThh:mm:ss[.frac](Z|+hh:mm)`";
-    if w.len() < 19 || w[7] != b'-' || (w[10] != b'T' && w[10] != b't') {
+    if w.len() < 19 || w[7] != b'-' || !matches!(w[10], b'T' | b't' | b' ') {
         return bad(SHAPE);
     }
     let (Some(mon), Some(day), Some((h, mi, s))) = (two(w, 5), two(w, 8), hms(w, 11)) else {

@@ -32,16 +32,53 @@ const fn rj(kind: RejectKind, reason: &'static str) -> Reject {
     Reject { kind, reason }
 }
 
-/// Space-separated tokens of the field part.
+/// Space-separated tokens of the field part. Tokens are short (a few bytes to a few dozen), so
+/// a plain byte loop that also notes the first `=` beats calling a vectorised search twice.
 #[derive(Clone, Copy)]
 struct Toks<'a> {
     b: &'a [u8],
     i: usize,
 }
 
+/// The first `byte` in `b[from..]`, or `b.len()`. Eight bytes at a time (SWAR): tokens are
+/// too short for a vectorised search to pay for its call, too long for a byte loop to be cheap.
+#[inline]
+fn find_byte(b: &[u8], from: usize, byte: u8) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pat = LO * u64::from(byte);
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w) ^ pat;
+        // The lowest byte of x that is zero sets the lowest bit of `t` exactly (borrows only
+        // propagate upwards, past it).
+        let t = x.wrapping_sub(LO) & !x & HI;
+        if t != 0 {
+            return i + (t.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        if b[i] == byte {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// A token and the position of its first `=` (or its length when it has none).
+#[derive(Clone, Copy)]
+struct Tok<'a> {
+    t: &'a [u8],
+    eq: usize,
+}
+
 impl<'a> Toks<'a> {
     #[inline]
-    fn next(&mut self) -> Option<&'a [u8]> {
+    fn next_tok(&mut self) -> Option<Tok<'a>> {
         let b = self.b;
         let mut i = self.i;
         while i < b.len() && b[i] == b' ' {
@@ -51,12 +88,15 @@ impl<'a> Toks<'a> {
             self.i = i;
             return None;
         }
-        let e = match memchr::memchr(b' ', &b[i..]) {
-            Some(n) => i + n,
-            None => b.len(),
-        };
-        self.i = e;
-        Some(&b[i..e])
+        let start = i;
+        let end = find_byte(b, start, b' ');
+        self.i = end;
+        let t = &b[start..end];
+        Some(Tok { t, eq: find_byte(t, 0, b'=') })
+    }
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.next_tok().map(|t| t.t)
     }
     fn peek(&self) -> Option<&'a [u8]> {
         let mut c = *self;
@@ -210,6 +250,11 @@ fn ip(v: &[u8]) -> Option<IpAddr> {
 
 #[inline]
 fn text<'a>(v: &'a [u8], why: &'static str) -> Result<&'a str, Reject> {
+    if v.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8. (The check is cheaper than `from_utf8` for the short,
+        // almost always ASCII values of a log line.)
+        return Ok(unsafe { std::str::from_utf8_unchecked(v) });
+    }
     std::str::from_utf8(v).map_err(|_| rj(RejectKind::BadUtf8, why))
 }
 
@@ -256,13 +301,14 @@ enum Step {
 }
 
 /// One token of the IP + transport part, for the outer packet or the embedded one.
-#[inline]
-fn packet_token<'a>(p: &mut Packet, l4: &mut L4, tok: &'a [u8], t: &mut Toks<'a>, inner: bool) -> Result<Step, Reject> {
-    let (tok, closes) = match tok.strip_suffix(b"]") {
+#[inline(always)]
+fn packet_token<'a>(p: &mut Packet, l4: &mut L4, tk: Tok<'a>, t: &mut Toks<'a>, inner: bool) -> Result<Step, Reject> {
+    let (tok, closes) = match tk.t.strip_suffix(b"]") {
         Some(rest) if inner && !rest.ends_with(b"bytes") => (rest, true),
-        _ => (tok, false),
+        _ => (tk.t, false),
     };
-    if let Some(eq) = memchr::memchr(b'=', tok) {
+    let eq = tk.eq;
+    if eq < tok.len() {
         let (k, v) = (&tok[..eq], &tok[eq + 1..]);
         match k {
             b"SRC" | b"DST" => {
@@ -316,11 +362,8 @@ fn packet_token<'a>(p: &mut Packet, l4: &mut L4, tok: &'a [u8], t: &mut Toks<'a>
                     p.tcp_flags = Some(TcpFlags::default());
                 }
             }
-            b"RES" => {
-                if *l4 == L4::Tcp && p.tcp_flags.is_none() {
-                    p.tcp_flags = Some(TcpFlags::default());
-                }
-            }
+            // Flag words follow RES=: a TCP header with none of them has no flag set.
+            b"RES" if *l4 == L4::Tcp && p.tcp_flags.is_none() => p.tcp_flags = Some(TcpFlags::default()),
             b"URGP" => p.urgp = num(k, dec(v))?,
             b"TYPE" => p.icmp_type = num(k, dec(v))?,
             b"CODE" => p.icmp_code = num(k, dec(v))?,
@@ -392,9 +435,10 @@ fn packet_token<'a>(p: &mut Packet, l4: &mut L4, tok: &'a [u8], t: &mut Toks<'a>
 pub fn parse_body<'a>(body: &'a [u8], rec: &mut Record<'a>) -> Result<(), BodyError> {
     let mut t = Toks { b: body, i: 0 };
     let mut l4 = L4::Ip;
-    while let Some(tok) = t.next() {
-        if let Some(eq) = memchr::memchr(b'=', tok) {
-            let (k, v) = (&tok[..eq], &tok[eq + 1..]);
+    while let Some(tk) = t.next_tok() {
+        let tok = tk.t;
+        if tk.eq < tok.len() {
+            let (k, v) = (&tok[..tk.eq], &tok[tk.eq + 1..]);
             match k {
                 b"IN" => rec.if_in = iface(v, "IN= is not valid UTF-8")?,
                 b"OUT" => rec.if_out = iface(v, "OUT= is not valid UTF-8")?,
@@ -413,13 +457,14 @@ pub fn parse_body<'a>(body: &'a [u8], rec: &mut Record<'a>) -> Result<(), BodyEr
                     }
                     let mut inner = Packet::default();
                     let mut il4 = L4::Ip;
-                    let mut closed = matches!(packet_token(&mut inner, &mut il4, &tok[1..], &mut t, true)?, Step::EndInner);
+                    let first = Tok { t: &tok[1..], eq: tk.eq - 1 };
+                    let mut closed = matches!(packet_token(&mut inner, &mut il4, first, &mut t, true)?, Step::EndInner);
                     while !closed {
-                        let Some(w) = t.next() else { break };
-                        if w.first() == Some(&b'[') && memchr::memchr(b'=', w).is_some() {
+                        let Some(w) = t.next_tok() else { break };
+                        if w.t.first() == Some(&b'[') && w.eq < w.t.len() {
                             return Err(rj(RejectKind::Malformed, "an embedded packet inside an embedded packet").into());
                         }
-                        if w == b"]" {
+                        if w.t == b"]" {
                             closed = true;
                             break;
                         }
@@ -432,13 +477,13 @@ pub fn parse_body<'a>(body: &'a [u8], rec: &mut Record<'a>) -> Result<(), BodyEr
                     rec.inner = Some(inner);
                 }
                 _ => {
-                    packet_token(&mut rec.pkt, &mut l4, tok, &mut t, false)?;
+                    packet_token(&mut rec.pkt, &mut l4, tk, &mut t, false)?;
                 }
             }
         } else if tok == b"ARP" && rec.pkt.src.is_none() {
             return Err(BodyError::Arp);
         } else {
-            packet_token(&mut rec.pkt, &mut l4, tok, &mut t, false)?;
+            packet_token(&mut rec.pkt, &mut l4, tk, &mut t, false)?;
         }
     }
     if rec.pkt.src.is_none() {
@@ -453,6 +498,17 @@ pub fn parse_body<'a>(body: &'a [u8], rec: &mut Record<'a>) -> Result<(), BodyEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swar_find() {
+        let hay = b"SRC=192.168.100.200 DST=1.2.3.4  x=\x80\xa0=";
+        for from in 0..hay.len() {
+            for byte in [b' ', b'=', 0x80, 0xa0, b'x', b'?'] {
+                let want = hay[from..].iter().position(|&c| c == byte).map_or(hay.len(), |p| from + p);
+                assert_eq!(find_byte(hay, from, byte), want, "from {from} byte {byte}");
+            }
+        }
+    }
 
     #[test]
     fn numbers_and_addresses() {

@@ -6,7 +6,7 @@
 //! its de-duplication hash) starts.
 
 use memchr::memmem;
-use regex::bytes::Regex;
+use regex::bytes::{CaptureLocations, Regex};
 
 use super::ActionRules;
 
@@ -27,7 +27,9 @@ pub enum Matched {
 pub struct Rules {
     ufw: bool,
     shorewall: bool,
-    regex: Option<Regex>,
+    /// The user regex, the index of its `action` group, and reused capture slots (so a match
+    /// allocates nothing).
+    regex: Option<(Regex, usize, CaptureLocations)>,
     any: bool,
     ipt: memmem::Finder<'static>,
 }
@@ -37,10 +39,11 @@ impl Rules {
         let regex = match &r.regex {
             Some(src) => {
                 let re = Regex::new(src).map_err(|e| format!("action regex: {e}"))?;
-                if !re.capture_names().any(|n| n == Some("action")) {
+                let Some(group) = re.capture_names().position(|n| n == Some("action")) else {
                     return Err("action regex: it needs a capture group named `action`, e.g. `MYFW-(?P<action>[A-Z]+)`".into());
-                }
-                Some(re)
+                };
+                let locs = re.capture_locations();
+                Some((re, group, locs))
             }
             None => None,
         };
@@ -49,7 +52,7 @@ impl Rules {
 
     /// Matches the prefix region `line[start..end]` (end = the `IN=` anchor). Rules are tried
     /// in a fixed order: `IPT:`, UFW, Shorewall, the regex, `any`.
-    pub fn match_prefix(&self, line: &[u8], start: usize, end: usize) -> Matched {
+    pub fn match_prefix(&mut self, line: &[u8], start: usize, end: usize) -> Matched {
         match self.ipt_rule(line, start, end) {
             Matched::None => {}
             m => return m,
@@ -66,11 +69,10 @@ impl Rules {
                 m => return m,
             }
         }
-        if let Some(re) = &self.regex {
-            if let Some(c) = re.captures(&line[start..end]) {
-                let whole = c.get(0).map_or(0, |m| m.start());
-                return match c.name("action") {
-                    Some(a) if !a.is_empty() => Matched::Action(start + whole, start + a.start(), start + a.end()),
+        if let Some((re, group, locs)) = &mut self.regex {
+            if let Some(m) = re.captures_read(locs, &line[start..end]) {
+                return match locs.get(*group) {
+                    Some((a, e)) if e > a => Matched::Action(start + m.start(), start + a, start + e),
                     _ => Matched::NoAction,
                 };
             }
@@ -172,7 +174,7 @@ fn any_rule(line: &[u8], start: usize, end: usize) -> Matched {
 mod tests {
     use super::*;
 
-    fn act(r: &Rules, s: &str) -> Option<String> {
+    fn act(r: &mut Rules, s: &str) -> Option<String> {
         let b = s.as_bytes();
         match r.match_prefix(b, 0, b.len()) {
             Matched::Action(_, a, e) => Some(s[a..e].to_string()),
@@ -184,21 +186,21 @@ mod tests {
 
     #[test]
     fn rules() {
-        let all = Rules::new(&ActionRules { ufw: true, shorewall: true, regex: None, any: false }).unwrap();
-        assert_eq!(act(&all, "IPT: DROP "), Some("DROP".into()));
-        assert_eq!(act(&all, "x IPT:  CBLK "), Some("CBLK".into()));
-        assert_eq!(act(&all, "IPT:DROP "), None);
-        assert_eq!(act(&all, "XIPT: DROP "), None);
-        assert_eq!(act(&all, "IPT: "), Some("<none>".into()));
-        assert_eq!(act(&all, "[UFW LIMIT BLOCK] "), Some("LIMIT BLOCK".into()));
-        assert_eq!(act(&all, "Shorewall:net2fw:DROP:"), Some("DROP".into()));
-        assert_eq!(act(&all, "Shorewall:net2fw:"), Some("<none>".into()));
-        let any = Rules::new(&ActionRules { any: true, ..Default::default() }).unwrap();
-        assert_eq!(act(&any, ""), Some("LOG".into()));
-        assert_eq!(act(&any, "[WAN_IN-default-D]"), Some("WAN_IN-default-D".into()));
-        assert_eq!(act(&any, "iptables DROP_INPUT: "), Some("DROP_INPUT".into()));
-        let re = Rules::new(&ActionRules { regex: Some("FW-(?P<action>[A-Z]+)".into()), ..Default::default() }).unwrap();
-        assert_eq!(act(&re, "x FW-REJECT "), Some("REJECT".into()));
+        let mut all = Rules::new(&ActionRules { ufw: true, shorewall: true, regex: None, any: false }).unwrap();
+        assert_eq!(act(&mut all, "IPT: DROP "), Some("DROP".into()));
+        assert_eq!(act(&mut all, "x IPT:  CBLK "), Some("CBLK".into()));
+        assert_eq!(act(&mut all, "IPT:DROP "), None);
+        assert_eq!(act(&mut all, "XIPT: DROP "), None);
+        assert_eq!(act(&mut all, "IPT: "), Some("<none>".into()));
+        assert_eq!(act(&mut all, "[UFW LIMIT BLOCK] "), Some("LIMIT BLOCK".into()));
+        assert_eq!(act(&mut all, "Shorewall:net2fw:DROP:"), Some("DROP".into()));
+        assert_eq!(act(&mut all, "Shorewall:net2fw:"), Some("<none>".into()));
+        let mut any = Rules::new(&ActionRules { any: true, ..Default::default() }).unwrap();
+        assert_eq!(act(&mut any, ""), Some("LOG".into()));
+        assert_eq!(act(&mut any, "[WAN_IN-default-D]"), Some("WAN_IN-default-D".into()));
+        assert_eq!(act(&mut any, "iptables DROP_INPUT: "), Some("DROP_INPUT".into()));
+        let mut re = Rules::new(&ActionRules { regex: Some("FW-(?P<action>[A-Z]+)".into()), ..Default::default() }).unwrap();
+        assert_eq!(act(&mut re, "x FW-REJECT "), Some("REJECT".into()));
         assert!(Rules::new(&ActionRules { regex: Some("FW-([A-Z]+)".into()), ..Default::default() }).is_err());
         assert!(Rules::new(&ActionRules { regex: Some("(".into()), ..Default::default() }).is_err());
     }
