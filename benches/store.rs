@@ -1,13 +1,13 @@
 //! Writer rate versus `LOAD DATA LOCAL INFILE` of the same rows into the same table layout.
 //! Prints figures, asserts nothing. Run: `cargo bench --bench store` (needs the server that
 //! scripts/provision.sh sets up; `IPTA_TEST_SOCKET` overrides the socket). Options after `--`:
-//! `--rows N` (default 200000), `--batch N` (default 5000).
+//! `--rows N` (default 200000), `--batch N` (default 5000), `--only load|insert|ld` (one of the three, for profiling).
 
 use std::time::Instant;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::store::loaddata::load_data;
-use ipta::store::writer::Writer;
+use ipta::store::writer::{WriteMethod, Writer};
 use mysql::prelude::Queryable;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -121,44 +121,51 @@ fn main() {
     );
 
     let mut c = connect();
-    for t in ["w", "ld"] {
-        c.query_drop(ipta::store::schema::create_table_sql(t))
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
+    let run = |what: &str| only.is_empty() || only == what;
+    let rate = |label: &str, n: u64, t: Instant| {
+        let el = t.elapsed().as_secs_f64();
+        println!(
+            "{label:<34}: {n:>8} rows in {el:6.2} s = {:>8.0} rows/s",
+            n as f64 / el
+        );
+    };
+
+    for (name, method) in [("load", WriteMethod::Auto), ("insert", WriteMethod::Insert)] {
+        if !run(name) {
+            continue;
+        }
+        let table = format!("w_{name}");
+        c.query_drop(ipta::store::schema::create_table_sql(&table))
             .unwrap();
+        let mut w = Writer::new(connect(), &table).with_method(method);
+        let t = Instant::now();
+        let mut ins = 0;
+        for b in &bs {
+            ins += w.write(b).unwrap().inserted;
+        }
+        rate(&format!("Writer {method:?} (new rows)"), ins, t);
+        let t = Instant::now();
+        let mut dup = 0;
+        for b in &bs {
+            dup += w.write(b).unwrap().duplicates;
+        }
+        rate(&format!("Writer {method:?} (all duplicates)"), dup, t);
     }
 
-    let mut w = Writer::new(connect(), "w");
-    let t = Instant::now();
-    let mut ins = 0;
-    for b in &bs {
-        ins += w.write(b).unwrap().inserted;
+    if run("ld") {
+        c.query_drop(ipta::store::schema::create_table_sql("ld"))
+            .unwrap();
+        let t = Instant::now();
+        let mut ins = 0;
+        for b in &bs {
+            ins += load_data(&mut c, "ld", b).unwrap().inserted;
+        }
+        rate("load_data (LOAD DATA LOCAL INFILE)", ins, t);
     }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "Writer (new rows)      : {ins:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        ins as f64 / el
-    );
-
-    let t = Instant::now();
-    let mut dup = 0;
-    for b in &bs {
-        dup += w.write(b).unwrap().duplicates;
-    }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "Writer (all duplicates): {dup:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        dup as f64 / el
-    );
-
-    let t = Instant::now();
-    let mut ins = 0;
-    for b in &bs {
-        ins += load_data(&mut c, "ld", b).unwrap().inserted;
-    }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "LOAD DATA LOCAL INFILE : {ins:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        ins as f64 / el
-    );
 
     admin.query_drop(format!("DROP DATABASE `{db}`")).unwrap();
 }
