@@ -313,6 +313,29 @@ fn hostile_text_is_stored_verbatim() {
 }
 
 #[test]
+fn no_backslash_escapes_mode_is_handled() {
+    let (db, mut c) = setup("sw_nbe");
+    let m = b"IPT: DROP a\\b".to_vec();
+    let mut b = RecordBatch::new();
+    b.push(&Record { if_in: Some("e\\t\t"), ..tcp_record(T0, "9.10.92.0", 1, &m) }, 0);
+    let mut w = Writer::new(db.conn(), "logs");
+    w.conn()
+        .query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        .unwrap();
+    assert_eq!(w.write(&b).unwrap().inserted, 1);
+    let row: (String, String) = c
+        .query_first("SELECT if_in, INET6_NTOA(src) FROM logs")
+        .unwrap()
+        .unwrap();
+    assert_eq!(row, ("e\\t\t".to_string(), "9.10.92.0".to_string()));
+    let mut c2 = db.conn();
+    c2.query_drop("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'").unwrap();
+    c2.query_drop(schema::create_table_sql("logs2")).unwrap();
+    let s = ipta::store::loaddata::load_data(&mut c2, "logs2", &b).unwrap();
+    assert_eq!(s.inserted, 1);
+}
+
+#[test]
 fn long_text_is_cut_to_the_column() {
     for method in METHODS {
         let (db, mut c) = setup(&format!("sw_long_{}", method as u8));

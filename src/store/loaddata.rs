@@ -79,12 +79,15 @@ pub fn batch_file(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The statement that loads a batch file into `table` (validated), in [`INSERT_COLUMNS`]
-/// order. LOCAL implies IGNORE for duplicate keys; it is spelled out for clarity.
-pub(crate) fn load_sql(table: &str) -> String {
+/// order. LOCAL implies IGNORE for duplicate keys; it is spelled out for clarity. Tab and
+/// newline are written as literal characters and the backslash as the session's string syntax
+/// wants it (`NO_BACKSLASH_ESCAPES` changes how `'\\'` reads).
+pub(crate) fn load_sql(table: &str, no_backslash_escapes: bool) -> String {
     let cols: Vec<String> = INSERT_COLUMNS.iter().map(|c| format!("`{c}`")).collect();
+    let esc = if no_backslash_escapes { "\\" } else { "\\\\" };
     format!(
         "LOAD DATA LOCAL INFILE 'ipta-batch.tsv' IGNORE INTO TABLE `{table}` CHARACTER SET binary \
-         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+         FIELDS TERMINATED BY '\t' ESCAPED BY '{esc}' LINES TERMINATED BY '\n' ({})",
         cols.join(",")
     )
 }
@@ -119,7 +122,7 @@ pub fn load_data(
         }
         Ok(())
     })));
-    let sql = load_sql(table);
+    let sql = load_sql(table, conn.no_backslash_escape());
     let result = (|| -> Result<WriteStats, StoreError> {
         let mut tx = conn
             .start_transaction(TxOpts::default())

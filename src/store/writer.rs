@@ -88,7 +88,8 @@ impl Writer {
                 sql: HashMap::new(),
                 rows_per_statement: MAX_ROWS_PER_STATEMENT.min(65_535 / INSERT_COLUMNS.len()),
                 file,
-                load_sql: loaddata::load_sql(table),
+                load_sql: [loaddata::load_sql(table, false), loaddata::load_sql(table, true)],
+                no_backslash_escapes: false,
             },
             refused: false,
             hashes: Vec::new(),
@@ -185,6 +186,7 @@ impl Writer {
         let n = batch.len();
         self.todo.clear();
         self.todo.extend(0..n as u32);
+        self.send.no_backslash_escapes = self.conn.no_backslash_escape();
         let mut tx = self
             .conn
             .start_transaction(TxOpts::default())
@@ -221,6 +223,7 @@ impl Writer {
             lo = lo.min(r.ts.micros());
             hi = hi.max(r.ts.micros());
         }
+        self.send.no_backslash_escapes = self.conn.no_backslash_escape();
         let mut tx = self
             .conn
             .start_transaction(TxOpts::default())
@@ -280,7 +283,9 @@ struct Sender {
     rows_per_statement: usize,
     /// The LOAD DATA text of the rows being sent, shared with the connection's infile handler.
     file: Arc<Mutex<Vec<u8>>>,
-    load_sql: String,
+    /// LOAD DATA text for the normal and the `NO_BACKSLASH_ESCAPES` string syntax.
+    load_sql: [String; 2],
+    no_backslash_escapes: bool,
 }
 
 /// Error codes that mean "LOCAL INFILE is not allowed here": 1148 (command not allowed),
@@ -323,7 +328,7 @@ fn send(
             loaddata::put_row(&mut f, &r, hashes[i as usize], occ);
         }
     }
-    match tx.query_drop(&s.load_sql) {
+    match tx.query_drop(&s.load_sql[usize::from(s.no_backslash_escapes)]) {
         Ok(()) => {}
         Err(e) => {
             *refused = is_local_infile_refusal(&e);
