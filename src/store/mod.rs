@@ -7,7 +7,7 @@ pub mod schema;
 pub mod summary;
 pub mod writer;
 
-use crate::config::DbSettings;
+use crate::config::{DbSettings, TlsMode};
 
 /// What can go wrong talking to the database. `is_retryable` tells the writers whether waiting
 /// and reconnecting can help (server down, connection lost) or not (bad data, no such table).
@@ -94,20 +94,59 @@ pub fn validate_identifier(name: &str) -> Result<&str, StoreError> {
     Ok(name)
 }
 
-/// Opens one connection with the given settings (TCP, socket, TLS as configured).
-pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
+/// Connection options for the settings (TCP, socket, TLS as configured).
+pub fn opts(settings: &DbSettings) -> mysql::OptsBuilder {
     let mut b = mysql::OptsBuilder::new()
         .user(Some(settings.user.clone()))
         .pass(Some(settings.password.clone()))
-        .db_name(Some(settings.database.clone()));
-    if let Some(sock) = &settings.socket {
+        .db_name((!settings.database.is_empty()).then(|| settings.database.clone()))
+        .tcp_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    if let Some(sock) = settings.effective_socket() {
         b = b.socket(Some(sock.to_string_lossy().into_owned()));
     } else {
         b = b
             .ip_or_hostname(Some(settings.host.clone()))
-            .tcp_port(settings.port.unwrap_or(3306));
+            .tcp_port(settings.port.unwrap_or(3306))
+            // With TLS the connection must stay on the verified TCP stream.
+            .prefer_socket(settings.tls == TlsMode::Off);
     }
-    mysql::Conn::new(b).map_err(|e| StoreError::Connect(e.to_string()))
+    match settings.tls {
+        TlsMode::Off => {}
+        TlsMode::Required => {
+            b = b.ssl_opts(Some(
+                mysql::SslOpts::default()
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true),
+            ))
+        }
+        TlsMode::Verify => {
+            let mut ssl = mysql::SslOpts::default();
+            if let Some(ca) = &settings.tls_ca {
+                ssl = ssl.with_root_cert_path(Some(ca.clone()));
+            }
+            b = b.ssl_opts(Some(ssl));
+        }
+    }
+    b
+}
+
+/// Opens one connection with the given settings (TCP, socket, TLS as configured). Errors say
+/// where it tried to connect and as whom; `map_err` classifies them.
+pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
+    mysql::Conn::new(opts(settings)).map_err(|e| {
+        let what = format!("{} as user {:?}", settings.endpoint(), settings.user);
+        match map_err(e, &settings.table) {
+            StoreError::Connect(m) | StoreError::ConnectionLost(m) => {
+                StoreError::Connect(format!("{what}: {m}"))
+            }
+            StoreError::AccessDenied(m) => StoreError::AccessDenied(format!("{what}: {m}")),
+            StoreError::UnknownDatabase(_) => {
+                StoreError::UnknownDatabase(settings.database.clone())
+            }
+            StoreError::Sql(m) => StoreError::Connect(format!("{what}: {m}")),
+            other => other,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -88,7 +88,10 @@ impl Writer {
                 sql: HashMap::new(),
                 rows_per_statement: MAX_ROWS_PER_STATEMENT.min(65_535 / INSERT_COLUMNS.len()),
                 file,
-                load_sql: [loaddata::load_sql(table, false), loaddata::load_sql(table, true)],
+                load_sql: [
+                    loaddata::load_sql(table, false),
+                    loaddata::load_sql(table, true),
+                ],
                 no_backslash_escapes: false,
             },
             refused: false,
