@@ -10,7 +10,8 @@
 //! the user file: `--config FILE` when given, else `~/.ipta-conf`, else the original's `~/.ipta`.
 //! Environment: `IPTA_DB_HOST`, `IPTA_DB_PORT`, `IPTA_DB_SOCKET`, `IPTA_DB_USER`,
 //! `IPTA_DB_PASS`, `IPTA_DB_NAME`, `IPTA_DB_TABLE`, `IPTA_DB_TLS`, `IPTA_DB_TLS_CA`, and
-//! `IPTA_CONFIG` (the user file, like `--config`).
+//! `IPTA_CONFIG` (the user file, like `--config`), `IPTA_SYSTEM_CONFIG` (another system file, for
+//! tests and packaging).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -256,7 +257,11 @@ pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
         home: std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from),
-        system_file: PathBuf::from(SYSTEM_FILE),
+        // IPTA_SYSTEM_CONFIG moves the system file (tests, packaging); unset means /etc/ipta.conf.
+        system_file: std::env::var_os("IPTA_SYSTEM_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE)),
         env: &env,
         prompt: &prompt,
     };

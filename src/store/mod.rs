@@ -5,6 +5,7 @@ pub mod loaddata;
 pub mod row;
 pub mod schema;
 pub mod summary;
+pub mod tables;
 pub mod writer;
 
 use crate::config::{DbSettings, TlsMode};
@@ -68,7 +69,7 @@ pub fn map_err(e: mysql::Error, table: &str) -> StoreError {
             // 2006 gone away, 2013 lost during query, 1053 shutdown, 1927 connection killed.
             2006 | 2013 | 1053 | 1927 => StoreError::ConnectionLost(m.message.clone()),
             1146 => StoreError::MissingTable(table.to_string()),
-            1044 | 1045 | 1142 | 1227 => StoreError::AccessDenied(m.message.clone()),
+            1044 | 1045 | 1142 | 1227 | 1698 => StoreError::AccessDenied(m.message.clone()),
             1049 => StoreError::UnknownDatabase(m.message.clone()),
             _ => StoreError::Sql(format!("{} (error {})", m.message, m.code)),
         },
