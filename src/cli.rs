@@ -73,6 +73,7 @@ pub enum Format {
     long_about = None,
     disable_help_flag = true,
     disable_version_flag = true,
+    args_override_self = true,
     after_help = "Two-letter short options as in the original ipta: -ai (--analyze-interactive), \
 -pi (--db-pass-i), -lt (--list-tables), -dt (--delete-table), -da (--delete-all-tables), \
 -ct (--create-table), -cd (--create-db), -dp (--dns-prune). -h is --db-host; help is --help.\n\

@@ -63,9 +63,11 @@ pub fn list_tables(conn: &mut mysql::Conn) -> Result<Vec<TableInfo>, StoreError>
         // Names come from the server's catalogue, but are checked before being quoted anyway.
         validate_identifier(&name)?;
         let (rows, first, last): (u64, mysql::Value, mysql::Value) = conn
-            .query_first(format!(
-                "SELECT COUNT(*), MIN(`ts`), MAX(`ts`) FROM `{name}`"
-            ))
+            // The binary protocol (exec) returns times as dates, the text protocol as strings.
+            .exec_first(
+                format!("SELECT COUNT(*), MIN(`ts`), MAX(`ts`) FROM `{name}`"),
+                (),
+            )
             .map_err(|e| map_err(e, &name))?
             .unwrap_or((0, mysql::Value::NULL, mysql::Value::NULL));
         let bytes: Option<u64> = conn
