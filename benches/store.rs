@@ -38,7 +38,7 @@ fn batches(rows: usize, per_batch: usize) -> Vec<RecordBatch> {
             )
         };
         let (proto, dpt) = match i % 5 {
-            0 | 1 | 2 => (Proto::Tcp, Some(((i * 31) % 65535) as u16)),
+            0..=2 => (Proto::Tcp, Some(((i * 31) % 65535) as u16)),
             3 => (Proto::Udp, Some(((i * 17) % 65535) as u16)),
             _ => (Proto::Icmp, None),
         };

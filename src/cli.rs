@@ -340,6 +340,50 @@ The full text is in the file LICENSE of the source distribution, on Debian and U
 /usr/share/common-licenses/GPL-3, and at <https://www.gnu.org/licenses/gpl-3.0.html>.
 ";
 
+/// What to do about a database error, in words, with the exact SQL where SQL helps. The
+/// password is never printed (a placeholder stands for it).
+pub fn advice(err: &crate::store::StoreError, db: &crate::config::DbSettings) -> Option<String> {
+    use crate::store::StoreError as E;
+    let local = db.effective_socket().is_some() || db.host == "localhost" || db.host == "127.0.0.1";
+    let client_host = if local { "localhost" } else { "%" };
+    let setup_sql = format!(
+        "  CREATE DATABASE IF NOT EXISTS `{d}` CHARACTER SET utf8mb4;\n  \
+         CREATE USER IF NOT EXISTS '{u}'@'{h}' IDENTIFIED BY 'PASSWORD';\n  \
+         GRANT ALL ON `{d}`.* TO '{u}'@'{h}';",
+        d = db.database,
+        u = db.user,
+        h = client_host
+    );
+    let settings = "Settings come from -h/--db-host, --db-port, --db-socket, -u, -p/-pi, -d, the \
+                    IPTA_DB_* environment variables, ~/.ipta-conf and /etc/ipta.conf (ipta --help).";
+    match err {
+        E::Connect(_) | E::ConnectionLost(_) => Some(format!(
+            "Is the server running and reachable at {ep}? On Debian/Ubuntu: sudo service mariadb \
+             start (or run ./scripts/provision.sh from the source tree).\n\
+             If the server runs but the user or database do not exist yet, create them as the \
+             database administrator (e.g. sudo mariadb), with your password for PASSWORD:\n{setup_sql}\n{settings}",
+            ep = db.endpoint()
+        )),
+        E::AccessDenied(_) => Some(format!(
+            "The server refused user '{u}' (wrong password, or no rights on database `{d}`). \
+             Check the password (-p/-pi, IPTA_DB_PASS, ~/.ipta-conf); to (re)create the user with \
+             its rights, run as the database administrator (e.g. sudo mariadb):\n{setup_sql}\n{settings}",
+            u = db.user,
+            d = db.database
+        )),
+        E::UnknownDatabase(_) => Some(format!(
+            "Database `{d}` does not exist. Create it with: ipta --create-db (needs the right to \
+             create it), or as the database administrator:\n{setup_sql}",
+            d = db.database
+        )),
+        E::MissingTable(t) => Some(format!(
+            "Create the table with: ipta --create-table{}",
+            if t == "logs" { String::new() } else { format!(" {t}") }
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,49 +521,5 @@ mod tests {
             ErrorKind::DisplayVersion
         );
         assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::InvalidValue);
-    }
-}
-
-/// What to do about a database error, in words, with the exact SQL where SQL helps. The
-/// password is never printed (a placeholder stands for it).
-pub fn advice(err: &crate::store::StoreError, db: &crate::config::DbSettings) -> Option<String> {
-    use crate::store::StoreError as E;
-    let local = db.effective_socket().is_some() || db.host == "localhost" || db.host == "127.0.0.1";
-    let client_host = if local { "localhost" } else { "%" };
-    let setup_sql = format!(
-        "  CREATE DATABASE IF NOT EXISTS `{d}` CHARACTER SET utf8mb4;\n  \
-         CREATE USER IF NOT EXISTS '{u}'@'{h}' IDENTIFIED BY 'PASSWORD';\n  \
-         GRANT ALL ON `{d}`.* TO '{u}'@'{h}';",
-        d = db.database,
-        u = db.user,
-        h = client_host
-    );
-    let settings = "Settings come from -h/--db-host, --db-port, --db-socket, -u, -p/-pi, -d, the \
-                    IPTA_DB_* environment variables, ~/.ipta-conf and /etc/ipta.conf (ipta --help).";
-    match err {
-        E::Connect(_) | E::ConnectionLost(_) => Some(format!(
-            "Is the server running and reachable at {ep}? On Debian/Ubuntu: sudo service mariadb \
-             start (or run ./scripts/provision.sh from the source tree).\n\
-             If the server runs but the user or database do not exist yet, create them as the \
-             database administrator (e.g. sudo mariadb), with your password for PASSWORD:\n{setup_sql}\n{settings}",
-            ep = db.endpoint()
-        )),
-        E::AccessDenied(_) => Some(format!(
-            "The server refused user '{u}' (wrong password, or no rights on database `{d}`). \
-             Check the password (-p/-pi, IPTA_DB_PASS, ~/.ipta-conf); to (re)create the user with \
-             its rights, run as the database administrator (e.g. sudo mariadb):\n{setup_sql}\n{settings}",
-            u = db.user,
-            d = db.database
-        )),
-        E::UnknownDatabase(_) => Some(format!(
-            "Database `{d}` does not exist. Create it with: ipta --create-db (needs the right to \
-             create it), or as the database administrator:\n{setup_sql}",
-            d = db.database
-        )),
-        E::MissingTable(t) => Some(format!(
-            "Create the table with: ipta --create-table{}",
-            if t == "logs" { String::new() } else { format!(" {t}") }
-        )),
-        _ => None,
     }
 }

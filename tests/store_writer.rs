@@ -55,6 +55,16 @@ fn writer(db: &util::TestDb, m: WriteMethod) -> Writer {
     Writer::new(db.conn(), "logs").with_method(m)
 }
 
+/// One row of the NULL/address test: src, dst, action, dpt, tcp_flags, repeat.
+type Row = (
+    Option<String>,
+    Option<String>,
+    String,
+    Option<u16>,
+    Option<String>,
+    u32,
+);
+
 fn count(c: &mut mysql::Conn, table: &str) -> u64 {
     c.query_first(format!("SELECT COUNT(*) FROM `{table}`"))
         .unwrap()
@@ -218,7 +228,7 @@ fn absent_fields_are_null_and_addresses_round_trip() {
         b.push(&icmp, 0);
         writer(&db, method).write(&b).unwrap();
 
-        let rows: Vec<(Option<String>, Option<String>, String, Option<u16>, Option<String>, u32)> = c
+        let rows: Vec<Row> = c
             .query(
                 "SELECT INET6_NTOA(src), INET6_NTOA(dst), action, dpt, tcp_flags, `repeat` FROM logs ORDER BY ts",
             )
@@ -317,7 +327,13 @@ fn no_backslash_escapes_mode_is_handled() {
     let (db, mut c) = setup("sw_nbe");
     let m = b"IPT: DROP a\\b".to_vec();
     let mut b = RecordBatch::new();
-    b.push(&Record { if_in: Some("e\\t\t"), ..tcp_record(T0, "9.10.92.0", 1, &m) }, 0);
+    b.push(
+        &Record {
+            if_in: Some("e\\t\t"),
+            ..tcp_record(T0, "9.10.92.0", 1, &m)
+        },
+        0,
+    );
     let mut w = Writer::new(db.conn(), "logs");
     w.conn()
         .query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
@@ -329,7 +345,8 @@ fn no_backslash_escapes_mode_is_handled() {
         .unwrap();
     assert_eq!(row, ("e\\t\t".to_string(), "9.10.92.0".to_string()));
     let mut c2 = db.conn();
-    c2.query_drop("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'").unwrap();
+    c2.query_drop("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        .unwrap();
     c2.query_drop(schema::create_table_sql("logs2")).unwrap();
     let s = ipta::store::loaddata::load_data(&mut c2, "logs2", &b).unwrap();
     assert_eq!(s.inserted, 1);
