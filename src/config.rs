@@ -37,14 +37,6 @@ impl TlsMode {
             TlsMode::Verify => "verify",
         }
     }
-    fn parse(s: &str) -> Option<TlsMode> {
-        match s.to_ascii_lowercase().as_str() {
-            "off" | "no" | "false" | "0" | "disabled" => Some(TlsMode::Off),
-            "required" | "require" | "on" | "yes" | "true" | "1" => Some(TlsMode::Required),
-            "verify" | "verify-full" | "verify_identity" => Some(TlsMode::Verify),
-            _ => None,
-        }
-    }
 }
 
 /// Where the database is and who we are there.
@@ -352,7 +344,9 @@ fn apply(db: &mut DbSettings, key: &str, value: &str, origin: &str) -> Result<()
         "db_name" => db.database = value.to_string(),
         "db_table" => db.table = value.to_string(),
         "db_tls" => {
-            db.tls = TlsMode::parse(value).ok_or_else(|| bad("use off, required or verify"))?
+            db.tls = crate::store::tls::parse_mode(value).map_err(|_| {
+                bad("use off, required (encrypt) or verify (encrypt and check the certificate)")
+            })?
         }
         "db_tls_ca" => db.tls_ca = (!value.is_empty()).then(|| PathBuf::from(value)),
         _ => {}

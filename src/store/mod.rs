@@ -2,13 +2,15 @@
 
 pub mod dedup;
 pub mod loaddata;
+pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod summary;
 pub mod tables;
+pub mod tls;
 pub mod writer;
 
-use crate::config::{DbSettings, TlsMode};
+use crate::config::DbSettings;
 
 /// What can go wrong talking to the database. `is_retryable` tells the writers whether waiting
 /// and reconnecting can help (server down, connection lost) or not (bad data, no such table).
@@ -96,7 +98,7 @@ pub fn validate_identifier(name: &str) -> Result<&str, StoreError> {
 }
 
 /// Connection options for the settings (TCP, socket, TLS as configured).
-pub fn opts(settings: &DbSettings) -> mysql::OptsBuilder {
+pub fn opts(settings: &DbSettings) -> Result<mysql::OptsBuilder, StoreError> {
     let mut b = mysql::OptsBuilder::new()
         .user(Some(settings.user.clone()))
         .pass(Some(settings.password.clone()))
@@ -107,45 +109,30 @@ pub fn opts(settings: &DbSettings) -> mysql::OptsBuilder {
     } else {
         b = b
             .ip_or_hostname(Some(settings.host.clone()))
-            .tcp_port(settings.port.unwrap_or(3306))
-            // With TLS the connection must stay on the verified TCP stream.
-            .prefer_socket(settings.tls == TlsMode::Off);
+            .tcp_port(settings.port.unwrap_or(3306));
     }
-    match settings.tls {
-        TlsMode::Off => {}
-        TlsMode::Required => {
-            b = b.ssl_opts(Some(
-                mysql::SslOpts::default()
-                    .with_danger_accept_invalid_certs(true)
-                    .with_danger_skip_domain_validation(true),
-            ))
-        }
-        TlsMode::Verify => {
-            let mut ssl = mysql::SslOpts::default();
-            if let Some(ca) = &settings.tls_ca {
-                ssl = ssl.with_root_cert_path(Some(ca.clone()));
-            }
-            b = b.ssl_opts(Some(ssl));
-        }
+    if let Some(ssl) = tls::ssl_opts(settings)? {
+        // The crate would otherwise move a loopback TCP connection to the server's Unix socket,
+        // where it never encrypts: asked for TLS, stay on TCP.
+        b = b.ssl_opts(ssl).prefer_socket(false);
     }
-    b
+    Ok(b)
 }
 
 /// Opens one connection with the given settings (TCP, socket, TLS as configured). Errors say
-/// where it tried to connect and as whom; `map_err` classifies them.
+/// where it tried to connect and as whom (with a hint when TLS is the cause); `map_err`
+/// classifies them, so access denied and unknown database stay distinct from unreachable.
 pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
-    mysql::Conn::new(opts(settings)).map_err(|e| {
+    mysql::Conn::new(opts(settings)?).map_err(|e| {
         let what = format!("{} as user {:?}", settings.endpoint(), settings.user);
+        let text = tls::explain_connect_error(settings, &e);
         match map_err(e, &settings.table) {
-            StoreError::Connect(m) | StoreError::ConnectionLost(m) => {
-                StoreError::Connect(format!("{what}: {m}"))
-            }
-            StoreError::AccessDenied(m) => StoreError::AccessDenied(format!("{what}: {m}")),
+            StoreError::AccessDenied(_) => StoreError::AccessDenied(format!("{what}: {text}")),
             StoreError::UnknownDatabase(_) => {
                 StoreError::UnknownDatabase(settings.database.clone())
             }
-            StoreError::Sql(m) => StoreError::Connect(format!("{what}: {m}")),
-            other => other,
+            StoreError::MissingTable(t) => StoreError::MissingTable(t),
+            _ => StoreError::Connect(format!("{what}: {text}")),
         }
     })
 }
