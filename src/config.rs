@@ -354,16 +354,24 @@ fn apply(db: &mut DbSettings, key: &str, value: &str, origin: &str) -> Result<()
     Ok(())
 }
 
-/// Does the file give its group or others read access?
+/// Does the file give read access beyond what it needs? A user file should be readable by its
+/// owner only; the system file is meant to be readable by the group rsyslog runs ipta-ingest
+/// as (mode 0640, see install.sh), so only others' access counts there.
 #[cfg(unix)]
-fn readable_by_others(path: &Path) -> bool {
+fn readable_by_others(path: &Path, system: bool) -> bool {
     use std::os::unix::fs::PermissionsExt;
+    let mask = if system { 0o004 } else { 0o044 };
     std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o044 != 0)
+        .map(|m| m.permissions().mode() & mask != 0)
         .unwrap_or(false)
 }
 
-fn read_file(path: &Path, s: &mut Settings, required: bool) -> Result<bool, ConfigError> {
+fn read_file(
+    path: &Path,
+    s: &mut Settings,
+    required: bool,
+    system: bool,
+) -> Result<bool, ConfigError> {
     let text = match std::fs::read(path) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(false),
@@ -392,10 +400,11 @@ fn read_file(path: &Path, s: &mut Settings, required: bool) -> Result<bool, Conf
             }
         }
     }
-    if has_password && readable_by_others(path) {
+    if has_password && readable_by_others(path, system) {
         s.warnings.push(format!(
-            "{} holds a database password and other users can read it; run: chmod 600 {}",
+            "{} holds a database password and other users can read it; run: chmod {} {}",
             path.display(),
+            if system { "o-rwx" } else { "600" },
             path.display()
         ));
     }
@@ -423,9 +432,9 @@ fn user_file(args: &DbArgs, ctx: &Context<'_>) -> Option<(PathBuf, bool)> {
 /// Loads the settings from the given context (see [`load`]).
 pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    read_file(&ctx.system_file, &mut s, false)?;
+    read_file(&ctx.system_file, &mut s, false, true)?;
     if let Some((path, required)) = user_file(args, ctx) {
-        read_file(&path, &mut s, required)?;
+        read_file(&path, &mut s, required, false)?;
     }
     for d in DB_KEYS {
         if let Some(v) = (ctx.env)(d.env) {
@@ -701,6 +710,15 @@ mod tests {
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].contains("chmod 600"));
         assert!(!s.warnings[0].contains("secret"));
+        // The system file may be group-readable (rsyslog's group), not world-readable.
+        std::fs::remove_file(d.path().join(".ipta-conf")).unwrap();
+        let sys = d.path().join("system.conf");
+        write(&sys, "db_pass = secret\n", 0o640);
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        write(&sys, "db_pass = secret\n", 0o644);
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        assert_eq!(s.warnings.len(), 1);
         // Without a password, a readable file is fine.
         write(&d.path().join(".ipta-conf"), "db_host = h\n", 0o644);
         let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
