@@ -16,6 +16,10 @@ use crate::config::TlsMode;
 /// Database connection options, shared by `ipta` and `ipta-ingest`. Every field is optional so
 /// that `config::load` can tell "not given" from "given": settings absent here come from the
 /// environment, the config files or the defaults.
+///
+/// `-h` is `--db-host` (as in the original), so a command that flattens these options must
+/// declare `#[command(disable_help_flag = true)]` and its own `--help`
+/// (`#[arg(long, action = clap::ArgAction::Help)] help: ()`), as [`Cli`] does.
 #[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
 #[command(next_help_heading = "Database")]
 pub struct DbArgs {
@@ -392,6 +396,32 @@ mod tests {
         let mut v = vec!["ipta".to_string()];
         v.extend(args.iter().map(|s| s.to_string()));
         Cli::try_parse_from(normalize_args(v.into_iter().map(OsString::from)))
+    }
+
+    #[test]
+    fn db_args_flatten_into_another_command() {
+        #[derive(Parser, Debug)]
+        #[command(name = "other", disable_help_flag = true)]
+        struct Other {
+            #[command(flatten)]
+            db: DbArgs,
+            #[arg(long, action = ArgAction::Help)]
+            help: (),
+        }
+        Other::command().debug_assert();
+        let o = Other::try_parse_from(
+            ["other", "-h", "db1", "--db-port", "3307", "-pi"]
+                .map(OsString::from)
+                .to_vec(),
+        )
+        .err()
+        .map(|e| e.kind());
+        // -pi is not rewritten without normalize_args: it reads as -p with value "i".
+        assert_eq!(o, None);
+        let args = normalize_args(["other", "-h", "db1", "-pi"].map(OsString::from));
+        let o = Other::try_parse_from(args).unwrap();
+        assert_eq!(o.db.db_host.as_deref(), Some("db1"));
+        assert!(o.db.db_pass_i);
     }
 
     #[test]
