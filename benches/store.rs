@@ -134,37 +134,70 @@ fn main() {
         );
     };
 
-    for (name, method) in [("load", WriteMethod::Auto), ("insert", WriteMethod::Insert)] {
+    // The three ways take turns batch by batch, each into its own table, so that a machine whose
+    // load changes during the run (other builds) affects them alike.
+    let mut writers: Vec<(String, Option<Writer>, f64, u64)> = Vec::new();
+    for (name, method) in [
+        ("load", Some(WriteMethod::Auto)),
+        ("insert", Some(WriteMethod::Insert)),
+        ("ld", None),
+    ] {
         if !run(name) {
             continue;
         }
-        let table = format!("w_{name}");
+        let table = format!("t_{name}");
         c.query_drop(ipta::store::schema::create_table_sql(&table))
             .unwrap();
-        let mut w = Writer::new(connect(), &table).with_method(method);
-        let t = Instant::now();
-        let mut ins = 0;
-        for b in &bs {
-            ins += w.write(b).unwrap().inserted;
+        let w = method.map(|m| Writer::new(connect(), &table).with_method(m));
+        writers.push((table, w, 0.0, 0));
+    }
+    let k = writers.len();
+    for (i, b) in bs.iter().enumerate() {
+        // Who goes first rotates too.
+        writers.rotate_left(if i == 0 { 0 } else { 1 % k.max(1) });
+        for (table, w, secs, n) in writers.iter_mut() {
+            let t = Instant::now();
+            *n += match w {
+                Some(w) => w.write(b).unwrap().inserted,
+                None => load_data(&mut c, table, b).unwrap().inserted,
+            };
+            *secs += t.elapsed().as_secs_f64();
         }
-        rate(&format!("Writer {method:?} (new rows)"), ins, t);
+    }
+    let label = |w: &Option<Writer>| match w {
+        Some(w) if w.method() == WriteMethod::Insert => "Writer, prepared INSERT".to_string(),
+        Some(_) => "Writer, LOAD DATA (method Auto)".to_string(),
+        None => "load_data (LOAD DATA LOCAL INFILE)".to_string(),
+    };
+    writers.sort_by_key(|w| w.0.clone());
+    let ld_rate = writers
+        .iter()
+        .find(|w| w.1.is_none())
+        .map(|w| w.3 as f64 / w.2);
+    for (_, w, secs, n) in &writers {
+        let r = *n as f64 / secs;
+        let vs = ld_rate
+            .map(|l| format!("  ({:.2}x load_data)", r / l))
+            .unwrap_or_default();
+        println!(
+            "{:<42}: {n:>8} new rows in {secs:6.2} s = {r:>8.0} rows/s{vs}",
+            label(w)
+        );
+    }
+    // The same batches again: every row is a duplicate.
+    for (_, w, _, _) in writers.iter_mut() {
+        let Some(w) = w else { continue };
         let t = Instant::now();
         let mut dup = 0;
         for b in &bs {
             dup += w.write(b).unwrap().duplicates;
         }
-        rate(&format!("Writer {method:?} (all duplicates)"), dup, t);
-    }
-
-    if run("ld") {
-        c.query_drop(ipta::store::schema::create_table_sql("ld"))
-            .unwrap();
-        let t = Instant::now();
-        let mut ins = 0;
-        for b in &bs {
-            ins += load_data(&mut c, "ld", b).unwrap().inserted;
-        }
-        rate("load_data (LOAD DATA LOCAL INFILE)", ins, t);
+        let label = if w.method() == WriteMethod::Insert {
+            "Writer, prepared INSERT"
+        } else {
+            "Writer, LOAD DATA"
+        };
+        rate(&format!("{label} (all duplicates)"), dup, t);
     }
 
     admin.query_drop(format!("DROP DATABASE `{db}`")).unwrap();
