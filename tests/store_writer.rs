@@ -515,3 +515,58 @@ fn schema_versions_are_checked_and_upgraded() {
     assert!(e.to_string().contains("cannot upgrade"), "{e}");
     assert!(schema::ensure_table(&mut c, "bad-name").is_err());
 }
+
+#[test]
+fn concurrent_writers_count_each_row_once() {
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_conc_{}", method as u8));
+        let msgs: Vec<String> = (0..4000).map(|i| format!("IPT: DROP conc {i}")).collect();
+        let batches: Vec<RecordBatch> = msgs
+            .chunks(500)
+            .enumerate()
+            .map(|(k, ms)| {
+                let mut b = RecordBatch::new();
+                for (j, m) in ms.iter().enumerate() {
+                    let i = k * 500 + j;
+                    b.push(
+                        &tcp_record(T0 + i as i64 * 1000, "10.0.0.1", 1, m.as_bytes()),
+                        0,
+                    );
+                }
+                b
+            })
+            .collect();
+        let batches = std::sync::Arc::new(batches);
+        // Two writers deliver the same batches, one forwards and one backwards, so they meet.
+        let handles: Vec<_> = [false, true]
+            .into_iter()
+            .map(|rev| {
+                let batches = batches.clone();
+                let mut w = writer(&db, method);
+                std::thread::spawn(move || {
+                    let mut total = WriteStats::default();
+                    let order: Vec<usize> = if rev {
+                        (0..batches.len()).rev().collect()
+                    } else {
+                        (0..batches.len()).collect()
+                    };
+                    for i in order {
+                        let s = w.write(&batches[i]).unwrap();
+                        total.inserted += s.inserted;
+                        total.duplicates += s.duplicates;
+                    }
+                    total
+                })
+            })
+            .collect();
+        let totals: Vec<WriteStats> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let inserted: u64 = totals.iter().map(|t| t.inserted).sum();
+        let duplicates: u64 = totals.iter().map(|t| t.duplicates).sum();
+        assert_eq!(
+            (inserted, duplicates),
+            (4000, 4000),
+            "{method:?}: {totals:?}"
+        );
+        assert_eq!(count(&mut c, "logs"), 4000);
+    }
+}

@@ -39,6 +39,13 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Connect(_) | StoreError::ConnectionLost(_))
     }
+
+    /// InnoDB's deadlock (1213) or lock wait timeout (1205): the transaction was rolled back
+    /// and running it again on the same connection may succeed. (`map_err` ends such `Sql`
+    /// messages with `(error <code>)`.) The batch writer retries these itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Sql(m) if m.ends_with("(error 1213)") || m.ends_with("(error 1205)"))
+    }
 }
 
 /// Translates a driver error. `table` names the table the statement touched (for 1146).
@@ -140,6 +147,53 @@ pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_errors_are_recognised() {
+        let e = |code: u16| {
+            map_err(
+                mysql::Error::MySqlError(mysql::MySqlError {
+                    state: "40001".into(),
+                    message: "Deadlock found".into(),
+                    code,
+                }),
+                "logs",
+            )
+        };
+        assert!(e(1213).is_transient());
+        assert!(e(1205).is_transient());
+        assert!(!e(1062).is_transient());
+        assert!(!e(1213).is_retryable());
+        assert!(matches!(e(1146), StoreError::MissingTable(ref t) if t == "logs"));
+        assert!(matches!(e(2006), StoreError::ConnectionLost(_)));
+        assert!(e(2013).is_retryable());
+        assert!(matches!(e(1045), StoreError::AccessDenied(_)));
+        assert!(matches!(e(1049), StoreError::UnknownDatabase(_)));
+        use mysql_common::proto::codec::error::PacketCodecError;
+        use std::io::{Error as IoError, ErrorKind};
+        for k in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+            let lost = map_err(
+                mysql::Error::CodecError(PacketCodecError::Io(IoError::from(k))),
+                "",
+            );
+            assert!(matches!(lost, StoreError::ConnectionLost(_)) && lost.is_retryable());
+        }
+        let io = map_err(
+            mysql::Error::IoError(IoError::from(ErrorKind::TimedOut)),
+            "",
+        );
+        assert!(io.is_retryable());
+        let down = map_err(
+            mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(None)),
+            "",
+        );
+        assert!(matches!(down, StoreError::Connect(_)) && down.is_retryable());
+        let too_large = map_err(
+            mysql::Error::CodecError(PacketCodecError::PacketTooLarge),
+            "",
+        );
+        assert!(!too_large.is_retryable());
+    }
 
     #[test]
     fn identifiers_are_checked() {

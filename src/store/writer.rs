@@ -137,6 +137,22 @@ impl Writer {
     /// Writes the batch in one transaction: all rows or none. Rows already present are
     /// counted as duplicates, not written again.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.write_fallback(batch) {
+                // Deadlock or lock wait timeout with another writer: the server rolled the
+                // transaction back; the batch is simply sent again after a short pause.
+                Err(e) if e.is_transient() && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One write, switching to INSERT when the server refuses LOAD DATA.
+    fn write_fallback(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
         self.refused = false;
         match self.write_once(batch) {
             Err(_) if self.refused && self.send.method == WriteMethod::Auto => {
