@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/provision.sh --rsyslog
+./scripts/ensure-rust.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 export IPTA_TEST_SOCKET=${IPTA_TEST_SOCKET:-/run/mysqld/mysqld.sock}
 cargo test --release --locked

@@ -1,13 +1,13 @@
 //! Writer rate versus `LOAD DATA LOCAL INFILE` of the same rows into the same table layout.
 //! Prints figures, asserts nothing. Run: `cargo bench --bench store` (needs the server that
 //! scripts/provision.sh sets up; `IPTA_TEST_SOCKET` overrides the socket). Options after `--`:
-//! `--rows N` (default 200000), `--batch N` (default 5000).
+//! `--rows N` (default 200000), `--batch N` (default 5000), `--only load|insert|ld` (one of the three, for profiling).
 
 use std::time::Instant;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::store::loaddata::load_data;
-use ipta::store::writer::Writer;
+use ipta::store::writer::{WriteMethod, Writer};
 use mysql::prelude::Queryable;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -38,7 +38,7 @@ fn batches(rows: usize, per_batch: usize) -> Vec<RecordBatch> {
             )
         };
         let (proto, dpt) = match i % 5 {
-            0 | 1 | 2 => (Proto::Tcp, Some(((i * 31) % 65535) as u16)),
+            0..=2 => (Proto::Tcp, Some(((i * 31) % 65535) as u16)),
             3 => (Proto::Udp, Some(((i * 17) % 65535) as u16)),
             _ => (Proto::Icmp, None),
         };
@@ -121,44 +121,84 @@ fn main() {
     );
 
     let mut c = connect();
-    for t in ["w", "ld"] {
-        c.query_drop(ipta::store::schema::create_table_sql(t))
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
+    let run = |what: &str| only.is_empty() || only == what;
+    let rate = |label: &str, n: u64, t: Instant| {
+        let el = t.elapsed().as_secs_f64();
+        println!(
+            "{label:<34}: {n:>8} rows in {el:6.2} s = {:>8.0} rows/s",
+            n as f64 / el
+        );
+    };
+
+    // The three ways take turns batch by batch, each into its own table, so that a machine whose
+    // load changes during the run (other builds) affects them alike.
+    let mut writers: Vec<(String, Option<Writer>, f64, u64)> = Vec::new();
+    for (name, method) in [
+        ("load", Some(WriteMethod::Auto)),
+        ("insert", Some(WriteMethod::Insert)),
+        ("ld", None),
+    ] {
+        if !run(name) {
+            continue;
+        }
+        let table = format!("t_{name}");
+        c.query_drop(ipta::store::schema::create_table_sql(&table))
             .unwrap();
+        let w = method.map(|m| Writer::new(connect(), &table).with_method(m));
+        writers.push((table, w, 0.0, 0));
     }
-
-    let mut w = Writer::new(connect(), "w");
-    let t = Instant::now();
-    let mut ins = 0;
-    for b in &bs {
-        ins += w.write(b).unwrap().inserted;
+    let k = writers.len();
+    for (i, b) in bs.iter().enumerate() {
+        // Who goes first rotates too.
+        writers.rotate_left(if i == 0 { 0 } else { 1 % k.max(1) });
+        for (table, w, secs, n) in writers.iter_mut() {
+            let t = Instant::now();
+            *n += match w {
+                Some(w) => w.write(b).unwrap().inserted,
+                None => load_data(&mut c, table, b).unwrap().inserted,
+            };
+            *secs += t.elapsed().as_secs_f64();
+        }
     }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "Writer (new rows)      : {ins:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        ins as f64 / el
-    );
-
-    let t = Instant::now();
-    let mut dup = 0;
-    for b in &bs {
-        dup += w.write(b).unwrap().duplicates;
+    let label = |w: &Option<Writer>| match w {
+        Some(w) if w.method() == WriteMethod::Insert => "Writer, prepared INSERT".to_string(),
+        Some(_) => "Writer, LOAD DATA (method Auto)".to_string(),
+        None => "load_data (LOAD DATA LOCAL INFILE)".to_string(),
+    };
+    writers.sort_by_key(|w| w.0.clone());
+    let ld_rate = writers
+        .iter()
+        .find(|w| w.1.is_none())
+        .map(|w| w.3 as f64 / w.2);
+    for (_, w, secs, n) in &writers {
+        let r = *n as f64 / secs;
+        let vs = ld_rate
+            .map(|l| format!("  ({:.2}x load_data)", r / l))
+            .unwrap_or_default();
+        println!(
+            "{:<42}: {n:>8} new rows in {secs:6.2} s = {r:>8.0} rows/s{vs}",
+            label(w)
+        );
     }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "Writer (all duplicates): {dup:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        dup as f64 / el
-    );
-
-    let t = Instant::now();
-    let mut ins = 0;
-    for b in &bs {
-        ins += load_data(&mut c, "ld", b).unwrap().inserted;
+    // The same batches again: every row is a duplicate.
+    for (_, w, _, _) in writers.iter_mut() {
+        let Some(w) = w else { continue };
+        let t = Instant::now();
+        let mut dup = 0;
+        for b in &bs {
+            dup += w.write(b).unwrap().duplicates;
+        }
+        let label = if w.method() == WriteMethod::Insert {
+            "Writer, prepared INSERT"
+        } else {
+            "Writer, LOAD DATA"
+        };
+        rate(&format!("{label} (all duplicates)"), dup, t);
     }
-    let el = t.elapsed().as_secs_f64();
-    println!(
-        "LOAD DATA LOCAL INFILE : {ins:>8} rows in {el:6.2} s = {:>8.0} rows/s",
-        ins as f64 / el
-    );
 
     admin.query_drop(format!("DROP DATABASE `{db}`")).unwrap();
 }

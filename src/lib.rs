@@ -6,6 +6,7 @@
 //! display, [`scan`] the database-less listing. The binaries in `src/bin/` only parse arguments
 //! and map errors to exit codes.
 
+pub mod cli;
 pub mod config;
 pub mod follow;
 pub mod import;

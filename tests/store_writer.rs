@@ -4,7 +4,7 @@ mod util;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::store::schema::{self, TableStatus, Upgrade};
-use ipta::store::writer::{WriteStats, Writer};
+use ipta::store::writer::{WriteMethod, WriteStats, Writer};
 use ipta::store::StoreError;
 use mysql::prelude::Queryable;
 
@@ -48,6 +48,23 @@ fn setup(tag: &str) -> (util::TestDb, mysql::Conn) {
     (db, c)
 }
 
+/// Both ways of sending rows must behave the same.
+const METHODS: [WriteMethod; 2] = [WriteMethod::LoadData, WriteMethod::Insert];
+
+fn writer(db: &util::TestDb, m: WriteMethod) -> Writer {
+    Writer::new(db.conn(), "logs").with_method(m)
+}
+
+/// One row of the NULL/address test: src, dst, action, dpt, tcp_flags, repeat.
+type Row = (
+    Option<String>,
+    Option<String>,
+    String,
+    Option<u16>,
+    Option<String>,
+    u32,
+);
+
 fn count(c: &mut mysql::Conn, table: &str) -> u64 {
     c.query_first(format!("SELECT COUNT(*) FROM `{table}`"))
         .unwrap()
@@ -56,269 +73,309 @@ fn count(c: &mut mysql::Conn, table: &str) -> u64 {
 
 #[test]
 fn same_batch_twice_adds_nothing() {
-    let (db, mut c) = setup("sw_idem");
-    let msgs: Vec<String> = (0..2500)
-        .map(|i| format!("IPT: DROP IN=eth0 SRC=10.0.0.{} DPT={i}", i % 250))
-        .collect();
-    let mut b = RecordBatch::new();
-    for (i, m) in msgs.iter().enumerate() {
-        b.push(
-            &tcp_record(
-                T0 + i as i64 * 1000,
-                "10.0.0.1",
-                (i % 65535) as u16,
-                m.as_bytes(),
-            ),
-            0,
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_idem_{}", method as u8));
+        let msgs: Vec<String> = (0..2500)
+            .map(|i| format!("IPT: DROP IN=eth0 SRC=10.0.0.{} DPT={i}", i % 250))
+            .collect();
+        let mut b = RecordBatch::new();
+        for (i, m) in msgs.iter().enumerate() {
+            b.push(
+                &tcp_record(
+                    T0 + i as i64 * 1000,
+                    "10.0.0.1",
+                    (i % 65535) as u16,
+                    m.as_bytes(),
+                ),
+                0,
+            );
+        }
+        let mut w = writer(&db, method);
+        assert_eq!(
+            w.write(&b).unwrap(),
+            WriteStats {
+                inserted: 2500,
+                duplicates: 0
+            }
         );
-    }
-    let mut w = Writer::new(db.conn(), "logs");
-    assert_eq!(
-        w.write(&b).unwrap(),
-        WriteStats {
-            inserted: 2500,
-            duplicates: 0
-        }
-    );
-    assert_eq!(
-        w.write(&b).unwrap(),
-        WriteStats {
-            inserted: 0,
-            duplicates: 2500
-        }
-    );
-    assert_eq!(count(&mut c, "logs"), 2500);
+        assert_eq!(
+            w.write(&b).unwrap(),
+            WriteStats {
+                inserted: 0,
+                duplicates: 2500
+            }
+        );
+        assert_eq!(count(&mut c, "logs"), 2500);
 
-    // A batch that overlaps: half old rows, half new ones.
-    let mut b2 = RecordBatch::new();
-    for i in 1250..3750usize {
-        let m = msgs
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("new line {i}"));
-        b2.push(
-            &tcp_record(T0 + i as i64 * 1000, "10.0.0.1", 1, m.as_bytes()),
-            0,
+        // A batch that overlaps: half old rows, half new ones.
+        let mut b2 = RecordBatch::new();
+        for i in 1250..3750usize {
+            let m = msgs
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("new line {i}"));
+            b2.push(
+                &tcp_record(T0 + i as i64 * 1000, "10.0.0.1", 1, m.as_bytes()),
+                0,
+            );
+        }
+        // Lines 1250..2500 are rebuilt with the same message and time: same keys.
+        assert_eq!(
+            w.write(&b2).unwrap(),
+            WriteStats {
+                inserted: 1250,
+                duplicates: 1250
+            }
         );
+        assert_eq!(count(&mut c, "logs"), 3750);
+        // Fresh data afterwards goes in fully again.
+        let mut b3 = RecordBatch::new();
+        let m = b"IPT: DROP later".to_vec();
+        b3.push(&tcp_record(T0 + 10_000_000_000, "10.0.0.1", 1, &m), 0);
+        assert_eq!(
+            w.write(&b3).unwrap(),
+            WriteStats {
+                inserted: 1,
+                duplicates: 0
+            }
+        );
+        assert_eq!(w.write(&RecordBatch::new()).unwrap(), WriteStats::default());
     }
-    // Lines 1250..2500 are rebuilt with the same message and time: same keys.
-    assert_eq!(
-        w.write(&b2).unwrap(),
-        WriteStats {
-            inserted: 1250,
-            duplicates: 1250
-        }
-    );
-    assert_eq!(count(&mut c, "logs"), 3750);
-    // Fresh data afterwards goes in fully again.
-    let mut b3 = RecordBatch::new();
-    let m = b"IPT: DROP later".to_vec();
-    b3.push(&tcp_record(T0 + 10_000_000_000, "10.0.0.1", 1, &m), 0);
-    assert_eq!(
-        w.write(&b3).unwrap(),
-        WriteStats {
-            inserted: 1,
-            duplicates: 0
-        }
-    );
-    assert_eq!(w.write(&RecordBatch::new()).unwrap(), WriteStats::default());
 }
 
 #[test]
 fn repeated_identical_lines_all_count() {
-    let (db, mut c) = setup("sw_occ");
-    let m = b"IPT: DROP IN=eth0 SRC=203.0.113.9 DPT=22".to_vec();
-    let r = tcp_record(T0, "203.0.113.9", 22, &m);
-    let mut b = RecordBatch::new();
-    for occ in 0..3 {
-        b.push(&r, occ);
-    }
-    let mut w = Writer::new(db.conn(), "logs");
-    assert_eq!(w.write(&b).unwrap().inserted, 3);
-    assert_eq!(w.write(&b).unwrap().duplicates, 3);
-    let occs: Vec<u32> = c.query("SELECT occ FROM logs ORDER BY occ").unwrap();
-    assert_eq!(occs, vec![0, 1, 2]);
-    // The same key twice inside one batch is stored once.
-    let mut b2 = RecordBatch::new();
-    b2.push(&r, 3);
-    b2.push(&r, 3);
-    assert_eq!(
-        w.write(&b2).unwrap(),
-        WriteStats {
-            inserted: 1,
-            duplicates: 1
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_occ_{}", method as u8));
+        let m = b"IPT: DROP IN=eth0 SRC=203.0.113.9 DPT=22".to_vec();
+        let r = tcp_record(T0, "203.0.113.9", 22, &m);
+        let mut b = RecordBatch::new();
+        for occ in 0..3 {
+            b.push(&r, occ);
         }
-    );
-    assert_eq!(count(&mut c, "logs"), 4);
+        let mut w = writer(&db, method);
+        assert_eq!(w.write(&b).unwrap().inserted, 3);
+        assert_eq!(w.write(&b).unwrap().duplicates, 3);
+        let occs: Vec<u32> = c.query("SELECT occ FROM logs ORDER BY occ").unwrap();
+        assert_eq!(occs, vec![0, 1, 2]);
+        // The same key twice inside one batch is stored once.
+        let mut b2 = RecordBatch::new();
+        b2.push(&r, 3);
+        b2.push(&r, 3);
+        assert_eq!(
+            w.write(&b2).unwrap(),
+            WriteStats {
+                inserted: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(count(&mut c, "logs"), 4);
+    }
 }
 
 #[test]
 fn absent_fields_are_null_and_addresses_round_trip() {
-    let (db, mut c) = setup("sw_null");
-    let m1 = b"IPT: ACCEPT v6".to_vec();
-    let m2 = b"IPT: DROP bare".to_vec();
-    let m3 = b"IPT: REJECT icmp".to_vec();
-    let v6 = tcp_record(T0, "2001:db8::1", 443, &m1);
-    let v6 = Record {
-        action: "ACCEPT",
-        pkt: Packet {
-            dst: Some("fe80::1:2".parse().unwrap()),
-            ..v6.pkt
-        },
-        ..v6
-    };
-    let bare = Record {
-        ts: Timestamp(T0 + 1),
-        action: "DROP",
-        prefix: "IPT: DROP ",
-        repeat: 1,
-        message: &m2,
-        ..Default::default()
-    };
-    let icmp = Record {
-        ts: Timestamp(T0 + 2),
-        host: Some("fw2"),
-        action: "REJECT",
-        prefix: "IPT: REJECT ",
-        pkt: Packet {
-            src: Some("::ffff:192.0.2.7".parse().unwrap()),
-            dst: Some("198.51.100.2".parse().unwrap()),
-            proto: Some(Proto::Icmp),
-            icmp_type: Some(3),
-            icmp_code: Some(3),
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_null_{}", method as u8));
+        let m1 = b"IPT: ACCEPT v6".to_vec();
+        let m2 = b"IPT: DROP bare".to_vec();
+        let m3 = b"IPT: REJECT icmp".to_vec();
+        let v6 = tcp_record(T0, "2001:db8::1", 443, &m1);
+        let v6 = Record {
+            action: "ACCEPT",
+            pkt: Packet {
+                dst: Some("fe80::1:2".parse().unwrap()),
+                ..v6.pkt
+            },
+            ..v6
+        };
+        let bare = Record {
+            ts: Timestamp(T0 + 1),
+            action: "DROP",
+            prefix: "IPT: DROP ",
+            repeat: 1,
+            message: &m2,
             ..Default::default()
-        },
-        inner: Some(Packet {
-            src: Some("198.51.100.2".parse().unwrap()),
-            dst: Some("192.0.2.7".parse().unwrap()),
-            proto: Some(Proto::Udp),
-            spt: Some(53),
-            dpt: Some(33434),
+        };
+        let icmp = Record {
+            ts: Timestamp(T0 + 2),
+            host: Some("fw2"),
+            action: "REJECT",
+            prefix: "IPT: REJECT ",
+            pkt: Packet {
+                src: Some("::ffff:192.0.2.7".parse().unwrap()),
+                dst: Some("198.51.100.2".parse().unwrap()),
+                proto: Some(Proto::Icmp),
+                icmp_type: Some(3),
+                icmp_code: Some(3),
+                ..Default::default()
+            },
+            inner: Some(Packet {
+                src: Some("198.51.100.2".parse().unwrap()),
+                dst: Some("192.0.2.7".parse().unwrap()),
+                proto: Some(Proto::Udp),
+                spt: Some(53),
+                dpt: Some(33434),
+                ..Default::default()
+            }),
+            repeat: 4,
+            message: &m3,
             ..Default::default()
-        }),
-        repeat: 4,
-        message: &m3,
-        ..Default::default()
-    };
-    let mut b = RecordBatch::new();
-    b.push(&v6, 0);
-    b.push(&bare, 0);
-    b.push(&icmp, 0);
-    Writer::new(db.conn(), "logs").write(&b).unwrap();
+        };
+        let mut b = RecordBatch::new();
+        b.push(&v6, 0);
+        b.push(&bare, 0);
+        b.push(&icmp, 0);
+        writer(&db, method).write(&b).unwrap();
 
-    let rows: Vec<(Option<String>, Option<String>, String, Option<u16>, Option<String>, u32)> = c
-        .query(
-            "SELECT INET6_NTOA(src), INET6_NTOA(dst), action, dpt, tcp_flags, `repeat` FROM logs ORDER BY ts",
-        )
-        .unwrap();
-    assert_eq!(
-        rows[0],
-        (
-            Some("2001:db8::1".into()),
-            Some("fe80::1:2".into()),
-            "ACCEPT".into(),
-            Some(443),
-            Some("SYN".into()),
-            1
-        )
-    );
-    assert_eq!(rows[1], (None, None, "DROP".into(), None, None, 1));
-    assert_eq!(
-        rows[2],
-        (
-            Some("::ffff:192.0.2.7".into()),
-            Some("198.51.100.2".into()),
-            "REJECT".into(),
-            None,
-            None,
-            4
-        )
-    );
+        let rows: Vec<Row> = c
+            .query(
+                "SELECT INET6_NTOA(src), INET6_NTOA(dst), action, dpt, tcp_flags, `repeat` FROM logs ORDER BY ts",
+            )
+            .unwrap();
+        assert_eq!(
+            rows[0],
+            (
+                Some("2001:db8::1".into()),
+                Some("fe80::1:2".into()),
+                "ACCEPT".into(),
+                Some(443),
+                Some("SYN".into()),
+                1
+            )
+        );
+        assert_eq!(rows[1], (None, None, "DROP".into(), None, None, 1));
+        assert_eq!(
+            rows[2],
+            (
+                Some("::ffff:192.0.2.7".into()),
+                Some("198.51.100.2".into()),
+                "REJECT".into(),
+                None,
+                None,
+                4
+            )
+        );
 
-    // Every optional column of the bare record is NULL.
-    let nulls: u32 = c
-        .query_first(
-            "SELECT (host IS NULL) + (if_in IS NULL) + (mac IS NULL) + (len IS NULL) + (ttl IS NULL) \
-             + (df IS NULL) + (proto IS NULL) + (spt IS NULL) + (icmp_type IS NULL) + (uid IS NULL) \
-             + (inner_src IS NULL) + (inner_proto IS NULL) FROM logs WHERE action = 'DROP'",
-        )
-        .unwrap()
-        .unwrap();
-    assert_eq!(nulls, 12);
-    // Stored bytes are exactly INET6_ATON's, and the inner packet has its own columns.
-    let same: u32 = c
-        .query_first(
-            "SELECT src = INET6_ATON('::ffff:192.0.2.7') AND dst = INET6_ATON('198.51.100.2') \
-             AND LENGTH(dst) = 4 AND INET6_NTOA(inner_src) = '198.51.100.2' AND inner_proto = 'UDP' \
-             AND inner_dpt = 33434 AND icmp_type = 3 AND host = 'fw2' FROM logs WHERE action = 'REJECT'",
-        )
-        .unwrap()
-        .unwrap();
-    assert_eq!(same, 1);
-    let ts: String = c
-        .query_first("SELECT CAST(ts AS CHAR) FROM logs WHERE action = 'ACCEPT'")
-        .unwrap()
-        .unwrap();
-    assert_eq!(ts, "2025-11-05 05:35:08.123456");
+        // Every optional column of the bare record is NULL.
+        let nulls: u32 = c
+            .query_first(
+                "SELECT (host IS NULL) + (if_in IS NULL) + (mac IS NULL) + (len IS NULL) + (ttl IS NULL) \
+                 + (df IS NULL) + (proto IS NULL) + (spt IS NULL) + (icmp_type IS NULL) + (uid IS NULL) \
+                 + (inner_src IS NULL) + (inner_proto IS NULL) FROM logs WHERE action = 'DROP'",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(nulls, 12);
+        // Stored bytes are exactly INET6_ATON's, and the inner packet has its own columns.
+        let same: u32 = c
+            .query_first(
+                "SELECT src = INET6_ATON('::ffff:192.0.2.7') AND dst = INET6_ATON('198.51.100.2') \
+                 AND LENGTH(dst) = 4 AND INET6_NTOA(inner_src) = '198.51.100.2' AND inner_proto = 'UDP' \
+                 AND inner_dpt = 33434 AND icmp_type = 3 AND host = 'fw2' FROM logs WHERE action = 'REJECT'",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(same, 1);
+        let ts: String = c
+            .query_first("SELECT CAST(ts AS CHAR) FROM logs WHERE action = 'ACCEPT'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(ts, "2025-11-05 05:35:08.123456");
+    }
 }
 
 #[test]
 fn hostile_text_is_stored_verbatim() {
-    let (db, mut c) = setup("sw_quote");
-    let host = "x'); DROP TABLE logs; --";
-    let prefix = "IPT: \"DROP\" \\ 'q' `b` \t% _ é😀";
-    let m = format!("{prefix} IN=eth0").into_bytes();
-    let r = Record {
-        ts: Timestamp(T0),
-        host: Some(host),
-        action: "DR\\OP'",
-        prefix,
-        if_in: Some("eth0\\n"),
-        repeat: 1,
-        message: &m,
-        ..Default::default()
-    };
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_quote_{}", method as u8));
+        let host = "x'); DROP TABLE logs; --";
+        let prefix = "IPT: \"DROP\" \\ 'q' `b` \t% _ é😀";
+        let m = format!("{prefix} IN=eth0").into_bytes();
+        let r = Record {
+            ts: Timestamp(T0),
+            host: Some(host),
+            action: "DR\\OP'",
+            prefix,
+            if_in: Some("eth0\\n"),
+            repeat: 1,
+            message: &m,
+            ..Default::default()
+        };
+        let mut b = RecordBatch::new();
+        b.push(&r, 0);
+        writer(&db, method).write(&b).unwrap();
+        let row: (String, String, String, String) = c
+            .query_first("SELECT host, action, prefix, if_in FROM logs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row,
+            (
+                host.to_string(),
+                "DR\\OP'".to_string(),
+                prefix.to_string(),
+                "eth0\\n".to_string()
+            )
+        );
+        assert_eq!(count(&mut c, "logs"), 1);
+    }
+}
+
+#[test]
+fn no_backslash_escapes_mode_is_handled() {
+    let (db, mut c) = setup("sw_nbe");
+    let m = b"IPT: DROP a\\b".to_vec();
     let mut b = RecordBatch::new();
-    b.push(&r, 0);
-    Writer::new(db.conn(), "logs").write(&b).unwrap();
-    let row: (String, String, String, String) = c
-        .query_first("SELECT host, action, prefix, if_in FROM logs")
+    b.push(
+        &Record {
+            if_in: Some("e\\t\t"),
+            ..tcp_record(T0, "9.10.92.0", 1, &m)
+        },
+        0,
+    );
+    let mut w = Writer::new(db.conn(), "logs");
+    w.conn()
+        .query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        .unwrap();
+    assert_eq!(w.write(&b).unwrap().inserted, 1);
+    let row: (String, String) = c
+        .query_first("SELECT if_in, INET6_NTOA(src) FROM logs")
         .unwrap()
         .unwrap();
-    assert_eq!(
-        row,
-        (
-            host.to_string(),
-            "DR\\OP'".to_string(),
-            prefix.to_string(),
-            "eth0\\n".to_string()
-        )
-    );
-    assert_eq!(count(&mut c, "logs"), 1);
+    assert_eq!(row, ("e\\t\t".to_string(), "9.10.92.0".to_string()));
+    let mut c2 = db.conn();
+    c2.query_drop("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")
+        .unwrap();
+    c2.query_drop(schema::create_table_sql("logs2")).unwrap();
+    let s = ipta::store::loaddata::load_data(&mut c2, "logs2", &b).unwrap();
+    assert_eq!(s.inserted, 1);
 }
 
 #[test]
 fn long_text_is_cut_to_the_column() {
-    let (db, mut c) = setup("sw_long");
-    let host = "h".repeat(300);
-    let m = b"IPT: DROP x".to_vec();
-    let r = Record {
-        ts: Timestamp(T0),
-        host: Some(&host),
-        action: "DROP",
-        prefix: "IPT: DROP ",
-        repeat: 1,
-        message: &m,
-        ..Default::default()
-    };
-    let mut b = RecordBatch::new();
-    b.push(&r, 0);
-    Writer::new(db.conn(), "logs").write(&b).unwrap();
-    let len: u32 = c
-        .query_first("SELECT CHAR_LENGTH(host) FROM logs")
-        .unwrap()
-        .unwrap();
-    assert_eq!(len, 255);
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_long_{}", method as u8));
+        let host = "h".repeat(300);
+        let m = b"IPT: DROP x".to_vec();
+        let r = Record {
+            ts: Timestamp(T0),
+            host: Some(&host),
+            action: "DROP",
+            prefix: "IPT: DROP ",
+            repeat: 1,
+            message: &m,
+            ..Default::default()
+        };
+        let mut b = RecordBatch::new();
+        b.push(&r, 0);
+        writer(&db, method).write(&b).unwrap();
+        let len: u32 = c
+            .query_first("SELECT CHAR_LENGTH(host) FROM logs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(len, 255);
+    }
 }
 
 #[test]
@@ -457,4 +514,59 @@ fn schema_versions_are_checked_and_upgraded() {
     let e = schema::check_and_upgrade(&mut c, "logs", 3, 5, STEPS).unwrap_err();
     assert!(e.to_string().contains("cannot upgrade"), "{e}");
     assert!(schema::ensure_table(&mut c, "bad-name").is_err());
+}
+
+#[test]
+fn concurrent_writers_count_each_row_once() {
+    for method in METHODS {
+        let (db, mut c) = setup(&format!("sw_conc_{}", method as u8));
+        let msgs: Vec<String> = (0..4000).map(|i| format!("IPT: DROP conc {i}")).collect();
+        let batches: Vec<RecordBatch> = msgs
+            .chunks(500)
+            .enumerate()
+            .map(|(k, ms)| {
+                let mut b = RecordBatch::new();
+                for (j, m) in ms.iter().enumerate() {
+                    let i = k * 500 + j;
+                    b.push(
+                        &tcp_record(T0 + i as i64 * 1000, "10.0.0.1", 1, m.as_bytes()),
+                        0,
+                    );
+                }
+                b
+            })
+            .collect();
+        let batches = std::sync::Arc::new(batches);
+        // Two writers deliver the same batches, one forwards and one backwards, so they meet.
+        let handles: Vec<_> = [false, true]
+            .into_iter()
+            .map(|rev| {
+                let batches = batches.clone();
+                let mut w = writer(&db, method);
+                std::thread::spawn(move || {
+                    let mut total = WriteStats::default();
+                    let order: Vec<usize> = if rev {
+                        (0..batches.len()).rev().collect()
+                    } else {
+                        (0..batches.len()).collect()
+                    };
+                    for i in order {
+                        let s = w.write(&batches[i]).unwrap();
+                        total.inserted += s.inserted;
+                        total.duplicates += s.duplicates;
+                    }
+                    total
+                })
+            })
+            .collect();
+        let totals: Vec<WriteStats> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let inserted: u64 = totals.iter().map(|t| t.inserted).sum();
+        let duplicates: u64 = totals.iter().map(|t| t.duplicates).sum();
+        assert_eq!(
+            (inserted, duplicates),
+            (4000, 4000),
+            "{method:?}: {totals:?}"
+        );
+        assert_eq!(count(&mut c, "logs"), 4000);
+    }
 }

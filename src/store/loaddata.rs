@@ -12,7 +12,7 @@ use std::io::Write;
 use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, TxOpts};
 
-use crate::record::RecordBatch;
+use crate::record::{Record, RecordBatch};
 use crate::store::dedup::record_hash;
 use crate::store::row::{for_each_cell, sql_time, Cell, INSERT_COLUMNS};
 use crate::store::writer::WriteStats;
@@ -50,6 +50,19 @@ fn put_cell(out: &mut Vec<u8>, c: Cell<'_>) {
     }
 }
 
+/// Appends one row of the `LOAD DATA` file.
+pub(crate) fn put_row(out: &mut Vec<u8>, r: &Record<'_>, hash: u64, occ: u64) {
+    let mut first = true;
+    for_each_cell(r, hash, occ, |c| {
+        if !first {
+            out.push(b'\t');
+        }
+        first = false;
+        put_cell(out, c);
+    });
+    out.push(b'\n');
+}
+
 /// The batch as a `LOAD DATA` file.
 pub fn batch_file(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(batch.len() * 200);
@@ -60,17 +73,34 @@ pub fn batch_file(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
                 i + 1
             )));
         }
-        let mut first = true;
-        for_each_cell(&r, record_hash(&r), occ, |c| {
-            if !first {
-                out.push(b'\t');
-            }
-            first = false;
-            put_cell(&mut out, c);
-        });
-        out.push(b'\n');
+        put_row(&mut out, &r, record_hash(&r), occ);
     }
     Ok(out)
+}
+
+/// The statement that loads a batch file into `table` (validated), in [`INSERT_COLUMNS`]
+/// order. LOCAL implies IGNORE for duplicate keys; it is spelled out for clarity. Tab and
+/// newline are written as literal characters and the backslash as the session's string syntax
+/// wants it (`NO_BACKSLASH_ESCAPES` changes how `'\\'` reads).
+pub(crate) fn load_sql(table: &str, no_backslash_escapes: bool) -> String {
+    let cols: Vec<String> = INSERT_COLUMNS.iter().map(|c| format!("`{c}`")).collect();
+    let esc = if no_backslash_escapes { "\\" } else { "\\\\" };
+    format!(
+        "LOAD DATA LOCAL INFILE 'ipta-batch.tsv' IGNORE INTO TABLE `{table}` CHARACTER SET binary \
+         FIELDS TERMINATED BY '\t' ESCAPED BY '{esc}' LINES TERMINATED BY '\n' ({})",
+        cols.join(",")
+    )
+}
+
+/// The warnings of the last statement other than duplicate keys (1062, expected for rows
+/// loaded before), as text.
+pub(crate) fn non_duplicate_warnings<Q: Queryable>(q: &mut Q) -> mysql::Result<Vec<String>> {
+    let warnings: Vec<(String, u32, String)> = q.query("SHOW WARNINGS LIMIT 20")?;
+    Ok(warnings
+        .into_iter()
+        .filter(|w| w.1 != 1062)
+        .map(|w| format!("{} {}: {}", w.0, w.1, w.2))
+        .collect())
 }
 
 /// Loads the batch with `LOAD DATA LOCAL INFILE` in one transaction. Rows whose key exists are
@@ -92,12 +122,7 @@ pub fn load_data(
         }
         Ok(())
     })));
-    let cols: Vec<String> = INSERT_COLUMNS.iter().map(|c| format!("`{c}`")).collect();
-    let sql = format!(
-        "LOAD DATA LOCAL INFILE 'ipta-batch.tsv' IGNORE INTO TABLE `{table}` CHARACTER SET binary \
-         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
-        cols.join(",")
-    );
+    let sql = load_sql(table, conn.no_backslash_escape());
     let result = (|| -> Result<WriteStats, StoreError> {
         let mut tx = conn
             .start_transaction(TxOpts::default())

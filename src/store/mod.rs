@@ -6,6 +6,7 @@ pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod summary;
+pub mod tables;
 pub mod tls;
 pub mod writer;
 
@@ -37,6 +38,13 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Connect(_) | StoreError::ConnectionLost(_))
+    }
+
+    /// InnoDB's deadlock (1213) or lock wait timeout (1205): the transaction was rolled back
+    /// and running it again on the same connection may succeed. (`map_err` ends such `Sql`
+    /// messages with `(error <code>)`.) The batch writer retries these itself.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Sql(m) if m.ends_with("(error 1213)") || m.ends_with("(error 1205)"))
     }
 }
 
@@ -70,7 +78,7 @@ pub fn map_err(e: mysql::Error, table: &str) -> StoreError {
             // 2006 gone away, 2013 lost during query, 1053 shutdown, 1927 connection killed.
             2006 | 2013 | 1053 | 1927 => StoreError::ConnectionLost(m.message.clone()),
             1146 => StoreError::MissingTable(table.to_string()),
-            1044 | 1045 | 1142 | 1227 => StoreError::AccessDenied(m.message.clone()),
+            1044 | 1045 | 1142 | 1227 | 1698 => StoreError::AccessDenied(m.message.clone()),
             1049 => StoreError::UnknownDatabase(m.message.clone()),
             _ => StoreError::Sql(format!("{} (error {})", m.message, m.code)),
         },
@@ -96,13 +104,14 @@ pub fn validate_identifier(name: &str) -> Result<&str, StoreError> {
     Ok(name)
 }
 
-/// Opens one connection with the given settings (TCP, socket, TLS as configured).
-pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
+/// Connection options for the settings (TCP, socket, TLS as configured).
+pub fn opts(settings: &DbSettings) -> Result<mysql::OptsBuilder, StoreError> {
     let mut b = mysql::OptsBuilder::new()
         .user(Some(settings.user.clone()))
         .pass(Some(settings.password.clone()))
-        .db_name(Some(settings.database.clone()));
-    if let Some(sock) = &settings.socket {
+        .db_name((!settings.database.is_empty()).then(|| settings.database.clone()))
+        .tcp_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    if let Some(sock) = settings.effective_socket() {
         b = b.socket(Some(sock.to_string_lossy().into_owned()));
     } else {
         b = b
@@ -114,12 +123,77 @@ pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
         // where it never encrypts: asked for TLS, stay on TCP.
         b = b.ssl_opts(ssl).prefer_socket(false);
     }
-    mysql::Conn::new(b).map_err(|e| StoreError::Connect(tls::explain_connect_error(settings, &e)))
+    Ok(b)
+}
+
+/// Opens one connection with the given settings (TCP, socket, TLS as configured). Errors say
+/// where it tried to connect and as whom (with a hint when TLS is the cause); `map_err`
+/// classifies them, so access denied and unknown database stay distinct from unreachable.
+pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
+    mysql::Conn::new(opts(settings)?).map_err(|e| {
+        let what = format!("{} as user {:?}", settings.endpoint(), settings.user);
+        let text = tls::explain_connect_error(settings, &e);
+        match map_err(e, &settings.table) {
+            StoreError::AccessDenied(_) => StoreError::AccessDenied(format!("{what}: {text}")),
+            StoreError::UnknownDatabase(_) => {
+                StoreError::UnknownDatabase(settings.database.clone())
+            }
+            StoreError::MissingTable(t) => StoreError::MissingTable(t),
+            _ => StoreError::Connect(format!("{what}: {text}")),
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_errors_are_recognised() {
+        let e = |code: u16| {
+            map_err(
+                mysql::Error::MySqlError(mysql::MySqlError {
+                    state: "40001".into(),
+                    message: "Deadlock found".into(),
+                    code,
+                }),
+                "logs",
+            )
+        };
+        assert!(e(1213).is_transient());
+        assert!(e(1205).is_transient());
+        assert!(!e(1062).is_transient());
+        assert!(!e(1213).is_retryable());
+        assert!(matches!(e(1146), StoreError::MissingTable(ref t) if t == "logs"));
+        assert!(matches!(e(2006), StoreError::ConnectionLost(_)));
+        assert!(e(2013).is_retryable());
+        assert!(matches!(e(1045), StoreError::AccessDenied(_)));
+        assert!(matches!(e(1049), StoreError::UnknownDatabase(_)));
+        use mysql_common::proto::codec::error::PacketCodecError;
+        use std::io::{Error as IoError, ErrorKind};
+        for k in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+            let lost = map_err(
+                mysql::Error::CodecError(PacketCodecError::Io(IoError::from(k))),
+                "",
+            );
+            assert!(matches!(lost, StoreError::ConnectionLost(_)) && lost.is_retryable());
+        }
+        let io = map_err(
+            mysql::Error::IoError(IoError::from(ErrorKind::TimedOut)),
+            "",
+        );
+        assert!(io.is_retryable());
+        let down = map_err(
+            mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(None)),
+            "",
+        );
+        assert!(matches!(down, StoreError::Connect(_)) && down.is_retryable());
+        let too_large = map_err(
+            mysql::Error::CodecError(PacketCodecError::PacketTooLarge),
+            "",
+        );
+        assert!(!too_large.is_retryable());
+    }
 
     #[test]
     fn identifiers_are_checked() {
