@@ -152,9 +152,12 @@ fn settings(a: &Args) -> Result<DbSettings> {
     Ok(s)
 }
 
+/// A new connection and writer; the table is created when missing (or upgraded when older),
+/// so a fresh rsyslog setup works without a separate `ipta --create-table`.
 fn connector(s: DbSettings) -> Connector {
     Box::new(move || {
-        let conn = ipta::store::connect(&s)?;
+        let mut conn = ipta::store::connect(&s)?;
+        ipta::store::schema::ensure_table(&mut conn, &s.table)?;
         Ok(Box::new(Writer::new(conn, &s.table)) as Box<dyn BatchStore>)
     })
 }
