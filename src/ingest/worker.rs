@@ -250,6 +250,13 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        // Connect (and create the table) at once, so a misconfiguration or an outage shows
+        // in the log at start rather than with the first packet. Failing here only logs: the
+        // first batch retries.
+        match (self.connector)() {
+            Ok(s) => self.store = Some(s),
+            Err(e) => self.went_down(&e),
+        }
         // Blocks in recv while idle: no polling, no CPU.
         while let Ok(mut job) = self.rx.recv() {
             let rows = self.write_job(&job.batch);

@@ -174,7 +174,12 @@ impl Drop for Ingest {
 pub fn count(s: &DbSettings) -> u64 {
     use mysql::prelude::Queryable;
     let mut c = ipta::store::connect(s).expect("connect");
-    c.query_first(format!("SELECT COUNT(*) FROM `{}`", s.table)).unwrap().unwrap_or(0)
+    match c.query_first(format!("SELECT COUNT(*) FROM `{}`", s.table)) {
+        Ok(n) => n.unwrap_or(0),
+        // ipta-ingest creates the table when it first connects.
+        Err(mysql::Error::MySqlError(e)) if e.code == 1146 => 0,
+        Err(e) => panic!("count: {e}"),
+    }
 }
 
 /// Polls until the table has `n` rows or the timeout passes; returns the last count.
