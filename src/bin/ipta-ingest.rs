@@ -72,8 +72,9 @@ struct Args {
     /// Copy each stored line to the `ipta --follow` viewers attached in DIR.
     #[arg(long, value_name = "DIR")]
     follow_dir: Option<PathBuf>,
-    /// Rows kept while the database is unavailable before input is paused.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    /// Rows kept while the database is unavailable (or slower than the input) before input
+    /// is paused; about 800 bytes each.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
     buffer_rows: usize,
     /// With --confirm: answer a commit that is still not durable after MS with an error.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
