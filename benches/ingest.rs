@@ -17,7 +17,6 @@
 //!    RSS with the database unreachable once the outage buffer (`--buffer-rows`) is full.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,9 @@ use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
 use ipta::store::dedup::{record_hash, Occurrences};
 use mysql::prelude::Queryable;
+
+#[path = "../examples/genlog.rs"]
+mod genlog;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -35,27 +37,16 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The generated workload in rsyslog's file format, cached under target/.
+/// The project's workload generator (examples/genlog.rs, the same mix as shared/genlog.py),
+/// in rsyslog's file format (RFC 3339 headers), seed 7.
 fn workload(n: usize) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
-    let path = dir.join(format!("ingest-bench-{n}.log"));
-    if let Ok(b) = std::fs::read(&path) {
-        return b;
+    let mut g = genlog::Gen::new(7, genlog::Style::Rfc3339);
+    let mut out = Vec::with_capacity(n * 260);
+    for _ in 0..n {
+        g.line(&mut out);
+        out.push(b'\n');
     }
-    let gen = ["/work/shared/genlog.py", "scripts/genlog.py"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("genlog.py not found");
-    let out = Command::new("python3")
-        .arg(&gen)
-        .arg(n.to_string())
-        .args(["--seed", "7", "--style", "3339"])
-        .output()
-        .expect("run genlog.py");
-    assert!(out.status.success());
-    let _ = std::fs::write(&path, &out.stdout);
-    out.stdout
+    out
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {
@@ -146,7 +137,7 @@ fn main() {
     let data = workload(n);
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     println!(
-        "ingest bench: {} lines (genlog.py --seed 7 --style 3339, {:.1} MB), ready in {:.1?}",
+        "ingest bench: {} lines (examples/genlog.rs, seed 7, RFC 3339 headers, {:.1} MB), made in {:.1?}",
         lines.len(),
         data.len() as f64 / 1e6,
         t.elapsed()
