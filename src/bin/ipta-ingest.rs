@@ -192,6 +192,7 @@ fn run(a: Args) -> Result<i32> {
     let queue_batches = (a.buffer_rows / a.batch_size).max(1);
     let wo = WorkerOptions {
         queue_batches,
+        buffer_rows: queue_batches * a.batch_size,
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(a.max_backoff_ms.max(50)),
     };

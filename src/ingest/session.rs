@@ -482,6 +482,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let wo = WorkerOptions {
             queue_batches: 4,
+            buffer_rows: 12,
             backoff_min: Duration::from_millis(1),
             backoff_max: Duration::from_millis(10),
         };
@@ -554,6 +555,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let wo = WorkerOptions {
             queue_batches: 4,
+            buffer_rows: 12,
             backoff_min: Duration::from_millis(1),
             backoff_max: Duration::from_millis(5),
         };

@@ -42,6 +42,8 @@ pub type Connector = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> 
 pub struct WorkerOptions {
     /// Batches the channel holds (the outage buffer, in batches).
     pub queue_batches: usize,
+    /// The same buffer in rows, for the log message.
+    pub buffer_rows: usize,
     /// First retry delay; doubles on each failure up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -50,7 +52,8 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            queue_batches: 200,
+            queue_batches: 100,
+            buffer_rows: 50_000,
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
         }
@@ -284,8 +287,8 @@ impl Worker {
         if self.down_since.is_none() {
             self.down_since = Some(Instant::now());
             eprintln!(
-                "ipta-ingest: database unavailable ({e}); keeping up to {} batches queued and retrying (back-off up to {} ms)",
-                self.opts.queue_batches,
+                "ipta-ingest: database unavailable ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
+                self.opts.buffer_rows,
                 self.opts.backoff_max.as_millis()
             );
         }
@@ -497,6 +500,7 @@ mod tests {
     fn fast() -> WorkerOptions {
         WorkerOptions {
             queue_batches: 2,
+            buffer_rows: 2,
             backoff_min: Duration::from_millis(1),
             backoff_max: Duration::from_millis(5),
         }
