@@ -81,6 +81,11 @@ pub struct Session<P: LineParser, W: Write> {
     occ: Occurrences,
     /// The keys of the unit not yet confirmed (confirm mode): taken back on a rollback.
     unit: Vec<(Timestamp, u64)>,
+    /// The last batch holding rows of the unit (0: none handed over): confirming the unit
+    /// waits for that batch only, not for older batches of failed units still being retried.
+    unit_seq: u64,
+    /// The batch being filled holds rows of the unit.
+    batch_has_unit_rows: bool,
     rejects: Option<Arc<Mutex<Rejects>>>,
     fanout: Option<FanOut>,
     counters: Arc<Counters>,
@@ -117,6 +122,8 @@ impl<P: LineParser, W: Write> Session<P, W> {
             batch_since: None,
             occ: Occurrences::new(),
             unit: Vec::new(),
+            unit_seq: 0,
+            batch_has_unit_rows: false,
             rejects,
             fanout,
             counters,
@@ -233,7 +240,7 @@ impl<P: LineParser, W: Write> Session<P, W> {
             Ack::Now(r) => self.reply(r)?,
             Ack::WhenDurable => {
                 if self.wait_durable()? {
-                    self.unit.clear();
+                    self.end_unit();
                     self.reply(protocol::OK)?;
                 } else if self.stopping.is_some() {
                     // Going away: no reply at all. rsyslog sees the pipe close and keeps the
@@ -259,6 +266,7 @@ impl<P: LineParser, W: Write> Session<P, W> {
                 self.batch.push(&rec, u64::from(occ));
                 if self.proto.mode() == Mode::Confirm {
                     self.unit.push((rec.ts, hash));
+                    self.batch_has_unit_rows = true;
                 }
                 if let Some(f) = &mut self.fanout {
                     f.send(line);
@@ -296,6 +304,14 @@ impl<P: LineParser, W: Write> Session<P, W> {
         for (ts, h) in self.unit.drain(..) {
             self.occ.undo(ts, h);
         }
+        self.end_unit();
+    }
+
+    /// The unit is settled (confirmed or given up): the next one starts with no rows.
+    fn end_unit(&mut self) {
+        self.unit.clear();
+        self.unit_seq = 0;
+        self.batch_has_unit_rows = false;
     }
 
     /// Hands the batch being filled to the worker, waiting (with keep-alives) while the buffer
@@ -310,8 +326,16 @@ impl<P: LineParser, W: Write> Session<P, W> {
         let full = std::mem::replace(&mut self.batch, fresh);
         let wait = self.opts.keepalive;
         let mut next = Some(full);
+        // The sequence number is assigned on the first attempt, parked or not.
+        let holds_unit = std::mem::replace(&mut self.batch_has_unit_rows, false);
+        let mut first = true;
         loop {
-            match self.pipeline().submit(next.take(), wait) {
+            let r = self.pipeline().submit(next.take(), wait);
+            if first && holds_unit {
+                self.unit_seq = self.pipeline().submitted();
+            }
+            first = false;
+            match r {
                 Submit::Queued => {
                     if self.paused {
                         self.paused = false;
@@ -338,10 +362,13 @@ impl<P: LineParser, W: Write> Session<P, W> {
         }
     }
 
-    /// Waits until everything handed over is committed, with keep-alives; false on timeout or
+    /// Waits until every row of the unit is committed, with keep-alives; false on timeout or
     /// when the shutdown deadline passes first.
     fn wait_durable(&mut self) -> io::Result<bool> {
-        let target = self.pipeline().submitted();
+        let target = self.unit_seq;
+        if target == 0 {
+            return Ok(true);
+        }
         if self.pipeline().has_parked() {
             return Ok(false);
         }
@@ -596,6 +623,20 @@ mod tests {
             }
             assert!(t0.elapsed() < Duration::from_secs(5), "no error reply: {o:?}");
             std::thread::sleep(Duration::from_millis(10));
+        }
+        // Still down: a line with nothing to store is confirmed at once (no keep-alive dots),
+        // it does not wait for the failed unit's rows.
+        let before = out_buf.lock().unwrap().len();
+        rd.write_all(b"not a firewall line\n").unwrap();
+        let t0 = Instant::now();
+        loop {
+            let o = out_buf.lock().unwrap()[before..].to_vec();
+            if o.ends_with(b"\n") {
+                assert_eq!(o, b"OK\n");
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
         // Back up, rsyslog retries the whole transaction.
         t.down.store(false, Ordering::SeqCst);
