@@ -236,6 +236,15 @@ impl Drop for Pipeline {
     }
 }
 
+/// How one write attempt (with its retries) ended.
+enum Attempt {
+    Written,
+    /// The server refused the data (not a connection problem): retrying cannot help.
+    Refused(String),
+    /// Shutting down while the database was unavailable.
+    Stopped,
+}
+
 struct Worker {
     rx: Receiver<Job>,
     free_tx: Sender<RecordBatch>,
@@ -315,54 +324,22 @@ impl Worker {
         if batch.is_empty() {
             return 0;
         }
-        let mut delay = self.opts.backoff_min;
-        loop {
-            if self.store.is_none() {
-                match (self.connector)() {
-                    Ok(s) => self.store = Some(s),
-                    Err(e) => {
-                        self.went_down(&e);
-                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        if !self.pause(delay) {
-                            return 0;
-                        }
-                        delay = (delay * 2).min(self.opts.backoff_max);
-                        continue;
-                    }
-                }
+        match self.write_retrying(batch) {
+            Attempt::Written => {
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                batch.len() as u64
             }
-            let store = self.store.as_mut().expect("connected above");
-            match store.write(batch) {
-                Ok(st) => {
-                    self.came_up();
-                    self.account(st);
-                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                    return batch.len() as u64;
-                }
-                Err(StoreError::Sql(msg)) if batch.len() > 1 => {
-                    // The server refused the data: find the row(s) it refuses.
-                    self.came_up();
-                    let n = self.write_rows(batch, &msg);
-                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                    return n;
-                }
-                Err(StoreError::Sql(msg)) => {
-                    self.came_up();
-                    self.reject_row(batch, 0, &msg);
-                    return 1;
-                }
-                Err(e) => {
-                    // Down, lost, or not set up (no table, no access): a new connection after a
-                    // pause may help, a wedged one never does.
-                    self.store = None;
-                    self.went_down(&e);
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    if !self.pause(delay) {
-                        return 0;
-                    }
-                    delay = (delay * 2).min(self.opts.backoff_max);
-                }
+            Attempt::Refused(msg) if batch.len() > 1 => {
+                // The server refused the data: find the row(s) it refuses.
+                let n = self.write_rows(batch, &msg);
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                n
             }
+            Attempt::Refused(msg) => {
+                self.reject_row(batch, 0, &msg);
+                1
+            }
+            Attempt::Stopped => 0,
         }
     }
 
@@ -376,48 +353,46 @@ impl Worker {
             let (rec, tag) = batch.get(i);
             one.clear();
             one.push(&rec, tag);
-            if !self.write_single(&one, batch, i) {
-                break;
+            match self.write_retrying(&one) {
+                Attempt::Written => {}
+                Attempt::Refused(msg) => self.reject_row(batch, i, &msg),
+                Attempt::Stopped => break,
             }
             n += 1;
         }
         n
     }
 
-    /// One row of a refused batch; false when given up (stopping).
-    fn write_single(&mut self, one: &RecordBatch, batch: &RecordBatch, i: usize) -> bool {
+    /// One batch, one transaction, retried through outages with capped exponential back-off.
+    fn write_retrying(&mut self, batch: &RecordBatch) -> Attempt {
         let mut delay = self.opts.backoff_min;
         loop {
-            if self.store.is_none() {
-                match (self.connector)() {
-                    Ok(s) => self.store = Some(s),
-                    Err(e) => {
-                        self.went_down(&e);
-                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        if !self.pause(delay) {
-                            return false;
-                        }
-                        delay = (delay * 2).min(self.opts.backoff_max);
-                        continue;
-                    }
-                }
-            }
-            match self.store.as_mut().expect("connected above").write(one) {
+            let result = match &mut self.store {
+                Some(store) => store.write(batch),
+                None => (self.connector)().and_then(|mut s| {
+                    let r = s.write(batch);
+                    self.store = Some(s);
+                    r
+                }),
+            };
+            match result {
                 Ok(st) => {
                     self.came_up();
                     self.account(st);
-                    return true;
+                    return Attempt::Written;
                 }
                 Err(StoreError::Sql(msg)) => {
-                    self.reject_row(batch, i, &msg);
-                    return true;
+                    self.came_up();
+                    return Attempt::Refused(msg);
                 }
                 Err(e) => {
+                    // Down, lost, or not set up (no table, no access): a new connection after a
+                    // pause may help, a wedged one never does.
                     self.store = None;
                     self.went_down(&e);
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
                     if !self.pause(delay) {
-                        return false;
+                        return Attempt::Stopped;
                     }
                     delay = (delay * 2).min(self.opts.backoff_max);
                 }
