@@ -8,8 +8,10 @@
 //!   unit that rsyslog will send again is given up (an abandoned transaction, a failed commit),
 //!   its numbers are taken back, so the replay gets the same keys and the idempotent insert
 //!   turns away whatever of it was written already.
-//! - While a reply is owed and ipta-ingest has to wait (a slow commit, a full buffer), it writes
-//!   the keep-alive `.` every `keepalive` so rsyslog does not restart it.
+//! - While ipta-ingest has to wait in confirm mode (a slow commit, a full buffer), it writes the
+//!   keep-alive `.` every `keepalive` so rsyslog does not restart it. It does so even between
+//!   lines (a timer flush blocked by a full buffer): rsyslog may already be waiting for the
+//!   reply to a line not read yet, and a dot before a reply is skipped by rsyslog anyway.
 //! - A line that is not ipta's is acknowledged and counted; a line the parser rejects is
 //!   acknowledged, counted and written with its reason to the rejects file.
 
@@ -49,7 +51,7 @@ pub struct SessionOptions {
     pub flush: Duration,
     /// How long a confirmation may wait for the database before the error reply.
     pub commit_timeout: Duration,
-    /// Interval of the keep-alive `.` while a reply is owed.
+    /// Interval of the keep-alive `.` while waiting in confirm mode.
     pub keepalive: Duration,
     /// After SIGTERM/SIGINT or end of input: how long to keep trying to write what is left.
     pub shutdown_timeout: Duration,
@@ -92,8 +94,8 @@ pub struct Session<P: LineParser, W: Write> {
     control: Control,
     /// Set by SIGTERM/SIGINT: the time by which to be gone.
     stopping: Option<Instant>,
-    /// A reply is owed to rsyslog for the line being handled.
-    owed: bool,
+    /// Keep-alives are written (confirm mode, until shutdown).
+    keepalives: bool,
     /// The input is paused because the buffer is full (logged once per pause).
     paused: bool,
     told_no_rejects: bool,
@@ -112,6 +114,7 @@ impl<P: LineParser, W: Write> Session<P, W> {
         fanout: Option<FanOut>,
     ) -> Self {
         let batch = pipeline.empty_batch(opts.batch_size);
+        let keepalives = opts.mode == Mode::Confirm;
         Session {
             proto: Protocol::new(opts.mode),
             opts,
@@ -129,7 +132,7 @@ impl<P: LineParser, W: Write> Session<P, W> {
             counters,
             control,
             stopping: None,
-            owed: false,
+            keepalives,
             paused: false,
             told_no_rejects: false,
         }
@@ -211,12 +214,11 @@ impl<P: LineParser, W: Write> Session<P, W> {
         self.out.write_all(r.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()?;
-        self.owed = false;
         Ok(())
     }
 
     fn keepalive(&mut self) -> io::Result<()> {
-        if self.owed {
+        if self.keepalives {
             self.out.write_all(protocol::KEEPALIVE)?;
             self.out.flush()?;
         }
@@ -225,7 +227,6 @@ impl<P: LineParser, W: Write> Session<P, W> {
 
     fn line(&mut self, line: &[u8]) -> io::Result<()> {
         let d = self.proto.on_line(protocol::classify(line));
-        self.owed = self.proto.mode() == Mode::Confirm;
         if d.rollback {
             self.rollback_unit();
         }
@@ -253,7 +254,6 @@ impl<P: LineParser, W: Write> Session<P, W> {
                 }
             }
         }
-        self.owed = false;
         Ok(())
     }
 
@@ -398,7 +398,8 @@ impl<P: LineParser, W: Write> Session<P, W> {
         // An open transaction stays unconfirmed (rsyslog resends it); its rows are written
         // anyway, which the replay then finds present.
         self.proto.on_eof();
-        self.owed = false;
+        // rsyslog has closed the pipe or is about to: nothing more goes to stdout.
+        self.keepalives = false;
         self.stopping = Some(deadline);
         let mut unwritten = 0;
         if self.pipeline().has_parked() {
