@@ -283,3 +283,37 @@ fn private_server_down_at_start_and_mid_stream() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(count(&s), 6602, "{err}");
 }
+
+/// SIGTERM while the database is unreachable and the buffer is full: the process still exits 0
+/// within rsyslog's 5 s and says how many rows it could not write.
+#[test]
+fn sigterm_with_database_down_and_full_buffer_exits_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ipta::config::DbSettings {
+        socket: Some(dir.path().join("no-server.sock")),
+        ..Default::default()
+    };
+    let mut ing = Ingest::start(&s, &["--confirm", "--batch-size", "100", "--buffer-rows", "200"]);
+    assert_eq!(ing.reply(), "OK");
+    let mut stdin = ing.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = writeln!(stdin, "BEGIN TRANSACTION");
+        for i in 0..5000 {
+            if writeln!(stdin, "{}", line(i)).is_err() {
+                break;
+            }
+        }
+    });
+    let t = Instant::now();
+    while !ing.stderr().contains("pausing input") {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", ing.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = Instant::now();
+    ing.signal(libc::SIGTERM);
+    let (code, err) = ing.wait(T);
+    assert_eq!(code, 0, "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(err.contains("NOT WRITTEN"), "{err}");
+}

@@ -324,12 +324,16 @@ impl<P: LineParser, W: Write> Session<P, W> {
         let cap = self.opts.batch_size;
         let fresh = self.pipeline().empty_batch(cap);
         let full = std::mem::replace(&mut self.batch, fresh);
-        let wait = self.opts.keepalive;
         let mut next = Some(full);
         // The sequence number is assigned on the first attempt, parked or not.
         let holds_unit = std::mem::replace(&mut self.batch_has_unit_rows, false);
         let mut first = true;
         loop {
+            // Never sleep past the shutdown deadline.
+            let wait = match self.stopping {
+                Some(t) => self.opts.keepalive.min(t.saturating_duration_since(Instant::now())),
+                None => self.opts.keepalive,
+            };
             let r = self.pipeline().submit(next.take(), wait);
             if first && holds_unit {
                 self.unit_seq = self.pipeline().submitted();
