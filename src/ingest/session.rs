@@ -211,8 +211,13 @@ impl<P: LineParser, W: Write> Session<P, W> {
     }
 
     fn reply(&mut self, r: &str) -> io::Result<()> {
-        self.out.write_all(r.as_bytes())?;
-        self.out.write_all(b"\n")?;
+        // One write per reply: a line-buffered stdout would otherwise send the word and the
+        // newline in two system calls, and rsyslog would wake up twice per reply.
+        let mut line = [0u8; 128];
+        let n = r.len().min(line.len() - 1);
+        line[..n].copy_from_slice(&r.as_bytes()[..n]);
+        line[n] = b'\n';
+        self.out.write_all(&line[..=n])?;
         self.out.flush()?;
         Ok(())
     }
