@@ -1,0 +1,163 @@
+//! Reading stdin so that timers and signals are never stuck behind a blocking read.
+//!
+//! rsyslog may leave stdin silent for hours; meanwhile a partly filled batch must still be
+//! flushed after `--flush-ms`, and SIGTERM, SIGHUP and SIGUSR1 must be acted on at once. The
+//! signal handlers of signal-hook restart interrupted system calls (SA_RESTART), so a plain
+//! `read` would sleep through them. [`PollStdin`] therefore `poll`s stdin together with a
+//! self-pipe that the signal handlers write to, with the next timer as the timeout, and reports
+//! "nothing yet" as an `io::ErrorKind::TimedOut` error. `BufRead::read_until` keeps the bytes of
+//! a partial line it has already consumed when it returns that error, so the caller simply calls
+//! it again with the same buffer. When there is nothing to wait for, the poll has no timeout:
+//! an idle ipta-ingest uses no CPU at all.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A line source that can be told when the caller next needs control back.
+pub trait LineSource: BufRead {
+    /// The caller wants a `TimedOut` error from a read that would still be waiting at `at`.
+    fn set_wake(&mut self, _at: Option<Instant>) {}
+}
+
+impl LineSource for &[u8] {}
+impl<T: AsRef<[u8]>> LineSource for io::Cursor<T> {}
+impl<R: Read> LineSource for BufReader<R> {}
+
+/// The signal flags the session acts on.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// SIGTERM or SIGINT: flush and exit.
+    pub term: Arc<AtomicBool>,
+    /// SIGHUP: reopen the rejects file.
+    pub hup: Arc<AtomicBool>,
+    /// SIGUSR1: print the counters.
+    pub usr1: Arc<AtomicBool>,
+}
+
+/// The installed signal handlers: flags plus the read end of the self-pipe.
+pub struct Signals {
+    pub control: Control,
+    wake_rx: UnixStream,
+}
+
+impl Signals {
+    /// Installs handlers for SIGTERM, SIGINT, SIGHUP and SIGUSR1.
+    pub fn install() -> io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let control = Control::default();
+        let (wake_rx, wake_tx) = UnixStream::pair()?;
+        wake_rx.set_nonblocking(true)?;
+        wake_tx.set_nonblocking(true)?;
+        // Flags first: handlers run in registration order, so the flag is set before the
+        // wake-up byte makes the poll return.
+        signal_hook::flag::register(SIGTERM, control.term.clone())?;
+        signal_hook::flag::register(SIGINT, control.term.clone())?;
+        signal_hook::flag::register(SIGHUP, control.hup.clone())?;
+        signal_hook::flag::register(SIGUSR1, control.usr1.clone())?;
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] {
+            signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)?;
+        }
+        Ok(Signals { control, wake_rx })
+    }
+
+    pub fn wake_fd(&self) -> RawFd {
+        self.wake_rx.as_raw_fd()
+    }
+}
+
+/// Stdin read through `poll` (see the module comment).
+pub struct PollStdin {
+    fd: RawFd,
+    wake_fd: Option<RawFd>,
+    wake: Option<Instant>,
+}
+
+impl PollStdin {
+    /// `wake_fd`: the self-pipe of [`Signals`], or None.
+    pub fn new(wake_fd: Option<RawFd>) -> Self {
+        PollStdin { fd: 0, wake_fd, wake: None }
+    }
+
+    fn drain_wake(&self) {
+        if let Some(fd) = self.wake_fd {
+            let mut junk = [0u8; 64];
+            // Non-blocking: stops at EAGAIN.
+            while unsafe { libc::read(fd, junk.as_mut_ptr().cast(), junk.len()) } > 0 {}
+        }
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::from(io::ErrorKind::TimedOut)
+}
+
+impl Read for PollStdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let timeout: libc::c_int = match self.wake {
+            None => -1,
+            Some(t) => {
+                let d = t.saturating_duration_since(Instant::now());
+                // Round up so a timer never fires early and spins on a zero timeout.
+                d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut fds = [
+            libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.wake_fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        ];
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::Interrupted { timed_out() } else { e });
+        }
+        if fds[1].revents != 0 {
+            self.drain_wake();
+            return Err(timed_out());
+        }
+        if n == 0 || fds[0].revents == 0 {
+            return Err(timed_out());
+        }
+        let r = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::Interrupted { timed_out() } else { e });
+        }
+        Ok(r as usize)
+    }
+}
+
+/// Buffered stdin as a [`LineSource`].
+pub struct StdinSource {
+    inner: BufReader<PollStdin>,
+}
+
+impl StdinSource {
+    pub fn new(wake_fd: Option<RawFd>) -> Self {
+        StdinSource { inner: BufReader::with_capacity(64 * 1024, PollStdin::new(wake_fd)) }
+    }
+}
+
+impl Read for StdinSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl BufRead for StdinSource {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt)
+    }
+}
+
+impl LineSource for StdinSource {
+    fn set_wake(&mut self, at: Option<Instant>) {
+        self.inner.get_mut().wake = at;
+    }
+}

@@ -1,0 +1,546 @@
+//! The database side of ipta-ingest: a worker thread that writes batches in order, one
+//! transaction each, and reports how far it has durably got.
+//!
+//! The reader thread hands over numbered batches through a bounded channel: its capacity is the
+//! buffer that absorbs a database outage, and once it is full the reader blocks, which stops it
+//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The worker retries a
+//! batch until it is committed: a lost connection or a server that is down is retried with capped
+//! exponential back-off after a reconnect, and each change of state (down, up again) is logged
+//! once. Because the insert is idempotent (see `store::dedup`), retrying a batch whose commit
+//! outcome is unknown is safe. A batch the server refuses for its data is written row by row so
+//! that one bad row cannot wedge the stream; rows refused alone go to the rejects file.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+
+use crate::ingest::rejects::Rejects;
+use crate::ingest::Counters;
+use crate::record::RecordBatch;
+use crate::store::writer::{WriteStats, Writer};
+use crate::store::StoreError;
+
+/// Something batches can be written to: the store's `Writer`, or a fake in tests.
+pub trait BatchStore: Send {
+    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError>;
+}
+
+impl BatchStore for Writer {
+    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
+        Writer::write(self, batch)
+    }
+}
+
+/// Opens a fresh store (a new connection); called again after every failure.
+pub type Connector = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> + Send>;
+
+/// Tuning of the worker.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Batches the channel holds (the outage buffer, in batches).
+    pub queue_batches: usize,
+    /// The same buffer in rows, for the log message.
+    pub buffer_rows: usize,
+    /// First retry delay; doubles on each failure up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            queue_batches: 100,
+            buffer_rows: 50_000,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Job {
+    seq: u64,
+    batch: RecordBatch,
+}
+
+/// How far the worker has got: the sequence number of the last batch it finished (committed,
+/// or given up on at shutdown), with a condition variable to wait on.
+#[derive(Default)]
+struct Progress {
+    done: Mutex<u64>,
+    cv: Condvar,
+    /// Rows written or rejected (not those given up at shutdown).
+    rows_done: AtomicU64,
+}
+
+/// Why a hand-over did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submit {
+    Queued,
+    /// The queue stayed full for the whole wait; the batch is handed back.
+    Full,
+}
+
+/// The reader's handle on the worker thread.
+pub struct Pipeline {
+    tx: Option<Sender<Job>>,
+    free: Receiver<RecordBatch>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+    stop_tx: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    submitted: u64,
+    /// Rows of the batches queued so far.
+    rows_queued: u64,
+    /// A batch handed back by a `Full` submit, kept for the retry.
+    parked: Option<Job>,
+}
+
+impl Pipeline {
+    /// Starts the worker thread. It connects lazily, so a database that is down at start only
+    /// delays writing.
+    pub fn start(
+        connector: Connector,
+        opts: WorkerOptions,
+        counters: Arc<Counters>,
+        rejects: Option<Arc<Mutex<Rejects>>>,
+    ) -> Pipeline {
+        let cap = opts.queue_batches.max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(cap);
+        // Emptied batches travel back for reuse, so steady state allocates nothing.
+        let (free_tx, free) = crossbeam_channel::bounded::<RecordBatch>(cap + 2);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+        let progress = Arc::new(Progress::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = Worker {
+            rx,
+            free_tx,
+            stop_rx,
+            stop: stop.clone(),
+            progress: progress.clone(),
+            connector,
+            store: None,
+            opts,
+            counters,
+            rejects,
+            down_since: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ipta-db-writer".into())
+            .spawn(move || w.run())
+            .expect("spawn the database writer thread");
+        Pipeline {
+            tx: Some(tx),
+            free,
+            progress,
+            stop,
+            stop_tx: Some(stop_tx),
+            thread: Some(thread),
+            submitted: 0,
+            rows_queued: 0,
+            parked: None,
+        }
+    }
+
+    /// An empty batch, reused when one came back from the worker.
+    pub fn empty_batch(&self, capacity: usize) -> RecordBatch {
+        self.free.try_recv().unwrap_or_else(|_| RecordBatch::with_capacity(capacity))
+    }
+
+    /// Hands a batch to the worker, waiting at most `wait` for room. On `Full` the batch is
+    /// kept inside and the next call with `None` retries it.
+    pub fn submit(&mut self, batch: Option<RecordBatch>, wait: Duration) -> Submit {
+        let job = match (batch, self.parked.take()) {
+            (Some(b), None) => {
+                self.submitted += 1;
+                Job { seq: self.submitted, batch: b }
+            }
+            (None, Some(j)) => j,
+            (None, None) => return Submit::Queued,
+            (Some(_), Some(_)) => unreachable!("a parked batch must be retried first"),
+        };
+        let Some(tx) = &self.tx else { return Submit::Queued };
+        let rows = job.batch.len() as u64;
+        match tx.send_timeout(job, wait) {
+            Ok(()) => {
+                self.rows_queued += rows;
+                Submit::Queued
+            }
+            Err(SendTimeoutError::Timeout(j)) | Err(SendTimeoutError::Disconnected(j)) => {
+                self.parked = Some(j);
+                Submit::Full
+            }
+        }
+    }
+
+    /// Whether a batch is waiting for room in the queue.
+    pub fn has_parked(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// Rows of the parked batch (given up at shutdown).
+    pub fn parked_rows(&self) -> usize {
+        self.parked.as_ref().map_or(0, |j| j.batch.len())
+    }
+
+    /// Sequence number of the last batch handed over (or parked).
+    pub fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
+    /// Sequence number of the last batch the worker finished.
+    pub fn done(&self) -> u64 {
+        *self.progress.done.lock().unwrap()
+    }
+
+    /// Waits until batch `seq` is finished or `timeout` passes; true when finished.
+    pub fn wait_done(&self, seq: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut done = self.progress.done.lock().unwrap();
+        while *done < seq {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = self.progress.cv.wait_timeout(done, deadline - now).unwrap().0;
+        }
+        true
+    }
+
+    /// Closes the queue and waits up to `timeout` for the worker to write what it holds.
+    /// Returns how many rows were left unwritten (0 when all made it); in that case the worker
+    /// is told to give up and left behind, since the process is about to exit.
+    pub fn finish(mut self, timeout: Duration) -> u64 {
+        self.tx = None;
+        let all = self.wait_done(self.submitted, timeout) && self.parked.is_none();
+        self.stop.store(true, Ordering::SeqCst);
+        drop(self.stop_tx.take());
+        if all {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+            return 0;
+        }
+        let done = self.progress.rows_done.load(Ordering::SeqCst);
+        self.rows_queued.saturating_sub(done) + self.parked_rows() as u64
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.stop_tx = None;
+        self.tx = None;
+    }
+}
+
+/// How one write attempt (with its retries) ended.
+enum Attempt {
+    Written,
+    /// The server refused the data (not a connection problem): retrying cannot help.
+    Refused(String),
+    /// Shutting down while the database was unavailable.
+    Stopped,
+}
+
+struct Worker {
+    rx: Receiver<Job>,
+    free_tx: Sender<RecordBatch>,
+    stop_rx: Receiver<()>,
+    stop: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+    connector: Connector,
+    store: Option<Box<dyn BatchStore>>,
+    opts: WorkerOptions,
+    counters: Arc<Counters>,
+    rejects: Option<Arc<Mutex<Rejects>>>,
+    /// Set while the database is unreachable: when and why, for the state-change messages.
+    down_since: Option<Instant>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        // Connect (and create the table) at once, so a misconfiguration or an outage shows
+        // in the log at start rather than with the first packet. Failing here only logs: the
+        // first batch retries.
+        match (self.connector)() {
+            Ok(s) => self.store = Some(s),
+            Err(e) => self.went_down(&e),
+        }
+        // Blocks in recv while idle: no polling, no CPU.
+        while let Ok(mut job) = self.rx.recv() {
+            let rows = self.write_job(&job.batch);
+            self.progress.rows_done.fetch_add(rows, Ordering::SeqCst);
+            job.batch.clear();
+            let _ = self.free_tx.try_send(job.batch);
+            let mut d = self.progress.done.lock().unwrap();
+            *d = job.seq;
+            self.progress.cv.notify_all();
+        }
+    }
+
+    /// Sleeps for the back-off delay unless told to stop; returns false when stopping.
+    fn pause(&self, delay: Duration) -> bool {
+        if self.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.stop_rx.recv_timeout(delay) {
+            Err(RecvTimeoutError::Timeout) => !self.stop.load(Ordering::SeqCst),
+            _ => false,
+        }
+    }
+
+    fn went_down(&mut self, e: &StoreError) {
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            eprintln!(
+                "ipta-ingest: database unavailable ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
+                self.opts.buffer_rows,
+                self.opts.backoff_max.as_millis()
+            );
+        }
+    }
+
+    fn came_up(&mut self) {
+        if let Some(t) = self.down_since.take() {
+            eprintln!(
+                "ipta-ingest: database available again after {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn account(&self, st: WriteStats) {
+        let c = &self.counters;
+        c.inserted.fetch_add(st.inserted, Ordering::Relaxed);
+        c.duplicates.fetch_add(st.duplicates, Ordering::Relaxed);
+    }
+
+    /// Writes one batch, retrying until it is committed or the process stops. Returns the
+    /// rows dealt with (written, found present or rejected); 0 when given up.
+    fn write_job(&mut self, batch: &RecordBatch) -> u64 {
+        if batch.is_empty() {
+            return 0;
+        }
+        match self.write_retrying(batch) {
+            Attempt::Written => {
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                batch.len() as u64
+            }
+            Attempt::Refused(msg) if batch.len() > 1 => {
+                // The server refused the data: find the row(s) it refuses.
+                let n = self.write_rows(batch, &msg);
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                n
+            }
+            Attempt::Refused(msg) => {
+                self.reject_row(batch, 0, &msg);
+                1
+            }
+            Attempt::Stopped => 0,
+        }
+    }
+
+    /// Writes a refused batch one row at a time, so that only the bad rows are lost (to the
+    /// rejects file, with the server's reason).
+    fn write_rows(&mut self, batch: &RecordBatch, first_error: &str) -> u64 {
+        eprintln!("ipta-ingest: the database refused a batch ({first_error}); writing it row by row");
+        let mut one = RecordBatch::with_capacity(1);
+        let mut n = 0;
+        for i in 0..batch.len() {
+            let (rec, tag) = batch.get(i);
+            one.clear();
+            one.push(&rec, tag);
+            match self.write_retrying(&one) {
+                Attempt::Written => {}
+                Attempt::Refused(msg) => self.reject_row(batch, i, &msg),
+                Attempt::Stopped => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// One batch, one transaction, retried through outages with capped exponential back-off.
+    fn write_retrying(&mut self, batch: &RecordBatch) -> Attempt {
+        let mut delay = self.opts.backoff_min;
+        loop {
+            let result = match &mut self.store {
+                Some(store) => store.write(batch),
+                None => (self.connector)().and_then(|mut s| {
+                    let r = s.write(batch);
+                    self.store = Some(s);
+                    r
+                }),
+            };
+            match result {
+                Ok(st) => {
+                    self.came_up();
+                    self.account(st);
+                    return Attempt::Written;
+                }
+                Err(StoreError::Sql(msg)) => {
+                    self.came_up();
+                    return Attempt::Refused(msg);
+                }
+                Err(e) => {
+                    // Down, lost, or not set up (no table, no access): a new connection after a
+                    // pause may help, a wedged one never does.
+                    self.store = None;
+                    self.went_down(&e);
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    if !self.pause(delay) {
+                        return Attempt::Stopped;
+                    }
+                    delay = (delay * 2).min(self.opts.backoff_max);
+                }
+            }
+        }
+    }
+
+    fn reject_row(&self, batch: &RecordBatch, i: usize, why: &str) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let (rec, _) = batch.get(i);
+        match &self.rejects {
+            Some(r) => {
+                let mut r = r.lock().unwrap();
+                r.write_record(&rec, why);
+            }
+            None => eprintln!("ipta-ingest: the database refused a row: {why}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, Timestamp};
+    use std::sync::atomic::AtomicUsize;
+
+    /// A store that fails while `down` is set and remembers every row it took.
+    #[derive(Clone, Default)]
+    pub(crate) struct Fake {
+        pub down: Arc<AtomicBool>,
+        pub rows: Arc<Mutex<Vec<(i64, u64)>>>,
+        pub connects: Arc<AtomicUsize>,
+    }
+    struct FakeStore(Fake);
+    impl BatchStore for FakeStore {
+        fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
+            if self.0.down.load(Ordering::SeqCst) {
+                return Err(StoreError::ConnectionLost("fake".into()));
+            }
+            if b.iter().any(|(r, _)| r.action == "BAD") {
+                return Err(StoreError::Sql("fake refusal".into()));
+            }
+            let mut rows = self.0.rows.lock().unwrap();
+            let mut st = WriteStats::default();
+            for (r, tag) in b.iter() {
+                let k = (r.ts.0, tag);
+                if rows.contains(&k) {
+                    st.duplicates += 1;
+                } else {
+                    rows.push(k);
+                    st.inserted += 1;
+                }
+            }
+            Ok(st)
+        }
+    }
+    impl Fake {
+        pub(crate) fn connector(&self) -> Connector {
+            let f = self.clone();
+            Box::new(move || {
+                f.connects.fetch_add(1, Ordering::SeqCst);
+                if f.down.load(Ordering::SeqCst) {
+                    Err(StoreError::Connect("fake down".into()))
+                } else {
+                    Ok(Box::new(FakeStore(f.clone())) as Box<dyn BatchStore>)
+                }
+            })
+        }
+    }
+
+    fn batch(ts: &[i64], action: &str) -> RecordBatch {
+        let mut b = RecordBatch::new();
+        for &t in ts {
+            let r = Record { ts: Timestamp(t), action, prefix: "IPT: ", repeat: 1, ..Default::default() };
+            b.push(&r, 0);
+        }
+        b
+    }
+
+    fn fast() -> WorkerOptions {
+        WorkerOptions {
+            queue_batches: 2,
+            buffer_rows: 2,
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(5),
+        }
+    }
+
+    #[test]
+    fn batches_are_written_in_order_and_reported() {
+        let fake = Fake::default();
+        let c = Arc::new(Counters::default());
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        assert_eq!(p.submit(Some(batch(&[1, 2], "DROP")), Duration::from_secs(1)), Submit::Queued);
+        assert_eq!(p.submit(Some(batch(&[3], "DROP")), Duration::from_secs(1)), Submit::Queued);
+        assert!(p.wait_done(2, Duration::from_secs(5)));
+        assert_eq!(*fake.rows.lock().unwrap(), vec![(1, 0), (2, 0), (3, 0)]);
+        assert_eq!(p.finish(Duration::from_secs(1)), 0);
+        assert_eq!(c.inserted.load(Ordering::SeqCst), 3);
+        assert_eq!(c.batches.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn outage_is_retried_and_queue_pushes_back() {
+        let fake = Fake::default();
+        fake.down.store(true, Ordering::SeqCst);
+        let c = Arc::new(Counters::default());
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        // One batch in the worker's hands, two in the queue, then the queue is full.
+        let mut full = false;
+        for i in 0..5 {
+            if p.submit(Some(batch(&[i], "DROP")), Duration::from_millis(50)) == Submit::Full {
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "a bounded queue must refuse more while the database is down");
+        assert!(!p.wait_done(1, Duration::from_millis(30)));
+        fake.down.store(false, Ordering::SeqCst);
+        assert_eq!(p.submit(None, Duration::from_secs(5)), Submit::Queued);
+        assert_eq!(p.finish(Duration::from_secs(5)), 0);
+        assert_eq!(fake.rows.lock().unwrap().len(), 4);
+        assert!(c.retries.load(Ordering::SeqCst) > 0);
+    }
+
+    #[test]
+    fn refused_rows_are_isolated() {
+        let fake = Fake::default();
+        let c = Arc::new(Counters::default());
+        let mut b = batch(&[1, 2], "DROP");
+        let bad = Record { ts: Timestamp(9), action: "BAD", prefix: "IPT: ", repeat: 1, ..Default::default() };
+        b.push(&bad, 0);
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        p.submit(Some(b), Duration::from_secs(1));
+        assert_eq!(p.finish(Duration::from_secs(5)), 0);
+        assert_eq!(fake.rows.lock().unwrap().len(), 2);
+        assert_eq!(c.rejected.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn finish_gives_up_while_down() {
+        let fake = Fake::default();
+        fake.down.store(true, Ordering::SeqCst);
+        let c = Arc::new(Counters::default());
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        p.submit(Some(batch(&[1], "DROP")), Duration::from_secs(1));
+        let t = Instant::now();
+        assert_eq!(p.finish(Duration::from_millis(100)), 1);
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}
