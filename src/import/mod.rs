@@ -106,8 +106,17 @@ pub fn run(
     report: &mut dyn Write,
 ) -> Result<ImportSummary, ImportError> {
     let table = store::validate_identifier(&db.table)?.to_string();
+    // A missing table (or one of a newer ipta) stops the import before any file is read; the
+    // connection that checked it becomes the first writer's.
+    let mut conn = store::connect(db)?;
+    store::schema::check_table(&mut conn, &table)?;
+    let first = std::sync::Mutex::new(Some(conn));
     let connect = move || -> Result<Box<dyn Sink>, StoreError> {
-        let conn = store::connect(db)?;
+        let spare = first.lock().ok().and_then(|mut c| c.take());
+        let conn = match spare {
+            Some(c) => c,
+            None => store::connect(db)?,
+        };
         Ok(Box::new(Writer::new(conn, &table)))
     };
     run_with(&connect, files, opts, report)
