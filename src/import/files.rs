@@ -218,19 +218,30 @@ fn make_reader<R: BufRead + Send + 'static>(r: R, c: Compression) -> Box<dyn Buf
     }
 }
 
+/// Why an input could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open: {0}")]
+    Open(io::Error),
+    /// Opened, but its first bytes could not be read.
+    #[error("read error at the start (nothing imported): {0}")]
+    Read(io::Error),
+}
+
 /// Opens a file (or stdin for `-`). The reference time is the file's modification time.
-pub fn open(path: &Path) -> io::Result<Input> {
+pub fn open(path: &Path) -> Result<Input, OpenError> {
     if is_stdin(path) {
-        return wrap(io::stdin(), to_timestamp(SystemTime::now()), None);
+        return wrap(io::stdin(), to_timestamp(SystemTime::now()), None).map_err(OpenError::Read);
     }
-    let f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
+    let f = std::fs::File::open(path).map_err(OpenError::Open)?;
+    let meta = f.metadata().map_err(OpenError::Open)?;
     if meta.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
+        return Err(OpenError::Open(io::Error::new(io::ErrorKind::InvalidInput, "is a directory")));
     }
-    let reference = meta.modified().map(to_timestamp).unwrap_or_else(|_| to_timestamp(SystemTime::now()));
+    let reference =
+        meta.modified().map(to_timestamp).unwrap_or_else(|_| to_timestamp(SystemTime::now()));
     let size = meta.is_file().then_some(meta.len());
-    wrap(f, reference, size)
+    wrap(f, reference, size).map_err(OpenError::Read)
 }
 
 /// What [`read_line`] found.

@@ -293,7 +293,7 @@ impl Reader<'_> {
             let mut fs = FileSummary::new(path.display().to_string());
             let stopped = match files::open(path) {
                 Err(e) => {
-                    fs.failures.push(format!("cannot open: {e}"));
+                    fs.failures.push(e.to_string());
                     false
                 }
                 Ok(mut input) => {
@@ -711,6 +711,23 @@ mod tests {
         // Written again: all duplicates.
         let (stats, _) = write_chunk(&mut sink, &connect, &chunk_of(&recs), &mut RecordBatch::new(), &abort).unwrap();
         assert_eq!((stats.inserted, stats.duplicates), (0, 3));
+    }
+
+    #[test]
+    fn a_read_error_mid_file_is_that_files_failure_only() {
+        // /proc/self/mem opens like a file and fails on read (EIO), as a file on a vanished
+        // network mount does.
+        let bad = PathBuf::from("/proc/self/mem");
+        if !bad.exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("b.log");
+        std::fs::write(&good, "one\ntwo\n").unwrap();
+        let s = import(&MemTable::default(), &[bad, good]).0.unwrap();
+        assert!(s.files[0].failures[0].contains("read error at the start"), "{:?}", s.files[0]);
+        assert_eq!(s.files[1].lines, 2);
+        assert!(s.files[1].failures.is_empty());
     }
 
     #[test]
