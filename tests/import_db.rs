@@ -109,11 +109,11 @@ fn import_rotated_set_with_gzip_members_and_a_year_rollover() {
     // The rollover file: 120 lines in 2025, 120 in 2026.
     assert_eq!(count(&db, "WHERE ts >= '2025-12-31 22:00:00' AND ts < '2026-01-01'"), 120);
     assert_eq!(count(&db, "WHERE ts >= '2026-01-01' AND ts < '2026-01-01 02:00:00'"), 120);
-    // --year overrides the inference (the Dec -> Jan step still moves to the next year).
+    // --year overrides the inference: every year-less stamp is put in that year.
     let db2 = db_with_table("imp_year");
     let s = import_with(&db2, &[&d.join("fw.log.1")], &ImportOptions { year: Some(2020), ..opts() });
     assert_eq!(s.added(), 240);
-    assert_eq!(count(&db2, "WHERE YEAR(ts) = 2020"), 120);
+    assert_eq!(count(&db2, "WHERE YEAR(ts) = 2020"), 240);
 }
 
 #[test]
