@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench import` (needs the server scripts/provision.sh sets up;
 //! `IPTA_TEST_SOCKET` overrides the socket). The workload is `genlog.py N --seed 7` (the
 //! project's shared generator, found at ../shared/genlog.py from the repository's parent, or
-//! given with `--genlog PATH`). Options after `--`: `--lines N` (default 1000000),
+//! given with `--genlog PATH`; `--workload FILE` uses a file generated before). Options after
+//! `--`: `--lines N` (default 1000000),
 //! `--writers N` and `--batch N` (import defaults otherwise), `--load-batch N` (rows per
 //! LOAD DATA statement, default 10000).
 //!
@@ -143,15 +144,19 @@ fn main() {
     // `cargo bench` passes --bench; nothing else to handle.
     let lines = num("--lines", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("workload.log");
-    let t = Instant::now();
-    genlog(lines, &file);
+    let file = match arg("--workload") {
+        // A workload generated before (e.g. to run several configurations on the same file).
+        Some(f) => PathBuf::from(f),
+        None => {
+            let file = dir.path().join("workload.log");
+            let t = Instant::now();
+            genlog(lines, &file);
+            println!("workload: genlog.py {lines} --seed 7, generated in {:.1} s", t.elapsed().as_secs_f64());
+            file
+        }
+    };
     let size = std::fs::metadata(&file).unwrap().len();
-    println!(
-        "workload: genlog.py {lines} --seed 7, {:.1} MiB, generated in {:.1} s",
-        size as f64 / 1048576.0,
-        t.elapsed().as_secs_f64()
-    );
+    println!("workload file: {} ({:.1} MiB)", file.display(), size as f64 / 1048576.0);
 
     let db = util::TestDb::new("bench_import");
     let mut conn = db.conn();
