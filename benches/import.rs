@@ -77,6 +77,31 @@ fn child(database: &str, file: &Path) {
     println!("RESULT {} {} {secs} {}", s.lines(), s.added(), vm_hwm_kib());
 }
 
+/// CPU seconds (user + system) the local database server has used so far, when it runs on
+/// this machine and /proc lets us read it: where the time goes is on the server side.
+fn server_cpu_secs() -> Option<f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "mariadbd" || comm.trim() == "mysqld" {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+            return Some((u + s) / tick);
+        }
+    }
+    None
+}
+
+fn cpu_delta(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2} s", b - a),
+        _ => "n/a".into(),
+    }
+}
+
 fn genlog(lines: usize, out: &Path) {
     let script = arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
@@ -172,7 +197,9 @@ fn main() {
             cmd.args([o, &v]);
         }
     }
+    let cpu0 = server_cpu_secs();
     let out = cmd.output().expect("run the import child");
+    let cpu1 = server_cpu_secs();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
@@ -185,6 +212,7 @@ fn main() {
     // LOAD DATA of the same rows into the identical empty table.
     let per_batch = num("--load-batch", 10_000);
     let (ld_rows, ld_load, ld_wall) = load_data_run(&mut conn, &file, per_batch);
+    let cpu2 = server_cpu_secs();
 
     let imp_rate = imp_lines / imp_secs;
     let ld_rate = imp_lines / ld_load.as_secs_f64();
@@ -198,4 +226,10 @@ fn main() {
         ld_wall.as_secs_f64()
     );
     println!("ratio import / LOAD DATA: {:.2}x", imp_rate / ld_rate);
+    println!(
+        "database server CPU: import {}, LOAD DATA {} (load average {})",
+        cpu_delta(cpu0, cpu1),
+        cpu_delta(cpu1, cpu2),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+    );
 }
