@@ -227,7 +227,7 @@ fn main() {
     );
     println!("ratio import / LOAD DATA: {:.2}x", imp_rate / ld_rate);
     println!(
-        "database server CPU: import {}, LOAD DATA {} (load average {})",
+        "database server CPU (all its clients): import {}, LOAD DATA {} (load average {})",
         cpu_delta(cpu0, cpu1),
         cpu_delta(cpu1, cpu2),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
