@@ -220,3 +220,46 @@ fn import_packets_without_ports_cleanly() {
     // The ICMP error keeps its outer packet; the embedded one is in inner_*.
     assert_eq!(count(&db, "WHERE icmp_type = 3 AND inner_proto = 'UDP' AND inner_dpt = 123 AND dpt IS NULL"), 1);
 }
+
+/// The corpus of the project's shared directory, when this checkout sits next to it.
+fn shared_corpus(name: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [repo.join("../shared/corpus"), repo.join("../../shared/corpus")]
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+}
+
+#[test]
+fn import_of_the_seed_example_counts_like_scan() {
+    let Some(seed) = shared_corpus("seed-example.log") else {
+        eprintln!("skipped: ../shared/corpus/seed-example.log not found");
+        return;
+    };
+    let reference = ipta::record::Timestamp(
+        std::fs::metadata(&seed).unwrap().modified().unwrap().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros()
+            as i64,
+    );
+    let scan_opts = ipta::scan::ScanOptions {
+        format: ipta::scan::ScanFormat::Json,
+        parse: ipta::parse::ParseOptions { reference, year: None, tz: Some("UTC".into()), rules: Default::default() },
+    };
+    let mut json = Vec::new();
+    let mut err = Vec::new();
+    let mut input = std::io::BufReader::new(std::fs::File::open(&seed).unwrap());
+    let scanned = ipta::scan::run(&mut input, &mut json, &mut err, &scan_opts).unwrap();
+    let mut by_action = std::collections::BTreeMap::<String, u64>::new();
+    for l in String::from_utf8(json).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        *by_action.entry(v["action"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+
+    let db = db_with_table("imp_seed");
+    let s = import(&db, &[&seed]);
+    assert_eq!((s.lines(), s.not_ours(), s.rejected()), (scanned.lines, scanned.not_ours, scanned.rejected));
+    assert_eq!(s.added(), scanned.packets);
+    let stored: Vec<(String, u64)> =
+        db.conn().query("SELECT action, COUNT(*) FROM logs GROUP BY action ORDER BY action").unwrap();
+    assert_eq!(stored, by_action.into_iter().collect::<Vec<_>>());
+    assert_eq!(count(&db, ""), 200);
+}

@@ -11,9 +11,10 @@ use std::time::SystemTime;
 
 use crate::record::Timestamp;
 
-/// Lines longer than this are rejected as too long (the longest real netfilter line, with a
-/// full MAC header, IPv6 addresses and an embedded ICMP packet, is well under 1 KiB).
-pub const MAX_LINE: usize = 64 * 1024;
+/// Lines longer than this are rejected as too long, as the parser does (the longest real
+/// netfilter line, with a full MAC header, IPv6 addresses and an embedded ICMP packet, is well
+/// under 1 KiB).
+pub const MAX_LINE: usize = crate::parse::MAX_LINE;
 
 /// Read buffer size of a file (and of the decompressed stream of a gzip file).
 const BUF_SIZE: usize = 256 * 1024;

@@ -49,7 +49,8 @@ const RETRY_DELAYS: [Duration; 5] = [
     Duration::from_secs(4),
 ];
 
-const TOO_LONG: &str = "line longer than 64 KiB";
+/// The parser's words for the same rejection, so `--scan` and `--import` agree.
+const TOO_LONG: &str = "the line is longer than 64 KiB";
 const REFUSED: &str = "the database refused the row";
 
 /// How to import.
