@@ -466,6 +466,12 @@ fn write_retrying(
             },
         };
         match result {
+            // A deadlock between two writers rolled the batch back: the same connection can
+            // simply try again.
+            Err(e) if is_transient(&e) && attempt < RETRY_DELAYS.len() && !abort.load(Ordering::Relaxed) => {
+                std::thread::sleep(RETRY_DELAYS[0]);
+                attempt += 1;
+            }
             Err(e) if e.is_retryable() && attempt < RETRY_DELAYS.len() && !abort.load(Ordering::Relaxed) => {
                 *sink = None;
                 std::thread::sleep(RETRY_DELAYS[attempt]);
@@ -474,6 +480,12 @@ fn write_retrying(
             other => return other,
         }
     }
+}
+
+/// InnoDB's deadlock (1213) and lock wait timeout (1205): the transaction was rolled back and
+/// may succeed when run again. `store::map_err` reports them as `Sql` with the code at the end.
+fn is_transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sql(m) if m.ends_with("(error 1213)") || m.ends_with("(error 1205)"))
 }
 
 /// Writes a chunk. When the database refuses it for its data (not for a lost connection or a
@@ -729,6 +741,12 @@ mod tests {
         assert!(s.files[0].failures[0].contains("read error at the start"), "{:?}", s.files[0]);
         assert_eq!(s.files[1].lines, 2);
         assert!(s.files[1].failures.is_empty());
+    }
+
+    #[test]
+    fn deadlocks_are_retried_not_taken_for_bad_data() {
+        assert!(is_transient(&StoreError::Sql("Deadlock found when trying to get lock; try restarting transaction (error 1213)".into())));
+        assert!(!is_transient(&StoreError::Sql("Data too long for column 'host' at row 1 (error 1406)".into())));
     }
 
     #[test]
