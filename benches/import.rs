@@ -67,6 +67,7 @@ fn child(database: &str, file: &Path) {
         tz: Some("UTC".into()),
         writers: num("--writers", 0),
         batch_rows: num("--batch", 0),
+        no_load_data: std::env::args().any(|a| a == "--no-load-data"),
         ..Default::default()
     };
     let t = Instant::now();
@@ -196,6 +197,9 @@ fn main() {
         if let Some(v) = arg(o) {
             cmd.args([o, &v]);
         }
+    }
+    if std::env::args().any(|a| a == "--no-load-data") {
+        cmd.arg("--no-load-data");
     }
     let cpu0 = server_cpu_secs();
     let out = cmd.output().expect("run the import child");

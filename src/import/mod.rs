@@ -14,6 +14,7 @@
 //! reader and the writers, lines are capped at [`files::MAX_LINE`], and the occurrence counter
 //! forgets lines older than its window.
 
+pub mod fast;
 pub mod files;
 pub mod summary;
 
@@ -68,6 +69,9 @@ pub struct ImportOptions {
     pub writers: usize,
     /// Records per batch and transaction; 0 = [`DEFAULT_BATCH_ROWS`].
     pub batch_rows: usize,
+    /// Store every batch with the store's INSERT writer only, never with the `LOAD DATA`
+    /// fast path ([`fast`]).
+    pub no_load_data: bool,
 }
 
 /// What stops an import as a whole. Problems with single files or lines do not: they are in
@@ -112,13 +116,18 @@ pub fn run(
     let mut conn = store::connect(db)?;
     store::schema::check_table(&mut conn, &table)?;
     let first = std::sync::Mutex::new(Some(conn));
+    let fast_path = !opts.no_load_data;
     let connect = move || -> Result<Box<dyn Sink>, StoreError> {
         let spare = first.lock().ok().and_then(|mut c| c.take());
         let conn = match spare {
             Some(c) => c,
             None => store::connect(db)?,
         };
-        Ok(Box::new(Writer::new(conn, &table)))
+        if fast_path {
+            Ok(Box::new(fast::LoadDataSink::new(conn, &table)))
+        } else {
+            Ok(Box::new(Writer::new(conn, &table)))
+        }
     };
     run_with(&connect, files, opts, report)
 }
