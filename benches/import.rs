@@ -7,7 +7,9 @@
 //! given with `--genlog PATH`; `--workload FILE` uses a file generated before). Options after
 //! `--`: `--lines N` (default 1000000),
 //! `--writers N` and `--batch N` (import defaults otherwise), `--load-batch N` (rows per
-//! LOAD DATA statement, default 10000).
+//! LOAD DATA statement, default 10000), `--rounds N` (default 3: import then LOAD DATA, N times,
+//! both tables emptied before each round; the median is printed last: the machine is shared,
+//! and one round can be disturbed), `--no-load-data` (the import uses only the INSERT writer).
 //!
 //! The import runs in a child process (this program started again) so that its peak RSS
 //! (VmHWM) is the import's alone. The LOAD DATA figure counts only the time spent inside
@@ -190,50 +192,77 @@ fn main() {
         conn.query_drop(ipta::store::schema::create_table_sql(t)).unwrap();
     }
 
-    // The import, in a child process of its own.
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--child-import", &db.settings.database, "--file"]).arg(&file);
-    for o in ["--writers", "--batch"] {
-        if let Some(v) = arg(o) {
-            cmd.args([o, &v]);
-        }
-    }
-    if std::env::args().any(|a| a == "--no-load-data") {
-        cmd.arg("--no-load-data");
-    }
-    let cpu0 = server_cpu_secs();
-    let out = cmd.output().expect("run the import child");
-    let cpu1 = server_cpu_secs();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
-        panic!("import child failed: {}\n{stdout}\n{stderr}", out.status)
-    });
-    let f: Vec<f64> = result.split(' ').map(|v| v.parse().unwrap()).collect();
-    let (imp_lines, imp_rows, imp_secs, hwm) = (f[0], f[1], f[2], f[3]);
-    print!("{stderr}");
-
-    // LOAD DATA of the same rows into the identical empty table.
+    let rounds = num("--rounds", 3).max(1);
     let per_batch = num("--load-batch", 10_000);
-    let (ld_rows, ld_load, ld_wall) = load_data_run(&mut conn, &file, per_batch);
-    let cpu2 = server_cpu_secs();
+    let (mut imp_rates, mut ld_rates, mut ratios, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
+    for round in 1..=rounds {
+        // Both tables empty again: every round measures an import into an empty table.
+        for t in ["imp", "ld"] {
+            conn.query_drop(format!("TRUNCATE TABLE `{t}`")).unwrap();
+        }
+        // The import, in a child process of its own.
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--child-import", &db.settings.database, "--file"]).arg(&file);
+        for o in ["--writers", "--batch"] {
+            if let Some(v) = arg(o) {
+                cmd.args([o, &v]);
+            }
+        }
+        if std::env::args().any(|a| a == "--no-load-data") {
+            cmd.arg("--no-load-data");
+        }
+        let cpu0 = server_cpu_secs();
+        let out = cmd.output().expect("run the import child");
+        let cpu1 = server_cpu_secs();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
+            panic!("import child failed: {}\n{stdout}\n{stderr}", out.status)
+        });
+        let f: Vec<f64> = result.split(' ').map(|v| v.parse().unwrap()).collect();
+        let (imp_lines, imp_rows, imp_secs, hwm) = (f[0], f[1], f[2], f[3]);
+        if round == 1 {
+            print!("{stderr}");
+        }
 
-    let imp_rate = imp_lines / imp_secs;
-    let ld_rate = imp_lines / ld_load.as_secs_f64();
+        // LOAD DATA of the same rows into the identical empty table.
+        let (ld_rows, ld_load, ld_wall) = load_data_run(&mut conn, &file, per_batch);
+        let cpu2 = server_cpu_secs();
+
+        let imp_rate = imp_lines / imp_secs;
+        let ld_rate = imp_lines / ld_load.as_secs_f64();
+        println!("round {round}/{rounds}:");
+        println!(
+            "  import:    {imp_lines:.0} lines, {imp_rows:.0} rows in {imp_secs:.2} s = {imp_rate:.0} lines/s, peak RSS {:.1} MiB (VmHWM of the import process)",
+            hwm / 1024.0
+        );
+        println!(
+            "  LOAD DATA: {ld_rows} rows in {:.2} s inside load_data ({per_batch} rows per statement) = {ld_rate:.0} lines/s; with parsing, single-threaded: {:.2} s",
+            ld_load.as_secs_f64(),
+            ld_wall.as_secs_f64()
+        );
+        println!(
+            "  ratio {:.2}x; database server CPU (all its clients): import {}, LOAD DATA {}; load average {}",
+            imp_rate / ld_rate,
+            cpu_delta(cpu0, cpu1),
+            cpu_delta(cpu1, cpu2),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+        );
+        imp_rates.push(imp_rate);
+        ld_rates.push(ld_rate);
+        ratios.push(imp_rate / ld_rate);
+        peak = peak.max(hwm / 1024.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
     println!(
-        "import:    {imp_lines:.0} lines, {imp_rows:.0} rows in {imp_secs:.2} s = {imp_rate:.0} lines/s, peak RSS {:.1} MiB (VmHWM of the import process)",
-        hwm / 1024.0
-    );
-    println!(
-        "LOAD DATA: {ld_rows} rows in {:.2} s inside load_data ({per_batch} rows per statement) = {ld_rate:.0} lines/s; with parsing, single-threaded: {:.2} s",
-        ld_load.as_secs_f64(),
-        ld_wall.as_secs_f64()
-    );
-    println!("ratio import / LOAD DATA: {:.2}x", imp_rate / ld_rate);
-    println!(
-        "database server CPU (all its clients): import {}, LOAD DATA {} (load average {})",
-        cpu_delta(cpu0, cpu1),
-        cpu_delta(cpu1, cpu2),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+        "median of {rounds}: import {:.0} lines/s, LOAD DATA {:.0} lines/s, ratio import / LOAD DATA {:.2}x (per-round ratios: {}); peak RSS of the import {:.1} MiB",
+        median(&mut imp_rates),
+        median(&mut ld_rates),
+        median(&mut ratios.clone()),
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
+        peak
     );
 }
