@@ -249,11 +249,18 @@ fn merge_read(into: &mut FileSummary, read: FileSummary) {
     into.packets = read.packets;
     into.not_ours = read.not_ours;
     into.failures.extend(read.failures);
-    for r in read.rejected {
-        let mut lines = r.first_lines.iter();
-        // Re-count through `reject` so first_lines stay merged and sorted.
-        for _ in 0..r.count {
-            into.reject(r.kind, &r.reason, lines.next().copied().unwrap_or(u64::MAX));
+    // The writers' entries (rows the database refused) may be there already; the reader's
+    // come first, as they are the usual ones.
+    let writers = std::mem::replace(&mut into.rejected, read.rejected);
+    for w in writers {
+        match into.rejected.iter_mut().find(|r| r.kind == w.kind && r.reason == w.reason) {
+            Some(r) => {
+                r.count += w.count;
+                r.first_lines.extend(w.first_lines);
+                r.first_lines.sort_unstable();
+                r.first_lines.truncate(summary::FIRST_LINES);
+            }
+            None => into.rejected.push(w),
         }
     }
 }
