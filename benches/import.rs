@@ -7,9 +7,9 @@
 //! given with `--genlog PATH`; `--workload FILE` uses a file generated before). Options after
 //! `--`: `--lines N` (default 1000000),
 //! `--writers N` and `--batch N` (import defaults otherwise), `--load-batch N` (rows per
-//! LOAD DATA statement, default 10000), `--rounds N` (default 3: import then LOAD DATA, N times,
-//! both tables emptied before each round; the median is printed last: the machine is shared,
-//! and one round can be disturbed), `--no-load-data` (the import uses only the INSERT writer).
+//! LOAD DATA statement, default 10000), `--rounds N` (default 3: import and LOAD DATA N times,
+//! alternating which goes first, both tables emptied before each round; the median is printed
+//! last: the machine is shared, and one round can be disturbed), `--no-load-data` (the import uses only the INSERT writer).
 //!
 //! The import runs in a child process (this program started again) so that its peak RSS
 //! (VmHWM) is the import's alone. The LOAD DATA figure counts only the time spent inside
@@ -211,6 +211,16 @@ fn main() {
         if std::env::args().any(|a| a == "--no-load-data") {
             cmd.arg("--no-load-data");
         }
+        // Odd rounds import first, even rounds load first: neither always gets the fresher
+        // server.
+        let import_first = round % 2 == 1;
+        let mut ld = None;
+        let mut ld_cpu = None;
+        if !import_first {
+            let c = server_cpu_secs();
+            ld = Some(load_data_run(&mut conn, &file, per_batch));
+            ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
+        }
         let cpu0 = server_cpu_secs();
         let out = cmd.output().expect("run the import child");
         let cpu1 = server_cpu_secs();
@@ -226,12 +236,19 @@ fn main() {
         }
 
         // LOAD DATA of the same rows into the identical empty table.
-        let (ld_rows, ld_load, ld_wall) = load_data_run(&mut conn, &file, per_batch);
-        let cpu2 = server_cpu_secs();
+        let (ld_rows, ld_load, ld_wall) = match ld {
+            Some(r) => r,
+            None => {
+                let c = server_cpu_secs();
+                let r = load_data_run(&mut conn, &file, per_batch);
+                ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
+                r
+            }
+        };
 
         let imp_rate = imp_lines / imp_secs;
         let ld_rate = imp_lines / ld_load.as_secs_f64();
-        println!("round {round}/{rounds}:");
+        println!("round {round}/{rounds} ({} first):", if import_first { "import" } else { "LOAD DATA" });
         println!(
             "  import:    {imp_lines:.0} lines, {imp_rows:.0} rows in {imp_secs:.2} s = {imp_rate:.0} lines/s, peak RSS {:.1} MiB (VmHWM of the import process)",
             hwm / 1024.0
@@ -245,7 +262,7 @@ fn main() {
             "  ratio {:.2}x; database server CPU (all its clients): import {}, LOAD DATA {}; load average {}",
             imp_rate / ld_rate,
             cpu_delta(cpu0, cpu1),
-            cpu_delta(cpu1, cpu2),
+            ld_cpu.map_or("n/a".to_string(), |c| format!("{c:.2} s")),
             std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
         );
         imp_rates.push(imp_rate);
