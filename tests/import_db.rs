@@ -263,3 +263,31 @@ fn import_of_the_seed_example_counts_like_scan() {
     assert_eq!(stored, by_action.into_iter().collect::<Vec<_>>());
     assert_eq!(count(&db, ""), 200);
 }
+
+/// Every stored value of every row, in key order (`id` aside).
+fn table_dump(db: &TestDb) -> Vec<String> {
+    let cols: Vec<String> = ipta::store::schema::COLUMNS
+        .iter()
+        .filter(|(c, _)| *c != "id")
+        .map(|(c, _)| format!("IFNULL(HEX(`{c}`), 'N')"))
+        .collect();
+    db.conn()
+        .query(format!("SELECT CONCAT_WS('|', {}) FROM logs ORDER BY ts, line_hash, occ", cols.join(", ")))
+        .unwrap()
+}
+
+#[test]
+fn import_load_data_fast_path_stores_what_the_insert_writer_stores() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = repo.join("examples/iptables.log");
+    let strict = repo.join("tests/data/import/strict-mode.log");
+    let fast = db_with_table("imp_fast");
+    let slow = db_with_table("imp_slow");
+    let a = import(&fast, &[&example, &strict]);
+    let b = import_with(&slow, &[&example, &strict], &ImportOptions { no_load_data: true, ..opts() });
+    assert_eq!((a.added(), a.lines()), (b.added(), b.lines()));
+    assert_eq!(a.added(), 3026);
+    let (da, db_) = (table_dump(&fast), table_dump(&slow));
+    assert_eq!(da.len(), 3026);
+    assert!(da == db_, "the two paths stored different values");
+}

@@ -774,6 +774,23 @@ mod tests {
     }
 
     #[test]
+    fn reader_and_writer_rejections_merge() {
+        let mut into = FileSummary::new("a");
+        into.reject(None, "the database refused the row: x", 40);
+        let mut read = FileSummary { lines: 50, packets: 45, not_ours: 2, ..FileSummary::new("a") };
+        read.reject(Some(RejectKind::BadAddress), "SRC= is not an IP address", 7);
+        read.reject(Some(RejectKind::BadAddress), "SRC= is not an IP address", 9);
+        read.failures.push("read error".into());
+        merge_read(&mut into, read);
+        assert_eq!((into.lines, into.packets, into.not_ours), (50, 45, 2));
+        assert_eq!(into.rejected.len(), 2);
+        assert_eq!(into.rejected[0].first_lines, [7, 9]);
+        assert_eq!(into.rejected[1].count, 1);
+        assert_eq!(into.rejected_total(), 3);
+        assert_eq!(into.failures, ["read error"]);
+    }
+
+    #[test]
     fn stdin_name_and_order_are_kept() {
         assert_eq!(files::import_order(&[PathBuf::from("-")]), [0]);
     }
