@@ -1,0 +1,285 @@
+//! `ipta --import` speed and memory next to `LOAD DATA LOCAL INFILE` of the same rows into an
+//! identical empty table, in the same run. Prints figures, asserts nothing.
+//!
+//! Run: `cargo bench --bench import` (needs the server scripts/provision.sh sets up;
+//! `IPTA_TEST_SOCKET` overrides the socket). The workload is `genlog.py N --seed 7` (the
+//! project's shared generator, found at ../shared/genlog.py from the repository's parent, or
+//! given with `--genlog PATH`; `--workload FILE` uses a file generated before). Options after
+//! `--`: `--lines N` (default 1000000),
+//! `--writers N` and `--batch N` (import defaults otherwise), `--load-batch N` (rows per
+//! LOAD DATA statement, default 10000), `--rounds N` (default 3: import and LOAD DATA N times,
+//! alternating which goes first, both tables emptied before each round; the median is printed
+//! last: the machine is shared, and one round can be disturbed), `--no-load-data` (the import uses only the INSERT writer).
+//!
+//! The import runs in a child process (this program started again) so that its peak RSS
+//! (VmHWM) is the import's alone. The LOAD DATA figure counts only the time spent inside
+//! `load_data` calls, not parsing the file into rows: a stricter yardstick than the import's
+//! wall-clock time, which includes reading, decompressing and parsing.
+
+#[path = "../tests/util.rs"]
+mod util;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ipta::config::DbSettings;
+use ipta::import::{self, ImportOptions};
+use ipta::parse::{Outcome, ParseOptions, Parser};
+use ipta::record::{RecordBatch, Timestamp};
+use ipta::store::dedup::{record_hash, Occurrences};
+use ipta::store::loaddata::load_data;
+use mysql::prelude::Queryable;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn num(name: &str, default: usize) -> usize {
+    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn settings(database: &str) -> DbSettings {
+    DbSettings {
+        user: "ipta_test".into(),
+        password: "ipta_test".into(),
+        database: database.into(),
+        socket: Some(std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into()).into()),
+        table: "imp".into(),
+        ..DbSettings::default()
+    }
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The child: imports the file into table `imp` and prints one line of figures.
+fn child(database: &str, file: &Path) {
+    let opts = ImportOptions {
+        tz: Some("UTC".into()),
+        writers: num("--writers", 0),
+        batch_rows: num("--batch", 0),
+        no_load_data: std::env::args().any(|a| a == "--no-load-data"),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let mut report = Vec::new();
+    let s = import::run(&settings(database), &[file.to_path_buf()], &opts, &mut report).expect("import");
+    let secs = t.elapsed().as_secs_f64();
+    eprint!("{}", String::from_utf8_lossy(&report));
+    println!("RESULT {} {} {secs} {}", s.lines(), s.added(), vm_hwm_kib());
+}
+
+/// CPU seconds (user + system) the local database server has used so far, when it runs on
+/// this machine and /proc lets us read it: where the time goes is on the server side.
+fn server_cpu_secs() -> Option<f64> {
+    let tick = 100.0; // USER_HZ on Linux
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "mariadbd" || comm.trim() == "mysqld" {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+            return Some((u + s) / tick);
+        }
+    }
+    None
+}
+
+fn cpu_delta(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2} s", b - a),
+        _ => "n/a".into(),
+    }
+}
+
+fn genlog(lines: usize, out: &Path) {
+    let script = arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
+    });
+    let script = if script.exists() { script } else { PathBuf::from("/work/shared/genlog.py") };
+    let f = std::fs::File::create(out).expect("temp file");
+    let st = Command::new("python3")
+        .arg(&script)
+        .arg(lines.to_string())
+        .args(["--seed", "7"])
+        .stdout(f)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(st.success(), "genlog.py failed");
+}
+
+/// Parses the file into batches and times only the `load_data` calls.
+fn load_data_run(conn: &mut mysql::Conn, file: &Path, per_batch: usize) -> (u64, Duration, Duration) {
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    let reference = Timestamp(mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64);
+    let mut parser = Parser::new(ParseOptions {
+        reference,
+        year: None,
+        tz: Some("UTC".into()),
+        rules: Default::default(),
+    })
+    .unwrap();
+    let mut occ = Occurrences::new();
+    let mut r = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(file).unwrap());
+    let mut line = Vec::new();
+    let mut batch = RecordBatch::with_capacity(per_batch);
+    let (mut rows, mut in_load) = (0u64, Duration::ZERO);
+    let wall = Instant::now();
+    let mut flush = |batch: &mut RecordBatch, rows: &mut u64, in_load: &mut Duration| {
+        let t = Instant::now();
+        let s = load_data(conn, "ld", batch).expect("load_data");
+        *in_load += t.elapsed();
+        *rows += s.inserted;
+        batch.clear();
+    };
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).unwrap() == 0 {
+            break;
+        }
+        if let Outcome::Packet(rec) = parser.parse(&line) {
+            let o = occ.next(rec.ts, record_hash(&rec));
+            batch.push(&rec, u64::from(o));
+            if batch.len() >= per_batch {
+                flush(&mut batch, &mut rows, &mut in_load);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut rows, &mut in_load);
+    }
+    (rows, in_load, wall.elapsed())
+}
+
+fn main() {
+    if let Some(db) = arg("--child-import") {
+        child(&db, Path::new(&arg("--file").expect("--file")));
+        return;
+    }
+    // `cargo bench` passes --bench; nothing else to handle.
+    let lines = num("--lines", 1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = match arg("--workload") {
+        // A workload generated before (e.g. to run several configurations on the same file).
+        Some(f) => PathBuf::from(f),
+        None => {
+            let file = dir.path().join("workload.log");
+            let t = Instant::now();
+            genlog(lines, &file);
+            println!("workload: genlog.py {lines} --seed 7, generated in {:.1} s", t.elapsed().as_secs_f64());
+            file
+        }
+    };
+    let size = std::fs::metadata(&file).unwrap().len();
+    println!("workload file: {} ({:.1} MiB)", file.display(), size as f64 / 1048576.0);
+
+    let db = util::TestDb::new("bench_import");
+    let mut conn = db.conn();
+    for t in ["imp", "ld"] {
+        conn.query_drop(ipta::store::schema::create_table_sql(t)).unwrap();
+    }
+
+    let rounds = num("--rounds", 3).max(1);
+    let per_batch = num("--load-batch", 10_000);
+    let (mut imp_rates, mut ld_rates, mut ratios, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
+    for round in 1..=rounds {
+        // Both tables empty again: every round measures an import into an empty table.
+        for t in ["imp", "ld"] {
+            conn.query_drop(format!("TRUNCATE TABLE `{t}`")).unwrap();
+        }
+        // The import, in a child process of its own.
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--child-import", &db.settings.database, "--file"]).arg(&file);
+        for o in ["--writers", "--batch"] {
+            if let Some(v) = arg(o) {
+                cmd.args([o, &v]);
+            }
+        }
+        if std::env::args().any(|a| a == "--no-load-data") {
+            cmd.arg("--no-load-data");
+        }
+        // Odd rounds import first, even rounds load first: neither always gets the fresher
+        // server.
+        let import_first = round % 2 == 1;
+        let mut ld = None;
+        let mut ld_cpu = None;
+        if !import_first {
+            let c = server_cpu_secs();
+            ld = Some(load_data_run(&mut conn, &file, per_batch));
+            ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
+        }
+        let cpu0 = server_cpu_secs();
+        let out = cmd.output().expect("run the import child");
+        let cpu1 = server_cpu_secs();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
+            panic!("import child failed: {}\n{stdout}\n{stderr}", out.status)
+        });
+        let f: Vec<f64> = result.split(' ').map(|v| v.parse().unwrap()).collect();
+        let (imp_lines, imp_rows, imp_secs, hwm) = (f[0], f[1], f[2], f[3]);
+        if round == 1 {
+            print!("{stderr}");
+        }
+
+        // LOAD DATA of the same rows into the identical empty table.
+        let (ld_rows, ld_load, ld_wall) = match ld {
+            Some(r) => r,
+            None => {
+                let c = server_cpu_secs();
+                let r = load_data_run(&mut conn, &file, per_batch);
+                ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
+                r
+            }
+        };
+
+        let imp_rate = imp_lines / imp_secs;
+        let ld_rate = imp_lines / ld_load.as_secs_f64();
+        println!("round {round}/{rounds} ({} first):", if import_first { "import" } else { "LOAD DATA" });
+        println!(
+            "  import:    {imp_lines:.0} lines, {imp_rows:.0} rows in {imp_secs:.2} s = {imp_rate:.0} lines/s, peak RSS {:.1} MiB (VmHWM of the import process)",
+            hwm / 1024.0
+        );
+        println!(
+            "  LOAD DATA: {ld_rows} rows in {:.2} s inside load_data ({per_batch} rows per statement) = {ld_rate:.0} lines/s; with parsing, single-threaded: {:.2} s",
+            ld_load.as_secs_f64(),
+            ld_wall.as_secs_f64()
+        );
+        println!(
+            "  ratio {:.2}x; database server CPU (all its clients): import {}, LOAD DATA {}; load average {}",
+            imp_rate / ld_rate,
+            cpu_delta(cpu0, cpu1),
+            ld_cpu.map_or("n/a".to_string(), |c| format!("{c:.2} s")),
+            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').next().unwrap_or("?")
+        );
+        imp_rates.push(imp_rate);
+        ld_rates.push(ld_rate);
+        ratios.push(imp_rate / ld_rate);
+        peak = peak.max(hwm / 1024.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!(
+        "median of {rounds}: import {:.0} lines/s, LOAD DATA {:.0} lines/s, ratio import / LOAD DATA {:.2}x (per-round ratios: {}); peak RSS of the import {:.1} MiB",
+        median(&mut imp_rates),
+        median(&mut ld_rates),
+        median(&mut ratios.clone()),
+        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
+        peak
+    );
+}

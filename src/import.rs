@@ -1,1 +1,0 @@
-//! `ipta --import`: files, gzip, rotation order, year inference, progress.
