@@ -246,6 +246,20 @@ pub fn run_with_dns(
             )));
         }
     }
+    crate::store::validate_identifier(table)?;
+    let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
+    if unfiltered && table.len() <= crate::store::summary::MAX_TABLE_LEN {
+        // Summaries make the unfiltered report fast; a table created before them (or by an
+        // older ipta) gets them once, here. Without the privilege to create them the report
+        // still works, from the packet table.
+        let present = crate::store::summary::present(conn, table)?;
+        if !present && table_exists(conn, table)? {
+            eprintln!("ipta: building the summary tables of `{table}` (once; writers wait meanwhile)...");
+            if let Err(e) = crate::store::summary::create(conn, table) {
+                eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
+            }
+        }
+    }
     let mut report = query::analyze(conn, table, opts)?;
     if opts.rdns && report.packets > 0 {
         let resolver = rdns::Resolver::new(dns.clone());
@@ -259,6 +273,15 @@ pub fn run_with_dns(
     }
     out.flush()?;
     Ok(())
+}
+
+fn table_exists(conn: &mut mysql::Conn, table: &str) -> Result<bool, ReportError> {
+    use mysql::prelude::Queryable;
+    let n: Option<u64> = conn.exec_first(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        (table,),
+    )?;
+    Ok(n.unwrap_or(0) > 0)
 }
 
 /// Parses `--since`/`--until`: a duration back from `now` (`90s`, `30m`, `24h`, `7d`, `2w`),

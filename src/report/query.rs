@@ -122,6 +122,10 @@ const PORT: Col = Col { header: "Port", key: "dpt" };
 const PROTO: Col = Col { header: "Proto", key: "proto" };
 const ACTION: Col = Col { header: "Action", key: "action" };
 const IFACE: Col = Col { header: "Interface", key: "if_in" };
+const ACTIONS: Col = Col { header: "Actions", key: "actions" };
+const PORTS: Col = Col { header: "Ports", key: "ports" };
+const PACKETS: Col = Col { header: "Packets", key: "packets" };
+const HOSTS: Col = Col { header: "Hosts", key: "hosts" };
 const FIRST: Col = Col { header: "First seen", key: "first_seen" };
 const LAST: Col = Col { header: "Last seen", key: "last_seen" };
 
@@ -360,10 +364,7 @@ fn group_module(
     opts: &AnalyzeOptions,
     fast: bool,
 ) -> Result<Section, ReportError> {
-    let mut columns = vec![COUNT];
-    columns.extend(g.keys.iter().map(|k| k.3));
-    columns.push(FIRST);
-    columns.push(LAST);
+    let columns = columns_of(m);
     let nk = g.keys.len();
     let rows: Vec<Row> = if fast {
         let st = summary::name(table, g.suffix);
@@ -411,7 +412,7 @@ fn sources_module(
     opts: &AnalyzeOptions,
     fast: bool,
 ) -> Result<Section, ReportError> {
-    let columns = vec![COUNT, SOURCE, FIRST, LAST, Col { header: "Actions", key: "actions" }];
+    let columns = columns_of(Module::Sources);
     let f = raw_filter(opts);
     let top: Vec<Row> = if fast {
         let st = summary::name(table, "__ssrc");
@@ -478,14 +479,7 @@ fn scans_module(
     opts: &AnalyzeOptions,
     fast: bool,
 ) -> Result<Section, ReportError> {
-    let columns = vec![
-        SOURCE,
-        Col { header: "Ports", key: "ports" },
-        Col { header: "Packets", key: "packets" },
-        Col { header: "Hosts", key: "hosts" },
-        FIRST,
-        LAST,
-    ];
+    let columns = columns_of(Module::Scans);
     let thr = Value::UInt(u64::from(opts.scan_threshold));
     let rows: Vec<Row> = if fast {
         let st = summary::name(table, "__ssrc");
@@ -533,7 +527,7 @@ fn timeline_module(
     first: Option<Timestamp>,
     last: Option<Timestamp>,
 ) -> Result<Section, ReportError> {
-    let columns = vec![Col { header: "Time", key: "time" }, COUNT];
+    let columns = columns_of(Module::Timeline);
     let start = opts.since.or(first);
     let end = opts.until.or(last.map(|t| Timestamp(t.0 + 1)));
     let unit = match (start, end) {
@@ -598,6 +592,23 @@ fn timeline_module(
         timeline: Some(tl),
         via: if fast { Via::Summary } else { Via::Packets },
     })
+}
+
+/// The columns of a module's rows.
+pub fn columns_of(m: Module) -> Vec<Col> {
+    match m {
+        Module::Sources => vec![COUNT, SOURCE, FIRST, LAST, ACTIONS],
+        Module::Scans => vec![SOURCE, PORTS, PACKETS, HOSTS, FIRST, LAST],
+        Module::Timeline => vec![Col { header: "Time", key: "time" }, COUNT],
+        _ => {
+            let g = spec(m).expect("grouping module");
+            let mut c = vec![COUNT];
+            c.extend(g.keys.iter().map(|k| k.3));
+            c.push(FIRST);
+            c.push(LAST);
+            c
+        }
+    }
 }
 
 /// Whether the packet table exists.
@@ -668,7 +679,7 @@ pub fn analyze_with(
             // Nothing to aggregate: every module is empty, say so without querying.
             rep.sections.push(Section {
                 module: m,
-                columns: Vec::new(),
+                columns: columns_of(m),
                 rows: Vec::new(),
                 timeline: None,
                 via: if have { Via::Summary } else { Via::Packets },

@@ -35,6 +35,7 @@ use mysql::prelude::Queryable;
 use mysql::Value;
 
 use crate::record::{Proto, Record, RecordBatch, Timestamp};
+use crate::store::row::{fit, proto_name, MAX_ACTION, MAX_IF};
 use crate::store::StoreError;
 
 /// Suffixes of the summary tables of one packet table.
@@ -151,9 +152,13 @@ pub fn create(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreError> {
     for s in SUFFIXES {
         locks.push_str(&format!(", `{table}{s}` WRITE"));
     }
-    conn.query_drop(locks).map_err(sql_err)?;
-    let r = rebuild_locked(conn, table);
+    let r = conn.query_drop(locks).map_err(sql_err).and_then(|_| rebuild_locked(conn, table));
     let u = conn.query_drop("UNLOCK TABLES").map_err(sql_err);
+    if r.is_err() {
+        // Half-filled summaries would be read as the truth: remove them, the analyzer then
+        // reads the packet table.
+        let _ = on_drop(conn, table);
+    }
     r.and(u)
 }
 
@@ -246,12 +251,12 @@ fn fill_from_packets(conn: &mut impl Queryable, table: &str) -> Result<(), Store
              SELECT COALESCE(`src`,''), {cnt}, 0, 0, 0 FROM `{t}` GROUP BY 1"
         ),
         format!(
-            "UPDATE `{t}__ssrc` s JOIN (SELECT `src`, COUNT(*) c FROM `{t}__ssp` GROUP BY `src`) p \
-             ON p.`src` = s.`src` SET s.`ports` = p.c, s.`pb` = CHAR_LENGTH(BIN(p.c))"
+            "UPDATE `{t}__ssrc` JOIN (SELECT `src`, COUNT(*) c FROM `{t}__ssp` GROUP BY `src`) p \
+             ON p.`src` = `{t}__ssrc`.`src` SET `{t}__ssrc`.`ports` = p.c, `{t}__ssrc`.`pb` = CHAR_LENGTH(BIN(p.c))"
         ),
         format!(
-            "UPDATE `{t}__ssrc` s JOIN (SELECT `src`, COUNT(*) c FROM `{t}__ssd` GROUP BY `src`) d \
-             ON d.`src` = s.`src` SET s.`hosts` = d.c"
+            "UPDATE `{t}__ssrc` JOIN (SELECT `src`, COUNT(*) c FROM `{t}__ssd` GROUP BY `src`) d \
+             ON d.`src` = `{t}__ssrc`.`src` SET `{t}__ssrc`.`hosts` = d.c"
         ),
         format!(
             "INSERT INTO `{t}__shour` (`hour`,`action`,`n`) \
@@ -339,7 +344,7 @@ pub fn ts_value(t: Timestamp) -> Value {
 }
 
 fn proto_value(p: Option<Proto>) -> Value {
-    Value::Bytes(p.map(|p| p.to_string()).unwrap_or_default().into_bytes())
+    Value::Bytes(p.map(proto_name).unwrap_or("").as_bytes().to_vec())
 }
 
 fn str_value(s: &str) -> Value {
@@ -513,19 +518,22 @@ pub fn on_insert(
             continue;
         }
         any = true;
+        // Text is cut to its column exactly as the writer cuts it, so keys match the rows.
+        let action = fit(r.action, MAX_ACTION);
+        let if_in = r.if_in.map(|i| fit(i, MAX_IF));
         let s = AddrKey::of(r.pkt.src);
         let d = AddrKey::of(r.pkt.dst);
         let p = proto_ord(r.pkt.proto);
         let dpt = dpt_key(r.pkt.dpt);
-        bump(&mut flow, (s, r.action, p, dpt), &r);
+        bump(&mut flow, (s, action, p, dpt), &r);
         if matches!(r.pkt.proto, Some(Proto::Icmp) | Some(Proto::Icmpv6)) {
-            bump(&mut icmp, (s, d, r.action), &r);
+            bump(&mut icmp, (s, d, action), &r);
         }
-        bump(&mut port, (dpt, p, r.action), &r);
-        if r.if_in.is_some_and(|i| !i.is_empty()) {
-            bump(&mut inport, (dpt, r.action), &r);
+        bump(&mut port, (dpt, p, action), &r);
+        if if_in.is_some_and(|i| !i.is_empty()) {
+            bump(&mut inport, (dpt, action), &r);
         }
-        bump(&mut iface, (r.if_in.unwrap_or(""), r.action, p), &r);
+        bump(&mut iface, (if_in.unwrap_or(""), action, p), &r);
         bump(&mut src, s, &r);
         if r.pkt.dpt.is_some() {
             sp.insert((s, dpt), ());
@@ -533,7 +541,7 @@ pub fn on_insert(
         if r.pkt.dst.is_some() {
             sd.insert((s, d), ());
         }
-        *hour.entry((r.ts.secs().div_euclid(3600), r.action)).or_insert(0) += u64::from(r.repeat.max(1));
+        *hour.entry((r.ts.secs().div_euclid(3600), action)).or_insert(0) += u64::from(r.repeat.max(1));
     }
     if !any {
         return Ok(());
