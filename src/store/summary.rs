@@ -355,8 +355,49 @@ fn dpt_key(p: Option<u16>) -> i32 {
     p.map(i32::from).unwrap_or(-1)
 }
 
-/// Rows per statement: well under the 65,535 placeholders and max_allowed_packet.
-const CHUNK: usize = 2000;
+/// Statement sizes in rows. Every statement has one of these sizes (the last one of a batch
+/// is padded with neutral rows: the previous row's key again with a count of 0, which changes
+/// nothing), so the connection's statement cache holds two texts per summary and no batch
+/// prepares a statement anew. Measured: preparing a new multi-row text per batch cost about as
+/// much as executing it.
+const SIZES: [usize; 2] = [64, 512];
+
+/// Runs `INSERT ...` in fixed-size statements. `row(i, out)` pushes row i's values; rows past
+/// the end are asked for as `row(last, out)` with `pad` true (the caller pushes a neutral copy).
+fn exec_fixed(
+    tx: &mut mysql::Transaction<'_>,
+    head: &str,
+    placeholder: &str,
+    tail: &str,
+    per_row: usize,
+    n: usize,
+    mut row: impl FnMut(usize, bool, &mut Vec<Value>),
+) -> Result<(), StoreError> {
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = SIZES.iter().copied().find(|&s| s >= left).unwrap_or(SIZES[SIZES.len() - 1]);
+        let real = left.min(size);
+        let mut sql = String::with_capacity(head.len() + size * (placeholder.len() + 1) + tail.len());
+        sql.push_str(head);
+        let mut params = Vec::with_capacity(size * per_row);
+        for i in 0..size {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(placeholder);
+            if i < real {
+                row(start + i, false, &mut params);
+            } else {
+                row(start + real - 1, true, &mut params);
+            }
+        }
+        sql.push_str(tail);
+        tx.exec_drop(sql, params).map_err(sql_err)?;
+        start += real;
+    }
+    Ok(())
+}
 
 /// Multi-row `INSERT ... ON DUPLICATE KEY UPDATE` adding counts. Rows are sorted by key first
 /// so concurrent writers lock summary rows in the same order (no deadlock between them).
@@ -381,25 +422,15 @@ fn upsert_counts<K: Ord + Copy>(
                 `n` = `n` + VALUES(`n`), `first_ts` = LEAST(`first_ts`, VALUES(`first_ts`)), \
                 `last_ts` = GREATEST(`last_ts`, VALUES(`last_ts`))";
     let ph = format!("({})", vec!["?"; ncols].join(","));
-    for chunk in rows.chunks(CHUNK) {
-        let mut sql = String::with_capacity(head.len() + chunk.len() * (ph.len() + 1) + tail.len());
-        sql.push_str(&head);
-        let mut params = Vec::with_capacity(chunk.len() * ncols);
-        for (i, (k, a)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&ph);
-            key_values(k, &mut params);
-            params.push(Value::UInt(a.n));
-            params.push(ts_value(a.first));
-            params.push(ts_value(a.last));
-            params.push(Value::UInt(u64::from(bucket(a.n))));
-        }
-        sql.push_str(tail);
-        tx.exec_drop(sql, params).map_err(sql_err)?;
-    }
-    Ok(())
+    exec_fixed(tx, &head, &ph, tail, ncols, rows.len(), |i, pad, params| {
+        let (k, a) = &rows[i];
+        let n = if pad { 0 } else { a.n };
+        key_values(k, params);
+        params.push(Value::UInt(n));
+        params.push(ts_value(a.first));
+        params.push(ts_value(a.last));
+        params.push(Value::UInt(u64::from(bucket(n))));
+    })
 }
 
 /// `INSERT IGNORE` of (src, x) pairs with this batch's mark, then the number of new pairs per
@@ -416,20 +447,14 @@ fn new_pairs(
         return Ok(out);
     }
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_value(&a.1, &b.1)));
-    for chunk in pairs.chunks(CHUNK * 2) {
-        let mut sql = format!("INSERT IGNORE INTO `{table}` (`src`, `{col}`, `mark`) VALUES ");
-        let mut params = Vec::with_capacity(chunk.len() * 3);
-        for (i, (s, x)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str("(?,?,?)");
-            params.push(s.value());
-            params.push(x.clone());
-            params.push(Value::UInt(mark));
-        }
-        tx.exec_drop(sql, params).map_err(sql_err)?;
-    }
+    let head = format!("INSERT IGNORE INTO `{table}` (`src`, `{col}`, `mark`) VALUES ");
+    // A padding row repeats the previous pair: ignored, as a duplicate.
+    exec_fixed(tx, &head, "(?,?,?)", "", 3, pairs.len(), |i, _pad, params| {
+        let (s, x) = &pairs[i];
+        params.push(s.value());
+        params.push(x.clone());
+        params.push(Value::UInt(mark));
+    })?;
     let rows: Vec<(Vec<u8>, u64)> = tx
         .exec(
             format!("SELECT `src`, COUNT(*) FROM `{table}` WHERE `mark` = ? GROUP BY `src`"),
@@ -546,6 +571,7 @@ pub fn on_insert(
     if !any {
         return Ok(());
     }
+    let pt = prof(0, t);
     let t = table;
     // The first statement tells whether summaries exist: a missing table is "not maintained".
     let mark = next_mark();
@@ -595,19 +621,20 @@ pub fn on_insert(
     upsert_sources(tx, &name(t, "__ssrc"), src, &new_ports, &new_hosts)?;
     let mut hours: Vec<((i64, &str), u64)> = hour.into_iter().collect();
     hours.sort_unstable();
-    let mut sql = format!("INSERT INTO `{t}__shour` (`hour`, `action`, `n`) VALUES ");
-    let mut params = Vec::with_capacity(hours.len() * 3);
-    for (i, ((h, a), n)) in hours.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?)");
-        params.push(ts_value(Timestamp(h * 3600 * 1_000_000)));
-        params.push(str_value(a));
-        params.push(Value::UInt(*n));
-    }
-    sql.push_str(" ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)");
-    tx.exec_drop(sql, params).map_err(sql_err)?;
+    exec_fixed(
+        tx,
+        &format!("INSERT INTO `{t}__shour` (`hour`, `action`, `n`) VALUES "),
+        "(?,?,?)",
+        " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
+        3,
+        hours.len(),
+        |i, pad, params| {
+            let ((h, a), n) = hours[i];
+            params.push(ts_value(Timestamp(h * 3600 * 1_000_000)));
+            params.push(str_value(a));
+            params.push(Value::UInt(if pad { 0 } else { n }));
+        },
+    )?;
     Ok(())
 }
 
@@ -627,31 +654,29 @@ fn upsert_sources(
                 `last_ts` = GREATEST(`last_ts`, VALUES(`last_ts`)), \
                 `pb` = CHAR_LENGTH(BIN(`ports` + VALUES(`ports`))), \
                 `ports` = `ports` + VALUES(`ports`), `hosts` = `hosts` + VALUES(`hosts`)";
-    for chunk in rows.chunks(CHUNK) {
-        let mut sql = format!(
-            "INSERT INTO `{table}` (`src`, `n`, `first_ts`, `last_ts`, `nb`, `ports`, `hosts`, `pb`) VALUES "
-        );
-        let mut params = Vec::with_capacity(chunk.len() * 8);
-        for (i, (k, a)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str("(?,?,?,?,?,?,?,?)");
-            let ports = new_ports.get(k.bytes()).copied().unwrap_or(0);
-            let hosts = new_hosts.get(k.bytes()).copied().unwrap_or(0);
-            params.push(k.value());
-            params.push(Value::UInt(a.n));
-            params.push(ts_value(a.first));
-            params.push(ts_value(a.last));
-            params.push(Value::UInt(u64::from(bucket(a.n))));
-            params.push(Value::UInt(ports));
-            params.push(Value::UInt(hosts));
-            params.push(Value::UInt(u64::from(bucket(ports))));
-        }
-        sql.push_str(tail);
-        tx.exec_drop(sql, params).map_err(sql_err)?;
-    }
-    Ok(())
+    let head = format!(
+        "INSERT INTO `{table}` (`src`, `n`, `first_ts`, `last_ts`, `nb`, `ports`, `hosts`, `pb`) VALUES "
+    );
+    exec_fixed(tx, &head, "(?,?,?,?,?,?,?,?)", tail, 8, rows.len(), |i, pad, params| {
+        let (k, a) = &rows[i];
+        let (n, ports, hosts) = if pad {
+            (0, 0, 0)
+        } else {
+            (
+                a.n,
+                new_ports.get(k.bytes()).copied().unwrap_or(0),
+                new_hosts.get(k.bytes()).copied().unwrap_or(0),
+            )
+        };
+        params.push(k.value());
+        params.push(Value::UInt(n));
+        params.push(ts_value(a.first));
+        params.push(ts_value(a.last));
+        params.push(Value::UInt(u64::from(bucket(n))));
+        params.push(Value::UInt(ports));
+        params.push(Value::UInt(hosts));
+        params.push(Value::UInt(u64::from(bucket(ports))));
+    })
 }
 
 #[cfg(test)]
