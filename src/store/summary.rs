@@ -571,7 +571,6 @@ pub fn on_insert(
     if !any {
         return Ok(());
     }
-    let pt = prof(0, t);
     let t = table;
     // The first statement tells whether summaries exist: a missing table is "not maintained".
     let mark = next_mark();
