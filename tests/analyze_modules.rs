@@ -448,8 +448,11 @@ fn table_without_summaries_gets_them_on_first_analyze() {
     let mut c = db.conn();
     strict(&mut c);
     schema::ensure_table(&mut c, "logs").unwrap();
-    // Written while no summaries exist: the hook does nothing, the writer works.
-    Writer::new(db.conn(), "logs").write(&batch_of(FIXTURE, "a")).unwrap();
+    // Written while no summaries exist: the hook does nothing, the writer works (also for a
+    // batch without any port, which skips the port-pair statement).
+    let mut w = Writer::new(db.conn(), "logs");
+    w.write(&batch_of(&FIXTURE[6..7], "icmp-only")).unwrap();
+    w.write(&batch_of(FIXTURE, "a")).unwrap();
     assert!(!summary::present(&mut c, "logs").unwrap());
     let raw = query::analyze(&mut c, "logs", &opts()).unwrap();
     assert_eq!(via(&raw, Module::Denied), Via::Packets);

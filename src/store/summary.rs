@@ -572,19 +572,36 @@ pub fn on_insert(
         return Ok(());
     }
     let t = table;
-    // The first statement tells whether summaries exist: a missing table is "not maintained".
+    // The first statement (the hourly counts: never empty when a row was inserted) tells
+    // whether summaries exist; a missing table means "not maintained here".
+    let mut hours: Vec<((i64, &str), u64)> = hour.into_iter().collect();
+    hours.sort_unstable();
+    match exec_fixed(
+        tx,
+        &format!("INSERT INTO `{t}__shour` (`hour`, `action`, `n`) VALUES "),
+        "(?,?,?)",
+        " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
+        3,
+        hours.len(),
+        |i, pad, params| {
+            let ((h, a), n) = hours[i];
+            params.push(ts_value(Timestamp(h * 3600 * 1_000_000)));
+            params.push(str_value(a));
+            params.push(Value::UInt(if pad { 0 } else { n }));
+        },
+    ) {
+        Ok(()) => {}
+        Err(StoreError::MissingTable(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    }
     let mark = next_mark();
-    let new_ports = match new_pairs(
+    let new_ports = new_pairs(
         tx,
         &name(t, "__ssp"),
         "dpt",
         sp.into_keys().map(|(s, p)| (s, Value::Int(i64::from(p)))).collect(),
         mark,
-    ) {
-        Ok(m) => m,
-        Err(StoreError::MissingTable(_)) => return Ok(()),
-        Err(e) => return Err(e),
-    };
+    )?;
     let new_hosts = new_pairs(
         tx,
         &name(t, "__ssd"),
@@ -618,22 +635,6 @@ pub fn on_insert(
         v.push(proto_value(proto_from_ord(k.2)));
     })?;
     upsert_sources(tx, &name(t, "__ssrc"), src, &new_ports, &new_hosts)?;
-    let mut hours: Vec<((i64, &str), u64)> = hour.into_iter().collect();
-    hours.sort_unstable();
-    exec_fixed(
-        tx,
-        &format!("INSERT INTO `{t}__shour` (`hour`, `action`, `n`) VALUES "),
-        "(?,?,?)",
-        " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
-        3,
-        hours.len(),
-        |i, pad, params| {
-            let ((h, a), n) = hours[i];
-            params.push(ts_value(Timestamp(h * 3600 * 1_000_000)));
-            params.push(str_value(a));
-            params.push(Value::UInt(if pad { 0 } else { n }));
-        },
-    )?;
     Ok(())
 }
 
