@@ -361,6 +361,7 @@ fn json_document_shape() {
     let mut out = Vec::new();
     report::run(&mut c, "logs", &opts(), &mut out).unwrap();
     let t = String::from_utf8(out).unwrap();
+    println!("{t}"); // visible with --nocapture
     for m in Module::ALL {
         assert!(t.contains(m.title()), "{t}");
     }
