@@ -323,6 +323,48 @@ fn cell(row: &Row, i: usize, k: Kind) -> Cell {
     }
 }
 
+/// The value of a key cell as a query parameter (the packet-table expression's form).
+fn cell_param(c: &Cell) -> Value {
+    match c {
+        Cell::Addr(b) => Value::Bytes(b.clone()),
+        Cell::Port(p) => Value::Int(p.map(i64::from).unwrap_or(-1)),
+        Cell::Text(t) => Value::Bytes(t.as_bytes().to_vec()),
+        Cell::Count(n) => Value::UInt(*n),
+        _ => Value::NULL,
+    }
+}
+
+/// Retention deletes the oldest rows and leaves the summaries' first-seen times of surviving
+/// groups pointing before the oldest row left (see `summary::on_delete_range`). For the rows
+/// shown, such a time is replaced by the group's true first packet, found by reading the packet
+/// table in time order from its start (quick for the busy groups a report shows).
+fn fix_first_seen(
+    conn: &mut mysql::Conn,
+    table: &str,
+    rows: &mut [Vec<Cell>],
+    first_col: usize,
+    keys: &[(usize, &str)],
+    cond: &str,
+) -> Result<(), ReportError> {
+    let oldest: Option<Row> = conn.query_first(format!("SELECT `ts` FROM `{table}` ORDER BY `ts` LIMIT 1"))?;
+    let Some(oldest) = oldest.and_then(|r| value_ts(r.as_ref(0))) else { return Ok(()) };
+    for r in rows.iter_mut() {
+        let stale = matches!(r.get(first_col), Some(Cell::Time(Some(t))) if *t < oldest);
+        if !stale {
+            continue;
+        }
+        let w: Vec<String> = keys.iter().map(|(_, e)| format!("{e} = ?")).collect();
+        let p: Vec<Value> = keys.iter().map(|(i, _)| cell_param(&r[*i])).collect();
+        let sql = format!(
+            "SELECT `ts` FROM `{table}` WHERE {cond} AND {} ORDER BY `ts` LIMIT 1",
+            w.join(" AND ")
+        );
+        let f: Option<Row> = conn.exec_first(sql, p)?;
+        r[first_col] = Cell::Time(f.and_then(|f| value_ts(f.as_ref(0))));
+    }
+    Ok(())
+}
+
 /// Top-N over a summary table by walking its bucket column from the top (see module doc).
 /// `sql` selects with the bucket as its first placeholder and `LIMIT ?` as its last.
 fn walk(
@@ -391,7 +433,7 @@ fn group_module(
         );
         conn.exec(sql, params(f.params, &[Value::UInt(opts.limit as u64)]))?
     };
-    let rows = rows
+    let mut rows: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
             let mut v = vec![Cell::Count(get_u64(r, 0))];
@@ -403,6 +445,10 @@ fn group_module(
             v
         })
         .collect();
+    if fast {
+        let keys: Vec<(usize, &str)> = g.keys.iter().enumerate().map(|(i, k)| (1 + i, k.0)).collect();
+        fix_first_seen(conn, table, &mut rows, 1 + nk, &keys, g.raw_where)?;
+    }
     Ok(Section { module: m, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
 }
 
@@ -470,6 +516,9 @@ fn sources_module(
             Cell::Actions(acts),
         ]);
     }
+    if fast {
+        fix_first_seen(conn, table, &mut rows, 2, &[(1, "COALESCE(`src`,'')")], "1=1")?;
+    }
     Ok(Section { module: Module::Sources, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
 }
 
@@ -498,7 +547,7 @@ fn scans_module(
         );
         conn.exec(sql, params(f.params, &[thr, Value::UInt(opts.limit as u64)]))?
     };
-    let rows = rows
+    let mut rows: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
             vec![
@@ -511,6 +560,9 @@ fn scans_module(
             ]
         })
         .collect();
+    if fast {
+        fix_first_seen(conn, table, &mut rows, 4, &[(0, "COALESCE(`src`,'')")], "1=1")?;
+    }
     Ok(Section { module: Module::Scans, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
 }
 

@@ -2,9 +2,11 @@
 
 pub mod dedup;
 pub mod loaddata;
+pub mod retention;
 pub mod row;
 pub mod schema;
 pub mod summary;
+pub mod tls;
 pub mod writer;
 
 use crate::config::DbSettings;
@@ -107,7 +109,12 @@ pub fn connect(settings: &DbSettings) -> Result<mysql::Conn, StoreError> {
             .ip_or_hostname(Some(settings.host.clone()))
             .tcp_port(settings.port.unwrap_or(3306));
     }
-    mysql::Conn::new(b).map_err(|e| StoreError::Connect(e.to_string()))
+    if let Some(ssl) = tls::ssl_opts(settings)? {
+        // The crate would otherwise move a loopback TCP connection to the server's Unix socket,
+        // where it never encrypts: asked for TLS, stay on TCP.
+        b = b.ssl_opts(ssl).prefer_socket(false);
+    }
+    mysql::Conn::new(b).map_err(|e| StoreError::Connect(tls::explain_connect_error(settings, &e)))
 }
 
 #[cfg(test)]

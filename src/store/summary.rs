@@ -15,9 +15,8 @@
 //! - [`on_insert`]: the writer calls it after inserting a batch, in the same transaction, with
 //!   `inserted[i]` true for the rows really added. Duplicates count nothing.
 //! - [`on_clear`]: call after emptying the packet table (`--clear`).
-//! - [`on_delete_before`]: call in the transaction that deleted the rows with `ts < cutoff`
-//!   (retention, `--expire`): the summaries are rebuilt from the remaining rows, because the
-//!   first-seen times of the groups that lost rows cannot be derived by subtraction.
+//! - [`on_delete_range`]: retention (`--expire`, `store::retention`) calls it in each chunk's
+//!   transaction before deleting the rows `from <= ts < to`: their counts are subtracted.
 //! - [`on_drop`]: call when dropping the packet table (`--delete-table`).
 //! - [`create`]: creates the tables and fills them from the packet table's current rows, under
 //!   a table lock. Call it from `--create-table` (cheap on an empty table). When the summary
@@ -100,11 +99,11 @@ fn ddl(table: &str) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}__ssp` (`src` VARBINARY(16) NOT NULL, `dpt` INT NOT NULL, \
-             `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dpt`), KEY `k_mark` (`mark`)){tail}"
+             `n` BIGINT UNSIGNED NOT NULL, `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dpt`), KEY `k_mark` (`mark`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}__ssd` (`src` VARBINARY(16) NOT NULL, `dst` VARBINARY(16) NOT NULL, \
-             `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dst`), KEY `k_mark` (`mark`)){tail}"
+             `n` BIGINT UNSIGNED NOT NULL, `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dst`), KEY `k_mark` (`mark`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}__shour` (`hour` DATETIME NOT NULL, \
@@ -190,22 +189,118 @@ pub fn on_clear(conn: &mut impl Queryable, table: &str) -> Result<(), StoreError
     Ok(())
 }
 
-/// Call in the transaction that deleted the packet rows with `ts < cutoff`: recomputes every
-/// summary from the rows left (exact; costs a pass over the table, fine for a maintenance job).
-pub fn on_delete_before(
+/// Called by `store::retention` in each chunk's transaction BEFORE it deletes the rows with
+/// `from <= ts < to` (the range is locked, so the reads here see exactly those rows). Subtracts
+/// them from every summary: counts go down, groups and pairs left with nothing are deleted, and
+/// the distinct port and host counts of a source drop by the pairs that vanished.
+///
+/// Retention deletes from the oldest row up, so a group that keeps rows keeps its last-seen
+/// time, while its first-seen time may now lie before the oldest row left: the analyzer
+/// notices that (first seen older than the table's oldest row) and looks the true value up for
+/// the rows it shows. Nothing else is approximate.
+pub fn on_delete_range(
     tx: &mut mysql::Transaction<'_>,
     table: &str,
-    cutoff: Timestamp,
+    from: Timestamp,
+    to: Timestamp,
 ) -> Result<(), StoreError> {
-    let _ = cutoff; // the rows are gone already: the rebuild reads what is left
-    crate::store::validate_identifier(table)?;
-    if !present(tx, table)? {
-        return Ok(());
+    let t = crate::store::validate_identifier(table)?;
+    let range = "`ts` >= ? AND `ts` < ?";
+    let p = || vec![ts_value(from), ts_value(to)];
+    // Subtracting through INSERT ... SELECT ... ON DUPLICATE KEY UPDATE: every key exists (the
+    // summaries are exact), assignments run left to right, so `nb` sees the old `n`.
+    let sub = "ON DUPLICATE KEY UPDATE `nb` = IF(`n` = VALUES(`n`), 0, CHAR_LENGTH(BIN(`n` - VALUES(`n`)))), \
+               `n` = `n` - VALUES(`n`)";
+    let agg = "SUM(`repeat`), MIN(`ts`), MAX(`ts`), 1";
+    match tx.exec_drop(
+        format!(
+            "INSERT INTO `{t}__shour` (`hour`,`action`,`n`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
+             `action`, SUM(`repeat`) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
+             ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
+        ),
+        p(),
+    ) {
+        Ok(()) => {}
+        Err(mysql::Error::MySqlError(me)) if me.code == 1146 => return Ok(()), // no summaries
+        Err(e) => return Err(sql_err(e)),
     }
-    for s in SUFFIXES {
-        tx.query_drop(format!("DELETE FROM `{table}{s}`")).map_err(sql_err)?;
+    let stmts = [
+        format!(
+            "INSERT INTO `{t}__sflow` (`src`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), `action`, COALESCE(`proto`,''), COALESCE(`dpt`,-1), {agg} \
+             FROM `{t}` WHERE {range} GROUP BY 1, 2, 3, 4 {sub}"
+        ),
+        format!(
+            "INSERT INTO `{t}__sicmp` (`src`,`dst`,`action`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), COALESCE(`dst`,''), `action`, {agg} \
+             FROM `{t}` WHERE {range} AND `proto` IN ('ICMP','ICMPv6') GROUP BY 1, 2, 3 {sub}"
+        ),
+        format!(
+            "INSERT INTO `{t}__sport` (`dpt`,`proto`,`action`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`dpt`,-1), COALESCE(`proto`,''), `action`, {agg} FROM `{t}` WHERE {range} \
+             GROUP BY 1, 2, 3 {sub}"
+        ),
+        format!(
+            "INSERT INTO `{t}__sinport` (`dpt`,`action`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`dpt`,-1), `action`, {agg} FROM `{t}` WHERE {range} AND `if_in` <> '' \
+             GROUP BY 1, 2 {sub}"
+        ),
+        format!(
+            "INSERT INTO `{t}__siface` (`if_in`,`action`,`proto`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`if_in`,''), `action`, COALESCE(`proto`,''), {agg} FROM `{t}` WHERE {range} \
+             GROUP BY 1, 2, 3 {sub}"
+        ),
+        format!(
+            "INSERT INTO `{t}__ssrc` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
+             SELECT COALESCE(`src`,''), {agg}, 0, 0, 0 FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
+        ),
+    ];
+    for q in stmts {
+        tx.exec_drop(q, p()).map_err(sql_err)?;
     }
-    fill_from_packets(tx, table)
+    // Pairs: those whose count drops to zero get this chunk's mark, then leave, and their
+    // sources lose one distinct port (host) each.
+    let mark = next_mark();
+    for (suffix, col, cond, counter, bucket_col) in [
+        ("__ssp", "dpt", "`dpt` IS NOT NULL", "ports", Some("pb")),
+        ("__ssd", "dst", "`dst` IS NOT NULL", "hosts", None),
+    ] {
+        tx.exec_drop(
+            format!(
+                "INSERT INTO `{t}{suffix}` (`src`,`{col}`,`n`,`mark`) \
+                 SELECT COALESCE(`src`,''), `{col}`, SUM(`repeat`), 0 FROM `{t}` WHERE {range} AND {cond} \
+                 GROUP BY 1, 2 ON DUPLICATE KEY UPDATE `mark` = IF(`n` = VALUES(`n`), ?, `mark`), \
+                 `n` = `n` - VALUES(`n`)"
+            ),
+            vec![ts_value(from), ts_value(to), Value::UInt(mark)],
+        )
+        .map_err(sql_err)?;
+        let b = match bucket_col {
+            Some(bc) => format!(
+                "`{bc}` = IF(`{counter}` = VALUES(`{counter}`), 0, CHAR_LENGTH(BIN(`{counter}` - VALUES(`{counter}`)))), "
+            ),
+            None => String::new(),
+        };
+        tx.exec_drop(
+            format!(
+                "INSERT INTO `{t}__ssrc` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
+                 SELECT `src`, 0, '1970-01-01', '1970-01-01', 0, {ports}, {hosts}, 0 FROM `{t}{suffix}` \
+                 WHERE `mark` = ? GROUP BY `src` \
+                 ON DUPLICATE KEY UPDATE {b}`{counter}` = `{counter}` - VALUES(`{counter}`)",
+                ports = if counter == "ports" { "COUNT(*)" } else { "0" },
+                hosts = if counter == "hosts" { "COUNT(*)" } else { "0" },
+            ),
+            (mark,),
+        )
+        .map_err(sql_err)?;
+        tx.exec_drop(format!("DELETE FROM `{t}{suffix}` WHERE `mark` = ?"), (mark,))
+            .map_err(sql_err)?;
+    }
+    for s in ["__sflow", "__sicmp", "__sport", "__sinport", "__siface", "__ssrc"] {
+        tx.query_drop(format!("DELETE FROM `{t}{s}` WHERE `nb` = 0")).map_err(sql_err)?;
+    }
+    tx.query_drop(format!("DELETE FROM `{t}__shour` WHERE `n` = 0")).map_err(sql_err)?;
+    Ok(())
 }
 
 fn rebuild_locked(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreError> {
@@ -244,12 +339,12 @@ fn fill_from_packets(conn: &mut impl Queryable, table: &str) -> Result<(), Store
              SELECT COALESCE(`if_in`,''), `action`, COALESCE(`proto`,''), {cnt} FROM `{t}` GROUP BY 1, 2, 3"
         ),
         format!(
-            "INSERT INTO `{t}__ssp` (`src`,`dpt`,`mark`) \
-             SELECT DISTINCT COALESCE(`src`,''), `dpt`, 0 FROM `{t}` WHERE `dpt` IS NOT NULL"
+            "INSERT INTO `{t}__ssp` (`src`,`dpt`,`n`,`mark`) \
+             SELECT COALESCE(`src`,''), `dpt`, SUM(`repeat`), 0 FROM `{t}` WHERE `dpt` IS NOT NULL GROUP BY 1, 2"
         ),
         format!(
-            "INSERT INTO `{t}__ssd` (`src`,`dst`,`mark`) \
-             SELECT DISTINCT COALESCE(`src`,''), `dst`, 0 FROM `{t}` WHERE `dst` IS NOT NULL"
+            "INSERT INTO `{t}__ssd` (`src`,`dst`,`n`,`mark`) \
+             SELECT COALESCE(`src`,''), `dst`, SUM(`repeat`), 0 FROM `{t}` WHERE `dst` IS NOT NULL GROUP BY 1, 2"
         ),
         format!(
             "INSERT INTO `{t}__ssrc` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
@@ -438,26 +533,28 @@ fn upsert_counts<K: Ord + Copy>(
     })
 }
 
-/// `INSERT IGNORE` of (src, x) pairs with this batch's mark, then the number of new pairs per
-/// source: exactly the rows that now carry the mark (an ignored row keeps its old mark).
+/// Adds the batch's (src, x) pair counts; returns the number of new pairs per source: exactly
+/// the rows that carry this batch's mark, which is set only when a row is inserted.
 fn new_pairs(
     tx: &mut mysql::Transaction<'_>,
     table: &str,
     col: &str,
-    mut pairs: Vec<(AddrKey, Value)>,
+    mut pairs: Vec<((AddrKey, Value), u64)>,
     mark: u64,
 ) -> Result<HashMap<Vec<u8>, u64>, StoreError> {
     let mut out = HashMap::new();
     if pairs.is_empty() {
         return Ok(out);
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_value(&a.1, &b.1)));
-    let head = format!("INSERT IGNORE INTO `{table}` (`src`, `{col}`, `mark`) VALUES ");
-    // A padding row repeats the previous pair: ignored, as a duplicate.
-    exec_fixed(tx, &head, "(?,?,?)", "", 3, pairs.len(), |i, _pad, params| {
-        let (s, x) = &pairs[i];
+    pairs.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0).then_with(|| cmp_value(&a.0 .1, &b.0 .1)));
+    let head = format!("INSERT INTO `{table}` (`src`, `{col}`, `n`, `mark`) VALUES ");
+    let tail = " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)";
+    // A padding row repeats the previous pair with a count of 0.
+    exec_fixed(tx, &head, "(?,?,?,?)", tail, 4, pairs.len(), |i, pad, params| {
+        let ((s, x), n) = &pairs[i];
         params.push(s.value());
         params.push(x.clone());
+        params.push(Value::UInt(if pad { 0 } else { *n }));
         params.push(Value::UInt(mark));
     })?;
     let rows: Vec<(Vec<u8>, u64)> = tx
@@ -539,8 +636,8 @@ pub fn on_insert(
     let mut inport: HashMap<(i32, &str), Agg> = HashMap::new();
     let mut iface: HashMap<(&str, &str, (u8, u8)), Agg> = HashMap::new();
     let mut src: HashMap<AddrKey, Agg> = HashMap::new();
-    let mut sp: HashMap<(AddrKey, i32), ()> = HashMap::new();
-    let mut sd: HashMap<(AddrKey, AddrKey), ()> = HashMap::new();
+    let mut sp: HashMap<(AddrKey, i32), u64> = HashMap::new();
+    let mut sd: HashMap<(AddrKey, AddrKey), u64> = HashMap::new();
     let mut hour: HashMap<(i64, &str), u64> = HashMap::new();
     let mut any = false;
     for (i, (r, _)) in batch.iter().enumerate() {
@@ -565,11 +662,12 @@ pub fn on_insert(
         }
         bump(&mut iface, (if_in.unwrap_or(""), action, p), &r);
         bump(&mut src, s, &r);
+        let packets = u64::from(r.repeat.max(1));
         if r.pkt.dpt.is_some() {
-            sp.insert((s, dpt), ());
+            *sp.entry((s, dpt)).or_insert(0) += packets;
         }
         if r.pkt.dst.is_some() {
-            sd.insert((s, d), ());
+            *sd.entry((s, d)).or_insert(0) += packets;
         }
         *hour.entry((r.ts.secs().div_euclid(3600), action)).or_insert(0) += u64::from(r.repeat.max(1));
     }
@@ -604,14 +702,14 @@ pub fn on_insert(
         tx,
         &name(t, "__ssp"),
         "dpt",
-        sp.into_keys().map(|(s, p)| (s, Value::Int(i64::from(p)))).collect(),
+        sp.into_iter().map(|((s, p), n)| ((s, Value::Int(i64::from(p))), n)).collect(),
         mark,
     )?;
     let new_hosts = new_pairs(
         tx,
         &name(t, "__ssd"),
         "dst",
-        sd.into_keys().map(|(s, d)| (s, d.value())).collect(),
+        sd.into_iter().map(|((s, d), n)| ((s, d.value()), n)).collect(),
         mark,
     )?;
     upsert_counts(tx, &name(t, "__sflow"), &["src", "action", "proto", "dpt"], flow.into_iter().collect(), |k, v| {
