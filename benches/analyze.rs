@@ -11,7 +11,11 @@
 //!
 //! Run: `cargo bench --bench analyze` (needs the server scripts/provision.sh sets up;
 //! `IPTA_TEST_SOCKET` overrides the socket). Options after `--`: `--rows 1000000,10000000`
-//! (checkpoints), `--batch 5000`, `--keep` (leave the database `ipta_bench_analyze`).
+//! (checkpoints of one load spread over 30 days; run the bench once per size for a 30-day
+//! spread at each size), `--batch 5000`, `--keep` (leave the database `ipta_bench_analyze`),
+//! `--no-plain` (skip the writer comparison), `--bulk` (write `logs` without summaries and build
+//! them in one pass at each checkpoint: for large sizes on a slow machine; the analyze figures
+//! are the same since the summaries are the same, which tests/analyze_modules.rs checks).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -271,7 +275,9 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
     );
     let t = Instant::now();
     for q in SEED_QUERIES {
-        let _: Vec<mysql::Row> = c.query(q).expect("seed query");
+        if let Err(e) = c.query::<mysql::Row, _>(q) {
+            println!("seed query failed: {e}");
+        }
     }
     let seed = t.elapsed();
     println!("seed-style.sql six queries:                  {:.3} s", secs(seed));
@@ -289,8 +295,10 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
             ..Default::default()
         };
         let t = Instant::now();
-        report::run(c, "logs", &o, &mut Vec::new()).expect("analyze window");
-        println!("ipta --analyze --since {since} ({label}, packet table): {:.3} s", secs(t.elapsed()));
+        match report::run(c, "logs", &o, &mut Vec::new()) {
+            Ok(()) => println!("ipta --analyze --since {since} ({label}, packet table): {:.3} s", secs(t.elapsed())),
+            Err(e) => println!("ipta --analyze --since {since}: failed: {e}"),
+        }
     }
 }
 
@@ -302,6 +310,8 @@ fn main() {
         .collect();
     let batch: usize = arg("--batch").and_then(|s| s.parse().ok()).unwrap_or(5000);
     let keep = std::env::args().any(|a| a == "--keep");
+    let no_plain = std::env::args().any(|a| a == "--no-plain");
+    let bulk = std::env::args().any(|a| a == "--bulk");
     let total = *checkpoints.iter().max().expect("--rows");
 
     let mut admin = ipta::store::connect(&settings("")).expect("connect as ipta_test");
@@ -309,7 +319,9 @@ fn main() {
     admin.query_drop(format!("CREATE DATABASE `{DB}` CHARACTER SET utf8mb4")).unwrap();
     let mut c = ipta::store::connect(&settings(DB)).unwrap();
     schema::ensure_table(&mut c, "logs").unwrap();
-    summary::create(&mut c, "logs").unwrap();
+    if !bulk {
+        summary::create(&mut c, "logs").unwrap();
+    }
     schema::ensure_table(&mut c, "logs_plain").unwrap();
     c.query_drop(SEED_TABLE).unwrap();
     let mut w_sum = Writer::new(ipta::store::connect(&settings(DB)).unwrap(), "logs");
@@ -332,7 +344,11 @@ fn main() {
             let n = batch.min((cp - done) as usize);
             g.fill(&mut b, n, &mut seed);
             // Alternate the order so neither table always writes into a warmer cache.
-            let (a, p) = if (done / batch as u64) % 2 == 0 {
+            let (a, p) = if no_plain {
+                let t = Instant::now();
+                w_sum.write(&b).expect("write logs");
+                (t.elapsed(), Duration::ZERO)
+            } else if (done / batch as u64) % 2 == 0 {
                 let t = Instant::now();
                 w_sum.write(&b).expect("write logs");
                 let a = t.elapsed();
@@ -357,6 +373,22 @@ fn main() {
             done += n as u64;
         }
         let seg = (done - seg_start) as f64;
+        if bulk {
+            println!("\nwriter without summaries, rows {seg_start}..{done}: {:.0} rows/s", seg / secs(seg_sum));
+            let t = Instant::now();
+            // Retried: on this shared machine something has been deleting the server's
+            // temporary files in /tmp under running queries (MariaDB error 6).
+            let mut r = summary::create(&mut c, "logs");
+            for _ in 0..3 {
+                if r.is_ok() {
+                    break;
+                }
+                println!("summary build failed ({}), retrying", r.as_ref().unwrap_err());
+                r = summary::create(&mut c, "logs");
+            }
+            r.expect("build summaries");
+            println!("summaries built in one pass over {done} rows: {:.1} s", secs(t.elapsed()));
+        } else {
         println!(
             "\nwriter, rows {seg_start}..{done}: with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept); seed_logs inserts so far {:.1} s",
             seg / secs(seg_sum),
@@ -364,21 +396,30 @@ fn main() {
             100.0 * secs(seg_plain) / secs(seg_sum),
             secs(t_seed)
         );
+        }
         seg_start = done;
         seg_sum = Duration::ZERO;
         seg_plain = Duration::ZERO;
         checkpoint(&mut c, done);
+        if bulk {
+            summary::on_drop(&mut c, "logs").unwrap(); // the next rows are written without them again
+        }
     }
+    if !bulk && !no_plain {
     println!(
         "\nwriter overall: with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept)",
         done as f64 / secs(t_sum),
         done as f64 / secs(t_plain),
         100.0 * secs(t_plain) / secs(t_sum)
     );
+    }
     // The bulk alternative: write without summaries, then build them in one pass (what
     // `summary::create` does for a table that has none, e.g. after a big import).
+    if !no_plain && !bulk {
     let t = Instant::now();
-    summary::create(&mut c, "logs_plain").expect("build summaries");
+    if let Err(e) = summary::create(&mut c, "logs_plain") {
+        println!("bulk build failed: {e}");
+    }
     let build = t.elapsed();
     println!(
         "bulk path: summaries of logs_plain built in one pass in {:.1} s; writer without summaries + build = {:.0} rows/s ({:.0}% of the plain writer)",
@@ -389,6 +430,7 @@ fn main() {
     let t = Instant::now();
     report::run(&mut c, "logs_plain", &AnalyzeOptions::default(), &mut Vec::new()).expect("analyze");
     println!("ipta --analyze on logs_plain after the build: {:.3} s", secs(t.elapsed()));
+    }
     let sizes: Vec<(String, u64, u64)> = c
         .query(format!(
             "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES \
