@@ -1,0 +1,753 @@
+//! The analyzer's queries: every module as rows of typed cells, computed either from the
+//! summary tables (fast path) or from the packet table (any filter).
+//!
+//! Every query is valid under ONLY_FULL_GROUP_BY: rows show only group keys, aggregates
+//! (count, first/last seen, numbers of distinct values), never a column a group holds several
+//! values of. Ties are broken by the key columns, in the same order on both paths.
+//!
+//! Top-N on a summary table walks the `nb` buckets (bit length of the count, indexed) from the
+//! highest down, reading one bucket at a time with `ORDER BY n DESC LIMIT N`; once N rows are
+//! collected no lower bucket can hold a larger count, so the walk stops. This reads a few
+//! hundred rows at most, where `ORDER BY n DESC` without an index would sort the whole table.
+
+use std::collections::HashMap;
+
+use mysql::prelude::Queryable;
+use mysql::{Row, Value};
+
+use super::{AnalyzeOptions, Module, ReportError};
+use crate::record::Timestamp;
+use crate::store::summary;
+
+/// One value of a report row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// A packet count or another count (ports, hosts).
+    Count(u64),
+    /// An address in `INET6_ATON` form; empty when the packet had none.
+    Addr(Vec<u8>),
+    /// A port; None for packets without ports (ICMP).
+    Port(Option<u16>),
+    Text(String),
+    Time(Option<Timestamp>),
+    /// Actions with their packet counts, largest first.
+    Actions(Vec<(String, u64)>),
+}
+
+/// A column: its header in tables and CSV, and its key in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Col {
+    pub header: &'static str,
+    pub key: &'static str,
+}
+
+/// Where a section's rows came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Summary,
+    Packets,
+}
+
+/// Bucket size of the timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Hour,
+    Day,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Hour => "hour",
+            Unit::Day => "day",
+        }
+    }
+    fn micros(self) -> i64 {
+        match self {
+            Unit::Hour => 3_600_000_000,
+            Unit::Day => 86_400_000_000,
+        }
+    }
+}
+
+/// Packets per time bucket and action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    pub unit: Unit,
+    /// Actions, most packets first; `buckets[i].1[j]` counts `actions[j]`.
+    pub actions: Vec<String>,
+    /// Bucket start and counts, in time order, empty buckets included.
+    pub buckets: Vec<(Timestamp, Vec<u64>)>,
+}
+
+/// One module's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub module: Module,
+    pub columns: Vec<Col>,
+    pub rows: Vec<Vec<Cell>>,
+    pub timeline: Option<Timeline>,
+    pub via: Via,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub table: String,
+    /// Packets matching the filters (SUM of `repeat`).
+    pub packets: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    /// The filters in words, for the header.
+    pub filters: Vec<String>,
+    pub scan_threshold: u32,
+    pub sections: Vec<Section>,
+    /// Names found by reverse DNS, by address bytes.
+    pub names: HashMap<Vec<u8>, String>,
+}
+
+/// Which path to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// Summaries where they can answer, the packet table otherwise.
+    Auto,
+    /// Always the packet table (tests compare both paths).
+    Packets,
+}
+
+const COUNT: Col = Col { header: "Count", key: "count" };
+const SOURCE: Col = Col { header: "Source", key: "src" };
+const DEST: Col = Col { header: "Destination", key: "dst" };
+const PORT: Col = Col { header: "Port", key: "dpt" };
+const PROTO: Col = Col { header: "Proto", key: "proto" };
+const ACTION: Col = Col { header: "Action", key: "action" };
+const IFACE: Col = Col { header: "Interface", key: "if_in" };
+const ACTIONS: Col = Col { header: "Actions", key: "actions" };
+const PORTS: Col = Col { header: "Ports", key: "ports" };
+const PACKETS: Col = Col { header: "Packets", key: "packets" };
+const HOSTS: Col = Col { header: "Hosts", key: "hosts" };
+const FIRST: Col = Col { header: "First seen", key: "first_seen" };
+const LAST: Col = Col { header: "Last seen", key: "last_seen" };
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Addr,
+    Port,
+    Text,
+}
+
+/// A grouping module: its keys on the packet table and on its summary.
+struct GroupSpec {
+    /// (expression on the packet table, summary column, kind, column)
+    keys: &'static [(&'static str, &'static str, Kind, Col)],
+    raw_where: &'static str,
+    suffix: &'static str,
+    sum_where: &'static str,
+}
+
+const K_SRC: (&str, &str, Kind, Col) = ("COALESCE(`src`,'')", "`src`", Kind::Addr, SOURCE);
+const K_DST: (&str, &str, Kind, Col) = ("COALESCE(`dst`,'')", "`dst`", Kind::Addr, DEST);
+const K_DPT: (&str, &str, Kind, Col) = ("COALESCE(`dpt`,-1)", "`dpt`", Kind::Port, PORT);
+const K_PROTO: (&str, &str, Kind, Col) = ("COALESCE(`proto`,'')", "`proto`", Kind::Text, PROTO);
+const K_ACTION: (&str, &str, Kind, Col) = ("`action`", "`action`", Kind::Text, ACTION);
+const K_IFACE: (&str, &str, Kind, Col) = ("COALESCE(`if_in`,'')", "`if_in`", Kind::Text, IFACE);
+
+fn spec(m: Module) -> Option<GroupSpec> {
+    Some(match m {
+        Module::Denied => GroupSpec {
+            keys: &[K_SRC, K_DPT, K_PROTO, K_ACTION],
+            raw_where: "`action` <> 'ACCEPT'",
+            suffix: "__sflow",
+            sum_where: "`action` <> 'ACCEPT'",
+        },
+        Module::Icmp => GroupSpec {
+            keys: &[K_SRC, K_DST, K_ACTION],
+            raw_where: "`proto` IN ('ICMP','ICMPv6')",
+            suffix: "__sicmp",
+            sum_where: "1=1",
+        },
+        Module::Ports => GroupSpec {
+            keys: &[K_DPT, K_PROTO, K_ACTION],
+            raw_where: "`action` <> 'ACCEPT'",
+            suffix: "__sport",
+            sum_where: "`action` <> 'ACCEPT'",
+        },
+        Module::Invalid => GroupSpec {
+            keys: &[K_SRC, K_DPT, K_PROTO],
+            raw_where: "`action` = 'INVALID'",
+            suffix: "__sflow",
+            sum_where: "`action` = 'INVALID'",
+        },
+        Module::Interfaces => GroupSpec {
+            keys: &[K_IFACE, K_ACTION, K_PROTO],
+            raw_where: "1=1",
+            suffix: "__siface",
+            sum_where: "1=1",
+        },
+        Module::Inbound => GroupSpec {
+            keys: &[K_DPT, K_ACTION],
+            raw_where: "`action` <> 'ACCEPT' AND `if_in` <> ''",
+            suffix: "__sinport",
+            sum_where: "`action` <> 'ACCEPT'",
+        },
+        _ => return None,
+    })
+}
+
+/// The packet-table filter of the options, as SQL and parameters.
+struct Filter {
+    sql: String,
+    params: Vec<Value>,
+}
+
+fn raw_filter(opts: &AnalyzeOptions) -> Filter {
+    let mut c: Vec<&str> = vec!["1=1"];
+    let mut params = Vec::new();
+    if opts.no_local {
+        c.push("COALESCE(`if_in`,'') <> 'lo' AND COALESCE(`if_out`,'') <> 'lo'");
+    }
+    if opts.no_accept {
+        c.push("`action` <> 'ACCEPT'");
+    }
+    if let Some(s) = opts.since {
+        c.push("`ts` >= ?");
+        params.push(summary::ts_value(s));
+    }
+    if let Some(u) = opts.until {
+        c.push("`ts` < ?");
+        params.push(summary::ts_value(u));
+    }
+    if let Some(h) = &opts.host {
+        c.push("`host` = ?");
+        params.push(Value::Bytes(h.as_bytes().to_vec()));
+    }
+    Filter { sql: c.join(" AND "), params }
+}
+
+fn describe_filters(opts: &AnalyzeOptions) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(s) = opts.since {
+        v.push(format!("since {} (inclusive)", render_time(s)));
+    }
+    if let Some(u) = opts.until {
+        v.push(format!("until {} (exclusive)", render_time(u)));
+    }
+    if let Some(h) = &opts.host {
+        v.push(format!("host {h}"));
+    }
+    if opts.no_local {
+        v.push("no local (lo) traffic".into());
+    }
+    if opts.no_accept {
+        v.push("no ACCEPT".into());
+    }
+    v
+}
+
+/// `2026-11-01 10:00:00` (UTC), the table rendering of a time.
+pub fn render_time(t: Timestamp) -> String {
+    t.to_chrono().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn params(mut head: Vec<Value>, tail: &[Value]) -> Vec<Value> {
+    head.extend_from_slice(tail);
+    head
+}
+
+/// Reads an integer aggregate (SUM comes back as a decimal string).
+fn get_u64(row: &Row, i: usize) -> u64 {
+    match row.as_ref(i) {
+        Some(Value::Int(n)) => (*n).max(0) as u64,
+        Some(Value::UInt(n)) => *n,
+        Some(Value::Bytes(b)) => {
+            let s = String::from_utf8_lossy(b);
+            s.split('.').next().unwrap_or("0").parse().unwrap_or(0)
+        }
+        Some(Value::Double(d)) => *d as u64,
+        Some(Value::Float(d)) => *d as u64,
+        _ => 0,
+    }
+}
+
+fn get_i64(row: &Row, i: usize) -> i64 {
+    match row.as_ref(i) {
+        Some(Value::Int(n)) => *n,
+        Some(Value::UInt(n)) => *n as i64,
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn get_bytes(row: &Row, i: usize) -> Vec<u8> {
+    match row.as_ref(i) {
+        Some(Value::Bytes(b)) => b.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn get_text(row: &Row, i: usize) -> String {
+    String::from_utf8_lossy(&get_bytes(row, i)).into_owned()
+}
+
+/// A DATETIME value as a Timestamp (the store keeps UTC).
+pub fn value_ts(v: Option<&Value>) -> Option<Timestamp> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    match v? {
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            let dt = NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))?
+                .and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us)?;
+            Some(Timestamp(dt.and_utc().timestamp_micros()))
+        }
+        Value::Bytes(b) => {
+            let s = std::str::from_utf8(b).ok()?;
+            let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+                })
+                .ok()?;
+            Some(Timestamp(dt.and_utc().timestamp_micros()))
+        }
+        _ => None,
+    }
+}
+
+fn cell(row: &Row, i: usize, k: Kind) -> Cell {
+    match k {
+        Kind::Addr => Cell::Addr(get_bytes(row, i)),
+        Kind::Port => {
+            let p = get_i64(row, i);
+            Cell::Port(u16::try_from(p).ok())
+        }
+        Kind::Text => Cell::Text(get_text(row, i)),
+    }
+}
+
+/// The value of a key cell as a query parameter (the packet-table expression's form).
+fn cell_param(c: &Cell) -> Value {
+    match c {
+        Cell::Addr(b) => Value::Bytes(b.clone()),
+        Cell::Port(p) => Value::Int(p.map(i64::from).unwrap_or(-1)),
+        Cell::Text(t) => Value::Bytes(t.as_bytes().to_vec()),
+        Cell::Count(n) => Value::UInt(*n),
+        _ => Value::NULL,
+    }
+}
+
+/// Retention deletes the oldest rows and leaves the summaries' first-seen times of surviving
+/// groups pointing before the oldest row left (see `summary::on_delete_range`). For the rows
+/// shown, such a time is replaced by the group's true first packet, found by reading the packet
+/// table in time order from its start (quick for the busy groups a report shows).
+fn fix_first_seen(
+    conn: &mut mysql::Conn,
+    table: &str,
+    rows: &mut [Vec<Cell>],
+    first_col: usize,
+    keys: &[(usize, &str)],
+    cond: &str,
+) -> Result<(), ReportError> {
+    let oldest: Option<Row> = conn.query_first(format!("SELECT `ts` FROM `{table}` ORDER BY `ts` LIMIT 1"))?;
+    let Some(oldest) = oldest.and_then(|r| value_ts(r.as_ref(0))) else { return Ok(()) };
+    for r in rows.iter_mut() {
+        let stale = matches!(r.get(first_col), Some(Cell::Time(Some(t))) if *t < oldest);
+        if !stale {
+            continue;
+        }
+        let w: Vec<String> = keys.iter().map(|(_, e)| format!("{e} = ?")).collect();
+        let p: Vec<Value> = keys.iter().map(|(i, _)| cell_param(&r[*i])).collect();
+        let sql = format!(
+            "SELECT `ts` FROM `{table}` WHERE {cond} AND {} ORDER BY `ts` LIMIT 1",
+            w.join(" AND ")
+        );
+        let f: Option<Row> = conn.exec_first(sql, p)?;
+        r[first_col] = Cell::Time(f.and_then(|f| value_ts(f.as_ref(0))));
+    }
+    Ok(())
+}
+
+/// Top-N over a summary table by walking its bucket column from the top (see module doc).
+/// `sql` selects with the bucket as its first placeholder and `LIMIT ?` as its last.
+fn walk(
+    conn: &mut mysql::Conn,
+    table: &str,
+    bucket_col: &str,
+    min_bucket: u8,
+    sql: &str,
+    extra: &[Value],
+    limit: usize,
+) -> Result<Vec<Row>, ReportError> {
+    let mut got: Vec<Row> = Vec::new();
+    if limit == 0 {
+        return Ok(got);
+    }
+    let max: Option<u8> = conn.query_first(format!("SELECT MAX(`{bucket_col}`) FROM `{table}`"))?;
+    let Some(max) = max else { return Ok(got) };
+    let mut b = max;
+    while b >= min_bucket.max(1) {
+        let mut p = vec![Value::UInt(u64::from(b))];
+        p.extend_from_slice(extra);
+        p.push(Value::UInt((limit - got.len()) as u64));
+        let rows: Vec<Row> = conn.exec(sql, p)?;
+        got.extend(rows);
+        if got.len() >= limit {
+            break;
+        }
+        b -= 1;
+    }
+    got.truncate(limit);
+    Ok(got)
+}
+
+fn group_module(
+    conn: &mut mysql::Conn,
+    table: &str,
+    m: Module,
+    g: &GroupSpec,
+    opts: &AnalyzeOptions,
+    fast: bool,
+) -> Result<Section, ReportError> {
+    let columns = columns_of(m);
+    let nk = g.keys.len();
+    let rows: Vec<Row> = if fast {
+        let st = summary::name(table, g.suffix);
+        let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
+        let accept = if opts.no_accept { " AND `action` <> 'ACCEPT'" } else { "" };
+        let sql = format!(
+            "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND {w}{accept} \
+             ORDER BY `n` DESC, {c} LIMIT ?",
+            c = cols.join(", "),
+            w = g.sum_where
+        );
+        walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?
+    } else {
+        let f = raw_filter(opts);
+        let sel: Vec<String> = g.keys.iter().enumerate().map(|(i, k)| format!("{} AS k{i}", k.0)).collect();
+        let ks: Vec<String> = (0..nk).map(|i| format!("k{i}")).collect();
+        let sql = format!(
+            "SELECT SUM(`repeat`) AS n, {sel}, MIN(`ts`), MAX(`ts`) FROM `{table}` \
+             WHERE {w} AND {f} GROUP BY {ks} ORDER BY n DESC, {ks} LIMIT ?",
+            sel = sel.join(", "),
+            w = g.raw_where,
+            f = f.sql,
+            ks = ks.join(", ")
+        );
+        conn.exec(sql, params(f.params, &[Value::UInt(opts.limit as u64)]))?
+    };
+    let mut rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![Cell::Count(get_u64(r, 0))];
+            for (i, k) in g.keys.iter().enumerate() {
+                v.push(cell(r, 1 + i, k.2));
+            }
+            v.push(Cell::Time(value_ts(r.as_ref(1 + nk))));
+            v.push(Cell::Time(value_ts(r.as_ref(2 + nk))));
+            v
+        })
+        .collect();
+    if fast {
+        let keys: Vec<(usize, &str)> = g.keys.iter().enumerate().map(|(i, k)| (1 + i, k.0)).collect();
+        fix_first_seen(conn, table, &mut rows, 1 + nk, &keys, g.raw_where)?;
+    }
+    Ok(Section { module: m, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
+}
+
+fn sources_module(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    fast: bool,
+) -> Result<Section, ReportError> {
+    let columns = columns_of(Module::Sources);
+    let f = raw_filter(opts);
+    let top: Vec<Row> = if fast {
+        let st = summary::name(table, "__ssrc");
+        let sql = format!(
+            "SELECT `n`, `src`, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? ORDER BY `n` DESC, `src` LIMIT ?"
+        );
+        walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?
+    } else {
+        let sql = format!(
+            "SELECT SUM(`repeat`) AS n, COALESCE(`src`,'') AS s, MIN(`ts`), MAX(`ts`) FROM `{table}` \
+             WHERE {f} GROUP BY s ORDER BY n DESC, s LIMIT ?",
+            f = f.sql
+        );
+        conn.exec(sql, params(f.params.clone(), &[Value::UInt(opts.limit as u64)]))?
+    };
+    let srcs: Vec<Vec<u8>> = top.iter().map(|r| get_bytes(r, 1)).collect();
+    let mut actions: HashMap<Vec<u8>, Vec<(String, u64)>> = HashMap::new();
+    if !srcs.is_empty() {
+        let marks = vec!["?"; srcs.len()].join(",");
+        let (sql, p) = if fast {
+            (
+                format!(
+                    "SELECT `src`, `action`, SUM(`n`) FROM `{}` WHERE `src` IN ({marks}) GROUP BY `src`, `action`",
+                    summary::name(table, "__sflow")
+                ),
+                srcs.iter().map(|s| Value::Bytes(s.clone())).collect::<Vec<_>>(),
+            )
+        } else {
+            (
+                format!(
+                    "SELECT COALESCE(`src`,'') AS s, `action`, SUM(`repeat`) FROM `{table}` \
+                     WHERE {f} AND COALESCE(`src`,'') IN ({marks}) GROUP BY s, `action`",
+                    f = f.sql
+                ),
+                params(f.params.clone(), &srcs.iter().map(|s| Value::Bytes(s.clone())).collect::<Vec<_>>()),
+            )
+        };
+        let rows: Vec<Row> = conn.exec(sql, p)?;
+        for r in &rows {
+            actions.entry(get_bytes(r, 0)).or_default().push((get_text(r, 1), get_u64(r, 2)));
+        }
+        for v in actions.values_mut() {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        }
+    }
+    let mut rows = Vec::with_capacity(top.len());
+    for r in &top {
+        let s = get_bytes(r, 1);
+        let acts = actions.remove(&s).unwrap_or_default();
+        rows.push(vec![
+            Cell::Count(get_u64(r, 0)),
+            Cell::Addr(s),
+            Cell::Time(value_ts(r.as_ref(2))),
+            Cell::Time(value_ts(r.as_ref(3))),
+            Cell::Actions(acts),
+        ]);
+    }
+    if fast {
+        fix_first_seen(conn, table, &mut rows, 2, &[(1, "COALESCE(`src`,'')")], "1=1")?;
+    }
+    Ok(Section { module: Module::Sources, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
+}
+
+fn scans_module(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    fast: bool,
+) -> Result<Section, ReportError> {
+    let columns = columns_of(Module::Scans);
+    let thr = Value::UInt(u64::from(opts.scan_threshold));
+    let rows: Vec<Row> = if fast {
+        let st = summary::name(table, "__ssrc");
+        let sql = format!(
+            "SELECT `src`, `ports`, `n`, `hosts`, `first_ts`, `last_ts` FROM `{st}` \
+             WHERE `pb` = ? AND `ports` >= ? ORDER BY `ports` DESC, `n` DESC, `src` LIMIT ?"
+        );
+        walk(conn, &st, "pb", summary::bucket(u64::from(opts.scan_threshold)), &sql, &[thr], opts.limit)?
+    } else {
+        let f = raw_filter(opts);
+        let sql = format!(
+            "SELECT COALESCE(`src`,'') AS s, COUNT(DISTINCT `dpt`) AS ports, SUM(`repeat`) AS n, \
+             COUNT(DISTINCT `dst`) AS hosts, MIN(`ts`), MAX(`ts`) FROM `{table}` WHERE {f} \
+             GROUP BY s HAVING ports >= ? ORDER BY ports DESC, n DESC, s LIMIT ?",
+            f = f.sql
+        );
+        conn.exec(sql, params(f.params, &[thr, Value::UInt(opts.limit as u64)]))?
+    };
+    let mut rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Addr(get_bytes(r, 0)),
+                Cell::Count(get_u64(r, 1)),
+                Cell::Count(get_u64(r, 2)),
+                Cell::Count(get_u64(r, 3)),
+                Cell::Time(value_ts(r.as_ref(4))),
+                Cell::Time(value_ts(r.as_ref(5))),
+            ]
+        })
+        .collect();
+    if fast {
+        fix_first_seen(conn, table, &mut rows, 4, &[(0, "COALESCE(`src`,'')")], "1=1")?;
+    }
+    Ok(Section { module: Module::Scans, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
+}
+
+/// Windows longer than this are drawn per day.
+const HOURLY_MAX_US: i64 = 48 * 3_600_000_000;
+/// At most this many buckets are drawn (the oldest are dropped beyond).
+const MAX_BUCKETS: usize = 2000;
+
+fn timeline_module(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    fast: bool,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+) -> Result<Section, ReportError> {
+    let columns = columns_of(Module::Timeline);
+    let start = opts.since.or(first);
+    let end = opts.until.or(last.map(|t| Timestamp(t.0 + 1)));
+    let unit = match (start, end) {
+        (Some(s), Some(e)) if e.0 - s.0 > HOURLY_MAX_US => Unit::Day,
+        _ => Unit::Hour,
+    };
+    let rows: Vec<Row> = if fast {
+        let st = summary::name(table, "__shour");
+        let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
+        let sql = match unit {
+            Unit::Hour => format!("SELECT `hour`, `action`, `n` FROM `{st}` {accept}"),
+            Unit::Day => format!(
+                "SELECT CAST(DATE(`hour`) AS DATETIME) AS d, `action`, SUM(`n`) FROM `{st}` {accept} GROUP BY d, `action`"
+            ),
+        };
+        conn.exec(sql, ())?
+    } else {
+        let f = raw_filter(opts);
+        let b = match unit {
+            Unit::Hour => "CAST(DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00') AS DATETIME)",
+            Unit::Day => "CAST(DATE(`ts`) AS DATETIME)",
+        };
+        let sql = format!(
+            "SELECT {b} AS b, `action`, SUM(`repeat`) FROM `{table}` WHERE {f} GROUP BY b, `action`",
+            f = f.sql
+        );
+        conn.exec(sql, f.params)?
+    };
+    let mut totals: HashMap<String, u64> = HashMap::new();
+    let mut cells: Vec<(Timestamp, String, u64)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(t) = value_ts(r.as_ref(0)) else { continue };
+        let a = get_text(r, 1);
+        let n = get_u64(r, 2);
+        *totals.entry(a.clone()).or_insert(0) += n;
+        cells.push((t, a, n));
+    }
+    let mut actions: Vec<(String, u64)> = totals.into_iter().collect();
+    actions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let idx: HashMap<&str, usize> = actions.iter().enumerate().map(|(i, a)| (a.0.as_str(), i)).collect();
+    let mut buckets: Vec<(Timestamp, Vec<u64>)> = Vec::new();
+    if let (Some(lo), Some(hi)) = (cells.iter().map(|c| c.0).min(), cells.iter().map(|c| c.0).max()) {
+        let u = unit.micros();
+        let n = (((hi.0 - lo.0) / u) as usize + 1).min(MAX_BUCKETS);
+        let base = hi.0 - (n as i64 - 1) * u;
+        buckets = (0..n).map(|i| (Timestamp(base + i as i64 * u), vec![0; actions.len()])).collect();
+        for (t, a, c) in &cells {
+            if t.0 < base {
+                continue;
+            }
+            let i = ((t.0 - base) / u) as usize;
+            if let (Some(b), Some(&j)) = (buckets.get_mut(i), idx.get(a.as_str())) {
+                b.1[j] += c;
+            }
+        }
+    }
+    let tl = Timeline { unit, actions: actions.into_iter().map(|a| a.0).collect(), buckets };
+    Ok(Section {
+        module: Module::Timeline,
+        columns,
+        rows: Vec::new(),
+        timeline: Some(tl),
+        via: if fast { Via::Summary } else { Via::Packets },
+    })
+}
+
+/// The columns of a module's rows.
+pub fn columns_of(m: Module) -> Vec<Col> {
+    match m {
+        Module::Sources => vec![COUNT, SOURCE, FIRST, LAST, ACTIONS],
+        Module::Scans => vec![SOURCE, PORTS, PACKETS, HOSTS, FIRST, LAST],
+        Module::Timeline => vec![Col { header: "Time", key: "time" }, COUNT],
+        _ => {
+            let g = spec(m).expect("grouping module");
+            let mut c = vec![COUNT];
+            c.extend(g.keys.iter().map(|k| k.3));
+            c.push(FIRST);
+            c.push(LAST);
+            c
+        }
+    }
+}
+
+/// Whether the packet table exists.
+fn table_exists(conn: &mut mysql::Conn, table: &str) -> Result<bool, ReportError> {
+    let n: Option<u64> = conn.exec_first(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        (table,),
+    )?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+/// Runs the selected modules (the summaries where they can answer).
+pub fn analyze(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Result<Report, ReportError> {
+    analyze_with(conn, table, opts, Path::Auto)
+}
+
+/// Runs the selected modules on the chosen path.
+pub fn analyze_with(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    path: Path,
+) -> Result<Report, ReportError> {
+    crate::store::validate_identifier(table)?;
+    if !table_exists(conn, table)? {
+        return Err(crate::store::StoreError::MissingTable(table.to_string()).into());
+    }
+    let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
+    let have = path == Path::Auto && unfiltered && summary::present(conn, table)?;
+    let mut rep = Report {
+        table: table.to_string(),
+        filters: describe_filters(opts),
+        scan_threshold: opts.scan_threshold,
+        ..Default::default()
+    };
+    // Totals first: an empty table or window ends the report here.
+    if have {
+        let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
+        let n: Option<Row> = conn.query_first(format!(
+            "SELECT SUM(`n`) FROM `{}` {accept}",
+            summary::name(table, "__shour")
+        ))?;
+        rep.packets = n.map(|r| get_u64(&r, 0)).unwrap_or(0);
+        if rep.packets > 0 {
+            let w = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
+            let f: Option<Row> = conn.query_first(format!("SELECT `ts` FROM `{table}` {w} ORDER BY `ts` LIMIT 1"))?;
+            let l: Option<Row> = conn.query_first(format!("SELECT `ts` FROM `{table}` {w} ORDER BY `ts` DESC LIMIT 1"))?;
+            rep.first = f.and_then(|r| value_ts(r.as_ref(0)));
+            rep.last = l.and_then(|r| value_ts(r.as_ref(0)));
+        }
+    } else {
+        let f = raw_filter(opts);
+        let r: Option<Row> = conn.exec_first(
+            format!("SELECT SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{table}` WHERE {}", f.sql),
+            f.params,
+        )?;
+        if let Some(r) = r {
+            rep.packets = get_u64(&r, 0);
+            rep.first = value_ts(r.as_ref(1));
+            rep.last = value_ts(r.as_ref(2));
+        }
+    }
+    let mut mods = if opts.modules.is_empty() { Module::ALL.to_vec() } else { opts.modules.clone() };
+    mods.sort();
+    mods.dedup();
+    for m in mods {
+        if rep.packets == 0 {
+            // Nothing to aggregate: every module is empty, say so without querying.
+            rep.sections.push(Section {
+                module: m,
+                columns: columns_of(m),
+                rows: Vec::new(),
+                timeline: None,
+                via: if have { Via::Summary } else { Via::Packets },
+            });
+            continue;
+        }
+        let s = match m {
+            Module::Sources => sources_module(conn, table, opts, have && !opts.no_accept)?,
+            Module::Scans => scans_module(conn, table, opts, have && !opts.no_accept)?,
+            Module::Timeline => timeline_module(conn, table, opts, have, rep.first, rep.last)?,
+            _ => {
+                let g = spec(m).expect("grouping module");
+                group_module(conn, table, m, &g, opts, have)?
+            }
+        };
+        rep.sections.push(s);
+    }
+    Ok(rep)
+}
