@@ -100,14 +100,17 @@ pub fn follow_file(
     stop: &AtomicBool,
 ) -> Result<(), FollowError> {
     let mut f = Follower::new(opts)?;
-    tail::run(path, &mut f, out, stop)
+    tail::tail_lines(path, stop, &mut |data| f.process(data, out))
 }
 
 /// Attaches to ipta-ingest's fan-out in `opts.follow_dir` and shows what it sends.
 pub fn follow_ingest(opts: &FollowOptions, out: &mut dyn Write, stop: &AtomicBool) -> Result<(), FollowError> {
     let mut f = Follower::new(opts)?;
-    viewer::run(&opts.follow_dir, &mut f, out, stop)
+    viewer::view_lines(&opts.follow_dir, stop, &mut |data| f.process(data, out))
 }
+
+/// Receives runs of whole lines (see [`Follower::process`]).
+pub type LineSink<'a> = dyn FnMut(&[u8]) -> Result<(), FollowError> + 'a;
 
 fn now_ts() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_micros())
@@ -324,13 +327,12 @@ impl LineBuf {
     }
 }
 
-/// Reads from `src` into `lb` and passes whole lines to `f`. Returns bytes read (0 = nothing
+/// Reads once into `lb` and passes the whole lines now available to `sink`. Returns bytes read (0 = nothing
 /// available / end of file).
 pub(crate) fn read_lines(
     lb: &mut LineBuf,
     mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
-    f: &mut Follower,
-    out: &mut dyn Write,
+    sink: &mut LineSink<'_>,
     skip_partial: &mut bool,
 ) -> Result<io::Result<usize>, FollowError> {
     let n = match read(lb.spare()) {
@@ -350,9 +352,7 @@ pub(crate) fn read_lines(
             *skip_partial = false;
         }
         if start < upto {
-            // Split borrow: copy out is avoided by processing the slice in place.
-            let data = &lb.buf[start..upto];
-            f.process(data, out)?;
+            sink(&lb.buf[start..upto])?;
         }
         lb.consume(upto);
     }

@@ -12,7 +12,7 @@
 //! A missing path (between the rename and the creation of a new file) keeps the old file open.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{read_lines, FollowError, Follower, LineBuf};
+use super::{read_lines, FollowError, LineBuf, LineSink};
 
 /// The longest wait between two looks at the file.
 const POLL: Duration = Duration::from_millis(100);
@@ -71,14 +71,13 @@ impl DirWatch {
 fn drain(
     file: &mut File,
     lb: &mut LineBuf,
-    f: &mut Follower,
-    out: &mut dyn Write,
+    sink: &mut LineSink<'_>,
     skip_partial: &mut bool,
     path: &Path,
 ) -> Result<u64, FollowError> {
     let mut total = 0u64;
     loop {
-        match read_lines(lb, |b| file.read(b), f, out, skip_partial)? {
+        match read_lines(lb, |b| file.read(b), sink, skip_partial)? {
             Ok(0) => return Ok(total),
             Ok(n) => total += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -87,7 +86,9 @@ fn drain(
     }
 }
 
-pub(crate) fn run(path: &Path, f: &mut Follower, out: &mut dyn Write, stop: &AtomicBool) -> Result<(), FollowError> {
+/// Follows `path` from its current end and hands every run of whole lines to `sink`, until
+/// `stop` is set (checked at least every 100 ms) or an error occurs.
+pub fn tail_lines(path: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Result<(), FollowError> {
     let open_err = |e| FollowError::Open { path: path.to_path_buf(), source: e };
     let read_err = |e| FollowError::Read { path: path.to_path_buf(), source: e };
     let mut file = File::open(path).map_err(open_err)?;
@@ -114,15 +115,15 @@ pub(crate) fn run(path: &Path, f: &mut Follower, out: &mut dyn Write, stop: &Ato
     let mut lb = LineBuf::new();
 
     while !stop.load(Ordering::Relaxed) {
-        pos += drain(&mut file, &mut lb, f, out, &mut skip_partial, path)?;
+        pos += drain(&mut file, &mut lb, sink, &mut skip_partial, path)?;
 
         // Rotated: the path names another file now.
         if let Ok(m) = fs::metadata(path) {
             if (m.dev(), m.ino()) != (dev, ino) {
                 if let Ok(new) = File::open(path) {
-                    drain(&mut file, &mut lb, f, out, &mut skip_partial, path)?;
+                    drain(&mut file, &mut lb, sink, &mut skip_partial, path)?;
                     if !lb.partial().is_empty() {
-                        f.process(lb.partial(), out)?;
+                        sink(lb.partial())?;
                         lb.clear();
                     }
                     let nm = new.metadata().map_err(read_err)?;

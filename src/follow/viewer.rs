@@ -10,13 +10,13 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use super::{read_lines, FollowError, Follower, LineBuf};
+use super::{read_lines, FollowError, LineBuf, LineSink};
 use crate::ingest::fanout::{fifo_pid, pid_alive, FIFO_PREFIX, FIFO_SUFFIX};
 
 /// Pipe size asked for (the unprivileged maximum by default, /proc/sys/fs/pipe-max-size).
@@ -111,7 +111,9 @@ fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
     }
 }
 
-pub(crate) fn run(dir: &Path, f: &mut Follower, out: &mut dyn Write, stop: &AtomicBool) -> Result<(), FollowError> {
+/// Attaches a viewer FIFO to the fan-out in `dir` and hands every run of whole lines (including
+/// `#ipta-dropped N` markers) to `sink`, until `stop` is set (checked every 100 ms) or an error.
+pub fn view_lines(dir: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Result<(), FollowError> {
     let (fd, guard) = attach(dir)?;
     let mut lb = LineBuf::new();
     let mut no_skip = false;
@@ -132,7 +134,7 @@ pub(crate) fn run(dir: &Path, f: &mut Follower, out: &mut dyn Write, stop: &Atom
             continue;
         }
         loop {
-            match read_lines(&mut lb, read, f, out, &mut no_skip)? {
+            match read_lines(&mut lb, read, sink, &mut no_skip)? {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -51,10 +51,18 @@ pub fn fifo_name(pid: u32) -> String {
     format!("{FIFO_PREFIX}{pid}{FIFO_SUFFIX}")
 }
 
-/// The pid in a viewer FIFO's file name, if the name is one.
+/// The pid in a viewer FIFO's file name (`viewer-<pid>.fifo`, or `viewer-<pid>-<n>.fifo` for a
+/// further viewer in the same process), if the name is one.
 pub fn fifo_pid(name: &[u8]) -> Option<u32> {
     let rest = name.strip_prefix(FIFO_PREFIX.as_bytes())?;
-    let digits = rest.strip_suffix(FIFO_SUFFIX.as_bytes())?;
+    let mut digits = rest.strip_suffix(FIFO_SUFFIX.as_bytes())?;
+    if let Some(i) = digits.iter().position(|&b| b == b'-') {
+        let seq = &digits[i + 1..];
+        if seq.is_empty() || !seq.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        digits = &digits[..i];
+    }
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -491,6 +499,9 @@ mod tests {
         assert_eq!(fifo_pid(b"viewer-4x2.fifo"), None);
         assert_eq!(fifo_pid(b"other-42.fifo"), None);
         assert_eq!(fifo_pid(b"viewer-42.fifo.tmp"), None);
+        assert_eq!(fifo_pid(b"viewer-42-3.fifo"), Some(42));
+        assert_eq!(fifo_pid(b"viewer-42-.fifo"), None);
+        assert_eq!(fifo_pid(b"viewer--3.fifo"), None);
     }
 
     #[test]
