@@ -232,23 +232,35 @@ impl Display {
     }
 
     /// Appends one cell: padded to `width`, or (when fitting) cut from the left with `*`.
+    /// Control characters become `?`: log fields and PTR names are untrusted text bound for a
+    /// terminal (an escape sequence must not reach it).
     fn put_cell(line: &mut Vec<u8>, text: &str, width: usize, align: Align, fit: bool, last: bool) {
         let chars = text.chars().count();
-        if fit && chars > width {
+        let (text, chars) = if fit && chars > width {
             if width == 0 {
                 return;
             }
             line.push(b'*');
             let skip = chars - (width - 1);
             let start = text.char_indices().nth(skip).map_or(text.len(), |(i, _)| i);
-            line.extend_from_slice(&text.as_bytes()[start..]);
-            return;
-        }
+            (&text[start..], width)
+        } else {
+            (text, chars)
+        };
+        // `chars` is now the cell's width as shown (a cut cell fills its column exactly).
         let pad = width.saturating_sub(chars);
         if align == Align::Right {
             line.resize(line.len() + pad, b' ');
         }
-        line.extend_from_slice(text.as_bytes());
+        if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            line.extend_from_slice(text.as_bytes());
+        } else {
+            let mut tmp = [0u8; 4];
+            for c in text.chars() {
+                let c = if c.is_control() { '?' } else { c };
+                line.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+        }
         if align == Align::Left && !last {
             line.resize(line.len() + pad, b' ');
         }
@@ -579,8 +591,12 @@ mod tests {
             for l in s.lines() {
                 assert!(l.chars().count() <= w, "width {w}: {l:?}");
             }
+            // Every cut cell fills its column exactly: columns stay aligned with the header.
+            let hdr = s.lines().next().unwrap();
+            let data = s.lines().nth(1).unwrap();
+            let at = hdr.find("Proto").unwrap();
+            assert!(data[at..].starts_with("TCP"), "{w}: {hdr}\n{data}");
             if w == 80 {
-                let data = s.lines().nth(1).unwrap();
                 assert!(data.contains("*face0"), "{data}");
                 assert!(data.contains("*"), "{data}");
             }
@@ -596,6 +612,17 @@ mod tests {
         let data = s.lines().nth(1).unwrap();
         assert!(data.contains(" *e-provider.net "), "{data}");
         assert!(data.chars().count() <= 80);
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let mut d = Display::new(DisplayOptions { no_header: true, ..opts(Width::Plain) });
+        let mut out = Vec::new();
+        let r = rec("fw\x1b[2J1", "198.51.100.1", "DROP");
+        d.write_record(&r, Some("evil\x1b]0;x\x07.example"), None, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains('\x1b') && !s.contains('\x07'), "{s:?}");
+        assert!(s.contains("evil?]0;x?.example"), "{s:?}");
     }
 
     #[test]

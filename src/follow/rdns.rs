@@ -186,17 +186,30 @@ pub fn system_lookup(ip: IpAddr) -> Option<String> {
             return None;
         }
         let s = CStr::from_ptr(host.as_ptr()).to_str().ok()?;
-        if s.is_empty() {
-            None
-        } else {
-            Some(s.to_string())
-        }
+        plausible_host_name(s).then(|| s.to_string())
     }
+}
+
+/// A PTR answer is text chosen by whoever owns the address: keep only what looks like a host
+/// name (letters, digits, `-`, `_`, `.`), at most 253 bytes.
+pub fn plausible_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_host_names_are_kept() {
+        assert!(plausible_host_name("mail-1.example.org"));
+        assert!(plausible_host_name("_spf.example."));
+        assert!(!plausible_host_name(""));
+        assert!(!plausible_host_name("a\x1b[31m.example"));
+        assert!(!plausible_host_name("a b"));
+    }
 
     fn slow(ip: IpAddr) -> Option<String> {
         if ip == IpAddr::from([192, 0, 2, 1]) {
