@@ -63,6 +63,8 @@ fn log_line(buf: &mut Vec<u8>, seq: u32) {
 }
 
 fn viewer_main(raw: bool, dir: &Path) {
+    // SAFETY: prctl with an integer argument: die with the benchmark, never linger.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     let stop = AtomicBool::new(false);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
