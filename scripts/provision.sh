@@ -36,6 +36,12 @@ if [ "$want_rsyslog" -eq 1 ] && ! command -v rsyslogd >/dev/null 2>&1; then
   apt_install rsyslog
 fi
 
+# The openssl command makes the certificates of the TLS test (tests/tls.rs); minimal images lack it.
+if [ "$want_rsyslog" -eq 1 ] && ! command -v openssl >/dev/null 2>&1; then
+  echo "provision: installing openssl" >&2
+  apt_install openssl
+fi
+
 sock=/run/mysqld/mysqld.sock
 if ! $SUDO mariadb-admin --socket="$sock" ping >/dev/null 2>&1; then
   echo "provision: starting MariaDB" >&2

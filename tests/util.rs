@@ -61,9 +61,17 @@ impl Drop for TestDb {
             mysql::OptsBuilder::new()
                 .user(Some(self.settings.user.clone()))
                 .pass(Some(self.settings.password.clone()))
-                .socket(self.settings.socket.as_ref().map(|p| p.to_string_lossy().into_owned())),
+                .socket(
+                    self.settings
+                        .socket
+                        .as_ref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                ),
         ) {
-            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.settings.database));
+            let _ = c.query_drop(format!(
+                "DROP DATABASE IF EXISTS `{}`",
+                self.settings.database
+            ));
         }
     }
 }

@@ -127,7 +127,6 @@ enum Item {
 
 /// The pipeline shared by both sources: lines in, display or JSON out.
 pub struct Follower {
-    parse_opts: ParseOptions,
     parser: Parser,
     parser_since: Instant,
     format: FollowFormat,
@@ -142,7 +141,7 @@ impl Follower {
     pub fn new(opts: &FollowOptions) -> Result<Self, FollowError> {
         let mut parse_opts = opts.parse.clone();
         parse_opts.reference = now_ts();
-        let parser = Parser::new(parse_opts.clone()).map_err(FollowError::Parser)?;
+        let parser = Parser::new(parse_opts).map_err(FollowError::Parser)?;
         let width = match opts.width {
             Some(0) => Width::Plain,
             Some(w) => Width::Fixed(w),
@@ -158,7 +157,6 @@ impl Follower {
             width,
         });
         Ok(Follower {
-            parse_opts,
             parser,
             parser_since: Instant::now(),
             format: opts.format,
@@ -179,11 +177,8 @@ impl Follower {
     /// taken as whole too), and flushes the output.
     pub fn process(&mut self, data: &[u8], out: &mut dyn Write) -> Result<(), FollowError> {
         if self.parser_since.elapsed() >= REFERENCE_REFRESH {
-            // Year-less stamps must never land after "now": keep the reference current.
-            self.parse_opts.reference = now_ts();
-            if let Ok(p) = Parser::new(self.parse_opts.clone()) {
-                self.parser = p;
-            }
+            // Year-less stamps are never put after the reference: keep it at "now".
+            self.parser.set_reference(now_ts());
             self.parser_since = Instant::now();
         }
         let arrived = Instant::now();
@@ -266,9 +261,7 @@ impl Follower {
 
 /// JSON of one record, as `--scan --format json` prints it.
 fn write_json(r: &crate::record::Record<'_>, buf: &mut Vec<u8>) {
-    // TEMPORARY until the parser helper's crate::report::packet::write_json lands in main.
-    let _ = r;
-    buf.extend_from_slice(b"{}");
+    crate::report::packet::write_json(r, buf)
 }
 
 /// A read buffer that hands out whole lines and keeps a partial last line for the next read.

@@ -5,6 +5,11 @@
 //! A `Parser` is stateful per stream: year-less (RFC 3164) timestamps take their year from the
 //! reference time and move to the next year on a Dec -> Jan step inside the stream.
 
+pub mod header;
+pub mod netfilter;
+pub mod rules;
+pub mod time;
+
 use crate::record::{Record, Timestamp};
 
 /// How lines are recognised as ipta's and how their times are read.
@@ -72,23 +77,157 @@ pub enum Outcome<'a> {
     Rejected(Reject),
 }
 
+/// Lines longer than this are rejected as too long without being read: the kernel cuts its
+/// lines at about 1 KiB, so anything this long is not a netfilter line, and the cap bounds the
+/// memory a reader needs.
+pub const MAX_LINE: usize = 64 * 1024;
+
 /// A per-stream parser.
 pub struct Parser {
     opts: ParseOptions,
+    rules: rules::Rules,
+    clock: time::Clock,
+    anchor: memchr::memmem::Finder<'static>,
 }
 
 impl Parser {
+    /// Compiles the rules and the zone. Err (a message for a person) for an unknown zone or a
+    /// regex that does not compile or has no `action` group.
     pub fn new(opts: ParseOptions) -> Result<Self, String> {
-        Ok(Parser { opts })
+        let zone = time::Zone::parse(opts.tz.as_deref())?;
+        let rules = rules::Rules::new(&opts.rules)?;
+        let clock = time::Clock::new(zone, opts.reference.secs(), opts.year);
+        Ok(Parser { opts, rules, clock, anchor: memchr::memmem::Finder::new(b"IN=") })
     }
 
     pub fn options(&self) -> &ParseOptions {
         &self.opts
     }
 
+    /// Moves the reference (a live stream may advance it to "now" from time to time). Year
+    /// inference already under way keeps its year; the reference also becomes the time of
+    /// lines that carry none.
+    pub fn set_reference(&mut self, reference: Timestamp) {
+        self.opts.reference = reference;
+        self.clock.set_reference(reference.secs());
+    }
+
+    /// Where the netfilter fields start: the first `IN=<word> ` followed by `OUT=`, `MAC=`,
+    /// `PHYSIN=` or `SRC=` (a prefix may itself contain `IN=`: the kernel's own `IN=` is the
+    /// one followed by the next field). Interface words are bounded, so this stays linear.
+    fn find_anchor(&self, line: &[u8]) -> Option<usize> {
+        const MAX_IFACE: usize = 64;
+        for pos in self.anchor.find_iter(line) {
+            let v = pos + 3;
+            let lim = (v + MAX_IFACE + 1).min(line.len());
+            let Some(sp) = memchr::memchr(b' ', &line[v..lim]) else { continue };
+            let next = &line[v + sp + 1..];
+            if next.starts_with(b"OUT=")
+                || next.starts_with(b"MAC=")
+                || next.starts_with(b"PHYSIN=")
+                || next.starts_with(b"SRC=")
+            {
+                return Some(pos);
+            }
+        }
+        None
+    }
+
     /// Parses one line (without its trailing newline; a trailing `\r` or white space is ignored).
     pub fn parse<'a>(&mut self, line: &'a [u8]) -> Outcome<'a> {
-        let _ = line;
-        Outcome::NotOurs
+        if line.len() > MAX_LINE {
+            return Outcome::Rejected(Reject { kind: RejectKind::TooLong, reason: "the line is longer than 64 KiB" });
+        }
+        let mut end = line.len();
+        while end > 0 && line[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let line = &line[..end];
+        let anchor = self.find_anchor(line);
+        let h = header::parse(line, anchor);
+        let a = match anchor {
+            Some(a) if a >= h.msg_start && a < h.msg_end => a,
+            _ => {
+                return if self.rules.claims(line, h.msg_start, h.msg_end) {
+                    Outcome::Rejected(Reject {
+                        kind: RejectKind::MissingField,
+                        reason: "the prefix is there but the netfilter fields (IN= OUT= ... SRC= DST=) are not",
+                    })
+                } else {
+                    Outcome::NotOurs
+                };
+            }
+        };
+        let (pstart, action) = match self.rules.match_prefix(line, h.msg_start, a) {
+            rules::Matched::None => return Outcome::NotOurs,
+            rules::Matched::NoAction => {
+                return Outcome::Rejected(Reject { kind: RejectKind::NoAction, reason: "the prefix has no action word after its marker" })
+            }
+            rules::Matched::Static(p, w) => (p, w),
+            rules::Matched::Action(p, s, e) => match std::str::from_utf8(&line[s..e]) {
+                Ok(w) => (p, w),
+                Err(_) => return reject(RejectKind::BadUtf8, "the action word is not valid UTF-8"),
+            },
+        };
+        if h.bad_repeat {
+            return reject(RejectKind::Malformed, "`message repeated N times` has no valid count N");
+        }
+        let ts = match self.timestamp(h.stamp) {
+            Ok(ts) => ts,
+            Err(r) => return Outcome::Rejected(r),
+        };
+        let host = match h.host.map(|(s, e)| std::str::from_utf8(&line[s..e])) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(_)) => return reject(RejectKind::BadUtf8, "the host name is not valid UTF-8"),
+        };
+        let Ok(prefix) = std::str::from_utf8(&line[pstart..a]) else {
+            return reject(RejectKind::BadUtf8, "the log prefix is not valid UTF-8");
+        };
+        let mut rec = Record {
+            ts,
+            host,
+            action,
+            prefix,
+            repeat: h.repeat,
+            message: &line[pstart..h.msg_end],
+            ..Record::default()
+        };
+        match netfilter::parse_body(&line[a..h.msg_end], &mut rec) {
+            Ok(()) => Outcome::Packet(rec),
+            Err(netfilter::BodyError::Arp) => Outcome::NotOurs,
+            Err(netfilter::BodyError::Reject(r)) => Outcome::Rejected(r),
+        }
     }
+
+    fn timestamp(&mut self, st: header::Stamp) -> Result<Timestamp, Reject> {
+        use header::Stamp;
+        Ok(match st {
+            Stamp::None => self.opts.reference,
+            Stamp::Bad(why) => return Err(Reject { kind: RejectKind::BadTimestamp, reason: why }),
+            Stamp::Rfc3164 { mon, day, h, mi, s } => {
+                let (_, secs) = self.clock.resolve_yearless(mon, day, h, mi, s).ok_or(Reject {
+                    kind: RejectKind::BadTimestamp,
+                    reason: "the date does not exist in the year it falls in (Feb 29 outside a leap year?)",
+                })?;
+                Timestamp(secs * 1_000_000)
+            }
+            Stamp::Rfc3339 { y, mon, day, h, mi, s, micros, offset } => {
+                self.clock.observe(y, mon);
+                let secs = match offset {
+                    Some(o) => {
+                        time::days_from_civil(y, mon, day) * 86_400
+                            + i64::from(h * 3600 + mi * 60 + s)
+                            - i64::from(o)
+                    }
+                    None => self.clock.wall_to_utc(y, mon, day, h, mi, s),
+                };
+                Timestamp(secs * 1_000_000 + i64::from(micros))
+            }
+        })
+    }
+}
+
+fn reject<'a>(kind: RejectKind, reason: &'static str) -> Outcome<'a> {
+    Outcome::Rejected(Reject { kind, reason })
 }

@@ -1,1 +1,3 @@
 //! The analyzer modules and their rendering (table, JSON, CSV).
+
+pub mod packet;

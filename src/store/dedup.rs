@@ -58,7 +58,10 @@ pub struct Occurrences {
 
 impl Occurrences {
     pub fn new() -> Self {
-        Occurrences { next_prune: 4096, ..Default::default() }
+        Occurrences {
+            next_prune: 4096,
+            ..Default::default()
+        }
     }
 
     fn slot(ts: Timestamp, hash: u64) -> u64 {

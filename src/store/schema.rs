@@ -10,6 +10,10 @@
 //! with `INSERT IGNORE` makes a replayed batch or a re-imported file add nothing, while
 //! genuinely repeated packets get occ 0, 1, 2... and all count.
 
+use mysql::prelude::Queryable;
+
+use crate::store::{map_err, validate_identifier, StoreError};
+
 /// The version of the table layout, kept in the table comment (`ipta-logs v<N>`).
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -89,4 +93,124 @@ pub fn create_table_sql(table: &str) -> String {
         "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='{TABLE_COMMENT_PREFIX}{SCHEMA_VERSION}'"
     ));
     s
+}
+
+/// What `ensure_table` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableStatus {
+    /// The table was created now.
+    Created,
+    /// The table was there, at the current version.
+    Existed,
+    /// The table was there at an older version and has been upgraded.
+    Upgraded { from: u32 },
+}
+
+/// One upgrade step: the statements that take a table from `from` to `from + 1`. `{table}` in
+/// a statement stands for the backquoted table name.
+pub struct Upgrade {
+    pub from: u32,
+    pub statements: &'static [&'static str],
+}
+
+/// Every upgrade this program knows, oldest first. Version 1 is the first layout, so there is
+/// nothing to do yet; a layout change adds its step here and bumps [`SCHEMA_VERSION`].
+pub const UPGRADES: &[Upgrade] = &[];
+
+/// The schema version recorded in a table comment (`ipta-logs v<N>`), None for other comments.
+pub fn parse_version(comment: &str) -> Option<u32> {
+    comment
+        .strip_prefix(TABLE_COMMENT_PREFIX)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The comment of `table` in the current database, None when there is no such table.
+pub fn table_comment(conn: &mut mysql::Conn, table: &str) -> Result<Option<String>, StoreError> {
+    conn.exec_first(
+        "SELECT TABLE_COMMENT FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        (table,),
+    )
+    .map_err(|e| map_err(e, table))
+}
+
+/// The schema version of an existing ipta table; errors for a table that is not ipta's.
+pub fn table_version(conn: &mut mysql::Conn, table: &str) -> Result<Option<u32>, StoreError> {
+    match table_comment(conn, table)? {
+        None => Ok(None),
+        Some(c) => parse_version(&c).map(Some).ok_or_else(|| {
+            StoreError::Schema(format!(
+                "table {table:?} exists but is not an ipta table (its comment is {c:?}, not \
+                 \"{TABLE_COMMENT_PREFIX}<N>\"); choose another name with -t"
+            ))
+        }),
+    }
+}
+
+/// Creates the packet table when it is missing, checks its version when it exists and
+/// upgrades an older layout. A table of a newer ipta is an error (this program could corrupt
+/// it). `table` is validated here.
+pub fn ensure_table(conn: &mut mysql::Conn, table: &str) -> Result<TableStatus, StoreError> {
+    validate_identifier(table)?;
+    match table_version(conn, table)? {
+        None => {
+            conn.query_drop(create_table_sql(table))
+                .map_err(|e| map_err(e, table))?;
+            // Another process may have created it between the two statements: same outcome.
+            Ok(TableStatus::Created)
+        }
+        Some(v) => check_and_upgrade(conn, table, v, SCHEMA_VERSION, UPGRADES),
+    }
+}
+
+/// Errors unless `table` exists at the current version (for commands that only read or write).
+pub fn check_table(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreError> {
+    validate_identifier(table)?;
+    match table_version(conn, table)? {
+        None => Err(StoreError::MissingTable(table.to_string())),
+        Some(v) if v == SCHEMA_VERSION => Ok(()),
+        Some(v) => check_and_upgrade(conn, table, v, SCHEMA_VERSION, UPGRADES).map(|_| ()),
+    }
+}
+
+/// Brings a table at version `found` to `target` with `steps`. Public with explicit steps so
+/// the upgrade machinery is tested before a real upgrade exists.
+pub fn check_and_upgrade(
+    conn: &mut mysql::Conn,
+    table: &str,
+    found: u32,
+    target: u32,
+    steps: &[Upgrade],
+) -> Result<TableStatus, StoreError> {
+    if found == target {
+        return Ok(TableStatus::Existed);
+    }
+    if found > target {
+        return Err(StoreError::Schema(format!(
+            "table {table:?} has schema version {found}, newer than this ipta knows ({target}); \
+             use a newer ipta"
+        )));
+    }
+    let mut v = found;
+    while v < target {
+        let step = steps.iter().find(|s| s.from == v).ok_or_else(|| {
+            StoreError::Schema(format!(
+                "table {table:?} has schema version {found} and this ipta cannot upgrade \
+                 version {v}; recreate the table (ipta -dt {table} && ipta -ct {table})"
+            ))
+        })?;
+        for stmt in step.statements {
+            let sql = stmt.replace("{table}", &format!("`{table}`"));
+            conn.query_drop(sql).map_err(|e| map_err(e, table))?;
+        }
+        v += 1;
+        // Recorded after each step, so an interrupted upgrade resumes where it stopped.
+        conn.query_drop(format!(
+            "ALTER TABLE `{table}` COMMENT = '{TABLE_COMMENT_PREFIX}{v}'"
+        ))
+        .map_err(|e| map_err(e, table))?;
+    }
+    Ok(TableStatus::Upgraded { from: found })
 }

@@ -15,3 +15,17 @@ pub fn on_insert(
     let _ = (tx, table, batch, inserted);
     Ok(())
 }
+
+/// Called by `store::retention::expire` inside each chunk's transaction, BEFORE it deletes the
+/// rows with `from <= ts < to` from `table`. That range is locked (a locking read) when this runs,
+/// so plain reads of it see exactly the rows about to be deleted.
+// Placeholder of the ops branch: the analyze branch owns the summary tables and fills this in.
+pub fn on_delete_range(
+    tx: &mut mysql::Transaction<'_>,
+    table: &str,
+    from: crate::record::Timestamp,
+    to: crate::record::Timestamp,
+) -> Result<(), StoreError> {
+    let _ = (tx, table, from, to);
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! The syslog line around the netfilter message: `<PRI>`, the time stamp (RFC 3164 or RFC 3339),
+//! the host, the program tag (`kernel:`, `vmunix:`, `kernel[12]:`), the kernel's `[uptime]`
+//! stamp and rsyslog's `message repeated N times: [ ... ]` wrapper.
+//!
+//! The header is read by position and shape only: everything here is bounded by the bytes it
+//! looks at, so a header costs constant time plus the length of its words.
+
+use super::time::parse_offset;
+
+/// A time stamp as written, before the zone and the year are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    /// No time stamp (journald message, dmesg line).
+    None,
+    /// `Nov  5 06:35:08` (no year, no zone).
+    Rfc3164 { mon: u32, day: u32, h: u32, mi: u32, s: u32 },
+    /// `2026-11-05T06:35:08.123456+01:00`; `offset` None when the stamp has no zone.
+    Rfc3339 { y: i32, mon: u32, day: u32, h: u32, mi: u32, s: u32, micros: u32, offset: Option<i32> },
+    /// Looks like a time stamp but is not a valid one.
+    Bad(&'static str),
+}
+
+/// What the header told: the stamp, the host (a byte range), and where the message starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub stamp: Stamp,
+    pub host: Option<(usize, usize)>,
+    /// First byte of the message (after tag, uptime stamp and repeat wrapper).
+    pub msg_start: usize,
+    /// One past the last byte of the message (the wrapper's `]` is excluded).
+    pub msg_end: usize,
+    /// N of `message repeated N times`, else 1.
+    pub repeat: u32,
+    /// The repeat count was there but unreadable.
+    pub bad_repeat: bool,
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+#[inline]
+fn digit(b: &[u8], i: usize) -> Option<u32> {
+    let c = *b.get(i)?;
+    c.is_ascii_digit().then(|| u32::from(c - b'0'))
+}
+
+#[inline]
+fn two(b: &[u8], i: usize) -> Option<u32> {
+    Some(digit(b, i)? * 10 + digit(b, i + 1)?)
+}
+
+/// End of the word starting at `i` (the next space or the end).
+#[inline]
+pub fn word_end(b: &[u8], i: usize) -> usize {
+    match memchr::memchr(b' ', &b[i.min(b.len())..]) {
+        Some(n) => i + n,
+        None => b.len(),
+    }
+}
+
+#[inline]
+fn skip_spaces(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    i
+}
+
+/// `HH:MM:SS` at `i`; returns (h, m, s, end).
+fn hms(b: &[u8], i: usize) -> Option<(u32, u32, u32)> {
+    let h = two(b, i)?;
+    let mi = two(b, i + 3)?;
+    let s = two(b, i + 6)?;
+    if b[i + 2] != b':' || b[i + 5] != b':' {
+        return None;
+    }
+    Some((h, mi, s))
+}
+
+/// RFC 3164 stamp at `i` (month name, day padded with a space or not, time). Returns the stamp
+/// and the index after it, or None when the bytes do not start like one.
+fn rfc3164(b: &[u8], i: usize) -> Option<(Stamp, usize)> {
+    let name = b.get(i..i + 3)?;
+    let mon = MONTHS.iter().position(|m| &m[..] == name)? as u32 + 1;
+    if b.get(i + 3) != Some(&b' ') {
+        return None;
+    }
+    let mut j = skip_spaces(b, i + 3);
+    let d0 = digit(b, j)?;
+    j += 1;
+    let day = match digit(b, j) {
+        Some(d1) => {
+            j += 1;
+            d0 * 10 + d1
+        }
+        None => d0,
+    };
+    let after_day = j;
+    let bad = |why| Some((Stamp::Bad(why), word_end(b, after_day)));
+    if b.get(j) != Some(&b' ') {
+        return bad("the RFC 3164 time stamp is not `Mmm dd hh:mm:ss`");
+    }
+    j += 1;
+    let Some((h, mi, s)) = hms(b, j) else {
+        return bad("the RFC 3164 time stamp is not `Mmm dd hh:mm:ss`");
+    };
+    j += 8;
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return bad("the time stamp has a day, hour, minute or second out of range");
+    }
+    // Some writers add fractions to 3164 stamps: read past them, the second is what counts.
+    if b.get(j) == Some(&b'.') {
+        j += 1;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+    }
+    Some((Stamp::Rfc3164 { mon, day, h, mi, s: s.min(59) }, j))
+}
+
+/// RFC 3339 / ISO 8601 stamp at `i`: `YYYY-MM-DDTHH:MM:SS[.frac][Z|+HH:MM]`.
+fn rfc3339(b: &[u8], i: usize) -> Option<(Stamp, usize)> {
+    let y = digit(b, i)? * 1000 + digit(b, i + 1)? * 100 + two(b, i + 2)?;
+    if b.get(i + 4) != Some(&b'-') {
+        return None;
+    }
+    let end = word_end(b, i);
+    let bad = |why| Some((Stamp::Bad(why), end));
+    let w = &b[i..end];
+    const SHAPE: &str = "the RFC 3339 time stamp is not `YYYY-MM-DDThh:mm:ss[.frac](Z|+hh:mm)`";
+    if w.len() < 19 || w[7] != b'-' || (w[10] != b'T' && w[10] != b't') {
+        return bad(SHAPE);
+    }
+    let (Some(mon), Some(day), Some((h, mi, s))) = (two(w, 5), two(w, 8), hms(w, 11)) else {
+        return bad(SHAPE);
+    };
+    let y = y as i32;
+    if !(1..=12).contains(&mon)
+        || day == 0
+        || day > super::time::days_in_month(y, mon)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
+        return bad("the time stamp has a month, day, hour, minute or second out of range");
+    }
+    let mut j = 19;
+    let mut micros = 0u32;
+    if w.get(j) == Some(&b'.') || w.get(j) == Some(&b',') {
+        j += 1;
+        let start = j;
+        while j < w.len() && w[j].is_ascii_digit() {
+            if j - start < 6 {
+                micros = micros * 10 + u32::from(w[j] - b'0');
+            }
+            j += 1;
+        }
+        if j == start {
+            return bad(SHAPE);
+        }
+        for _ in (j - start)..6 {
+            micros *= 10;
+        }
+    }
+    let offset = match &w[j..] {
+        [] => None,
+        [b'Z'] | [b'z'] => Some(0),
+        rest => match parse_offset(rest) {
+            Some(o) => Some(o),
+            None => return bad("the time stamp's zone offset is not Z or +hh:mm"),
+        },
+    };
+    Some((Stamp::Rfc3339 { y, mon, day, h, mi, s: s.min(59), micros, offset }, end))
+}
+
+/// A known kernel program tag: `kernel:`, `vmunix:`, `klogd:`, or any `name[pid]:`.
+fn is_tag(w: &[u8]) -> bool {
+    let Some(name) = w.strip_suffix(b":") else {
+        return false;
+    };
+    if matches!(name, b"kernel" | b"vmunix" | b"klogd") {
+        return true;
+    }
+    if let Some(inner) = name.strip_suffix(b"]") {
+        if let Some(open) = memchr::memchr(b'[', inner) {
+            let (prog, pid) = (&inner[..open], &inner[open + 1..]);
+            return !prog.is_empty()
+                && !pid.is_empty()
+                && pid.iter().all(u8::is_ascii_digit)
+                && prog.iter().all(|c| c.is_ascii_alphanumeric() || b"_-./".contains(c));
+        }
+    }
+    false
+}
+
+/// `facility.level` as some relays write before the tag (`user.info`, `kern.warning`).
+fn is_facility_level(w: &[u8]) -> bool {
+    match memchr::memchr(b'.', w) {
+        Some(dot) => {
+            dot > 0
+                && dot + 1 < w.len()
+                && w.iter().enumerate().all(|(k, c)| k == dot || c.is_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+/// The kernel's `[   12.345678]` uptime stamp at `i`: index after it and its space, if any.
+fn uptime(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut j = skip_spaces(b, i + 1);
+    let start = j;
+    while j < b.len() && b[j].is_ascii_digit() {
+        j += 1;
+    }
+    if j == start || b.get(j) != Some(&b'.') {
+        return None;
+    }
+    j += 1;
+    let frac = j;
+    while j < b.len() && b[j].is_ascii_digit() {
+        j += 1;
+    }
+    if j == frac || b.get(j) != Some(&b']') {
+        return None;
+    }
+    Some(skip_spaces(b, j + 1))
+}
+
+/// Reads the header of `line` (already stripped of trailing white space). `anchor` is where the
+/// netfilter fields start (`IN=`), if they were found: a word that runs into it is message, not
+/// host or tag.
+pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
+    let b = line;
+    let limit = anchor.unwrap_or(b.len());
+    let mut i = 0;
+    // <PRI>
+    if b.first() == Some(&b'<') {
+        let mut j = 1;
+        while j < b.len() && j <= 4 && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > 1 && b.get(j) == Some(&b'>') {
+            i = j + 1;
+        }
+    }
+    let stamp_start = i;
+    let mut stamp = Stamp::None;
+    if let Some((st, end)) = rfc3339(b, i).or_else(|| rfc3164(b, i)) {
+        stamp = st;
+        i = skip_spaces(b, end);
+    }
+    let mut host = None;
+    // A stamp is followed by the host, unless the next word is a tag, the message prefix
+    // (`DENY:`, `[UFW BLOCK]`) or the netfilter fields themselves.
+    if i != stamp_start && i < limit {
+        let e = word_end(b, i);
+        let w = &b[i..e];
+        if e < limit && !w.ends_with(b":") && !w.starts_with(b"[") && !w.is_empty() {
+            host = Some((i, e));
+            i = skip_spaces(b, e);
+        }
+    }
+    // Optional facility.level, then the tag.
+    if i < limit {
+        let e = word_end(b, i);
+        if e < limit && is_facility_level(&b[i..e]) {
+            let e2 = word_end(b, skip_spaces(b, e));
+            let j = skip_spaces(b, e);
+            if e2 < limit && is_tag(&b[j..e2]) {
+                i = j;
+            }
+        }
+        let e = word_end(b, i);
+        if e <= limit && is_tag(&b[i..e]) {
+            i = skip_spaces(b, e);
+        }
+    }
+    if let Some(j) = uptime(b, i) {
+        i = j;
+    }
+    let mut msg_end = b.len();
+    let mut repeat = 1;
+    let mut bad_repeat = false;
+    // rsyslog's repeat reduction: `message repeated 3 times: [ IPT: ... ]`.
+    if b[i..].starts_with(b"message repeated ") {
+        let j = i + 17;
+        let e = word_end(b, j);
+        if b[e..].starts_with(b" times: [") {
+            let n = &b[j..e];
+            match parse_u32(n) {
+                Some(v) if v > 0 => repeat = v,
+                _ => bad_repeat = true,
+            }
+            i = skip_spaces(b, e + 9);
+            if b.last() == Some(&b']') && b.len() > i {
+                msg_end = b.len() - 1;
+                while msg_end > i && b[msg_end - 1] == b' ' {
+                    msg_end -= 1;
+                }
+            }
+            if let Some(k) = uptime(b, i) {
+                i = k;
+            }
+        }
+    }
+    Header { stamp, host, msg_start: i.min(msg_end), msg_end, repeat, bad_repeat }
+}
+
+fn parse_u32(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    u32::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host<'a>(l: &'a [u8], h: &Header) -> Option<&'a [u8]> {
+        h.host.map(|(a, b)| &l[a..b])
+    }
+
+    #[test]
+    fn rfc3164_with_uptime() {
+        let l = b"Nov  5 06:35:08 fw1 kernel: [1749207.946614] IPT: DROP IN=eth0";
+        let h = parse(l, Some(l.len() - 8));
+        assert_eq!(h.stamp, Stamp::Rfc3164 { mon: 11, day: 5, h: 6, mi: 35, s: 8 });
+        assert_eq!(host(l, &h), Some(&b"fw1"[..]));
+        assert_eq!(&l[h.msg_start..], b"IPT: DROP IN=eth0");
+    }
+
+    #[test]
+    fn rfc3339_pri_and_no_tag() {
+        let l = b"<6>2021-03-12T14:10:18.5Z Hostname [wan-lan-default-D]IN=eth0 OUT=";
+        let a = memchr::memmem::find(l, b"IN=").unwrap();
+        let h = parse(l, Some(a));
+        assert_eq!(
+            h.stamp,
+            Stamp::Rfc3339 { y: 2021, mon: 3, day: 12, h: 14, mi: 10, s: 18, micros: 500_000, offset: Some(0) }
+        );
+        assert_eq!(host(l, &h), Some(&b"Hostname"[..]));
+        assert_eq!(&l[h.msg_start..a], b"[wan-lan-default-D]");
+    }
+
+    #[test]
+    fn no_host_prefix_after_stamp() {
+        let l = b"Jan  8 03:37:09 DENY: IN=eth0 OUT=";
+        let h = parse(l, Some(22));
+        assert_eq!(h.host, None);
+        assert_eq!(&l[h.msg_start..], b"DENY: IN=eth0 OUT=");
+    }
+
+    #[test]
+    fn repeat_wrapper() {
+        let l = b"Nov  5 06:35:08 fw1 kernel: message repeated 3 times: [ IPT: DROP IN=eth0 OUT= ]";
+        let h = parse(l, None);
+        assert_eq!(h.repeat, 3);
+        assert_eq!(&l[h.msg_start..h.msg_end], b"IPT: DROP IN=eth0 OUT=");
+    }
+
+    #[test]
+    fn message_only() {
+        let l = b"[2948936.567854] OUTPUT reject: IN= OUT=eth0";
+        let h = parse(l, Some(32));
+        assert_eq!(h.stamp, Stamp::None);
+        assert_eq!(&l[h.msg_start..], b"OUTPUT reject: IN= OUT=eth0");
+        assert!(matches!(parse(b"Nov 45 06:35:08 x", None).stamp, Stamp::Bad(_)));
+        assert!(matches!(parse(b"2026-02-30T06:35:08Z x", None).stamp, Stamp::Bad(_)));
+    }
+}
