@@ -194,3 +194,21 @@ fn two_viewers_on_the_fan_out_see_every_packet_with_a_host_column() {
     r1.finish();
     r2.finish();
 }
+
+#[test]
+fn rdns_shows_names_without_holding_lines_back() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("kern.log");
+    fs::write(&p, "").unwrap();
+    let r = Run::file(&p, FollowOptions { rdns: true, no_header: true, ..opts(d.path()) });
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    let t = Instant::now();
+    // 127.0.0.1 resolves from /etc/hosts; 192.0.2.10 (TEST-NET) may take the resolver long.
+    writeln!(f, "{}", fw_line("fw1", "DROP", "eth0", "127.0.0.1", 1, 22)).unwrap();
+    let l = r.wait(1, is_data);
+    let took = t.elapsed();
+    assert_eq!(l.len(), 1, "{l:#?}");
+    assert!(l[0].contains(" localhost "), "{}", l[0]);
+    assert!(took < Duration::from_millis(1500), "held back {took:?}");
+    r.finish();
+}

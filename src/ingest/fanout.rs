@@ -283,6 +283,16 @@ impl Writer {
     }
 
     fn run(&mut self) {
+        // A write to a pipe whose reader is gone raises SIGPIPE in the writing thread. Rust
+        // programs ignore it, but ipta-ingest must not die of a viewer's death if that ever
+        // changes: block it here, so the write just fails with EPIPE.
+        // SAFETY: the sigset is initialised by sigemptyset before use.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
         let mut batch: Vec<u8> = Vec::with_capacity(64 << 10);
         loop {
             let (skipped, stop) = {
@@ -371,7 +381,7 @@ impl Writer {
                 let len = {
                     use std::io::Write;
                     let mut c = io::Cursor::new(&mut m[..]);
-                    let _ = write!(c, "{DROPPED_MARKER}{}\n", v.unannounced);
+                    let _ = writeln!(c, "{DROPPED_MARKER}{}", v.unannounced);
                     c.position() as usize
                 };
                 match write_all_or_nothing(&v.fd, &m[..len]) {
