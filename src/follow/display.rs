@@ -94,11 +94,15 @@ struct Layout {
 const TIME_LONG: usize = 15; // "Nov 25 10:16:44"
 const TIME_SHORT: usize = 8; // "10:16:44"
 const COUNT_W: usize = 5;
-const IF_W: usize = 6;
+// IF and Host start narrow and grow (with a new header) to the longest value seen, up to a cap;
+// longer values are cut like any other cell.
+const IF_MIN: usize = 4;
+const IF_MAX: usize = 12;
+const HOST_MIN: usize = 4;
+const HOST_MAX: usize = 20;
 const PORT_W: usize = 5;
 const PROTO_W: usize = 6;
 const ACTION_W: usize = 7;
-const HOST_W: usize = 12;
 const ADDR_V4: usize = 15;
 const ADDR_WIDE: usize = 39; // a full IPv6 address; also the room given to names
 const ADDR_MIN: usize = 7;
@@ -113,6 +117,9 @@ pub struct Display {
     first_host: Option<String>,
     multi_host: bool,
     seen_v6: bool,
+    count_w: usize,
+    if_w: usize,
+    host_w: usize,
     layout: Layout,
     line: Vec<u8>,
     cell: String,
@@ -127,6 +134,9 @@ impl Display {
             first_host: None,
             multi_host: false,
             seen_v6: false,
+            count_w: COUNT_W,
+            if_w: IF_MIN,
+            host_w: HOST_MIN,
             layout: Layout {
                 long_time: true,
                 count: 0,
@@ -166,12 +176,13 @@ impl Display {
     /// Recomputes the column widths; true if they changed.
     fn relayout(&mut self) -> bool {
         let fit = self.current_width();
-        let count = if self.opts.no_counter { 0 } else { COUNT_W };
-        let host = if self.multi_host { HOST_W } else { 0 };
+        let count = if self.opts.no_counter { 0 } else { self.count_w };
+        let host = if self.multi_host { self.host_w } else { 0 };
+        let ifc = self.if_w;
         let pref = if self.opts.rdns || self.seen_v6 { ADDR_WIDE } else { ADDR_V4 };
         // Widths of every column but the two addresses, with their separating spaces.
         let fixed = |time: usize| {
-            let mut w = time + 1 + IF_W + 1 + PORT_W + 1 + 1 + PORT_W + 1 + PROTO_W + 1 + ACTION_W;
+            let mut w = time + 1 + ifc + 1 + PORT_W + 1 + 1 + PORT_W + 1 + PROTO_W + 1 + ACTION_W;
             if count > 0 {
                 w += count + 1;
             }
@@ -194,7 +205,7 @@ impl Display {
         let new = Layout {
             long_time,
             count,
-            ifc: IF_W,
+            ifc,
             addr,
             port: PORT_W,
             proto: PROTO_W,
@@ -224,6 +235,25 @@ impl Display {
         }
         if !self.seen_v6 && (matches!(r.pkt.src, Some(IpAddr::V6(_))) || matches!(r.pkt.dst, Some(IpAddr::V6(_)))) {
             self.seen_v6 = true;
+            changed = true;
+        }
+        let ifc_len = match (r.if_in.filter(|s| !s.is_empty()), r.if_out.filter(|s| !s.is_empty())) {
+            (Some(i), _) => i.chars().count(),
+            (None, Some(o)) => 1 + o.chars().count(),
+            (None, None) => 0,
+        };
+        if ifc_len > self.if_w && self.if_w < IF_MAX {
+            self.if_w = ifc_len.min(IF_MAX);
+            changed = true;
+        }
+        let host_len = r.host.map_or(0, |h| h.chars().count());
+        if host_len > self.host_w && self.host_w < HOST_MAX {
+            self.host_w = host_len.min(HOST_MAX);
+            changed = true;
+        }
+        let digits = (self.shown + 1).checked_ilog10().unwrap_or(0) as usize + 1;
+        if !self.opts.no_counter && digits > self.count_w {
+            self.count_w = digits;
             changed = true;
         }
         if changed && self.relayout() {
@@ -594,10 +624,13 @@ mod tests {
             // Every cut cell fills its column exactly: columns stay aligned with the header.
             let hdr = s.lines().next().unwrap();
             let data = s.lines().nth(1).unwrap();
-            let at = hdr.find("Proto").unwrap();
-            assert!(data[at..].starts_with("TCP"), "{w}: {hdr}\n{data}");
+            if let Some(at) = hdr.find("Proto") {
+                assert!(data[at..].starts_with("TCP"), "{w}: {hdr}\n{data}");
+            } else {
+                assert!(w < 70, "{w}: {hdr}");
+            }
             if w == 80 {
-                assert!(data.contains("*face0"), "{data}");
+                assert!(data.contains(" *ginterface0 "), "{data}");
                 assert!(data.contains("*"), "{data}");
             }
             if w == 200 {
@@ -610,7 +643,7 @@ mod tests {
         d.write_record(&r, Some("a-very-long-reverse-name.dynamic.example-provider.net"), None, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         let data = s.lines().nth(1).unwrap();
-        assert!(data.contains(" *e-provider.net "), "{data}");
+        assert!(data.contains(" *le-provider.net "), "{data}");
         assert!(data.chars().count() <= 80);
     }
 
@@ -623,6 +656,25 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(!s.contains('\x1b') && !s.contains('\x07'), "{s:?}");
         assert!(s.contains("evil?]0;x?.example"), "{s:?}");
+    }
+
+    #[test]
+    fn columns_grow_for_long_counts_interfaces_and_hosts() {
+        let mut d = Display::new(opts(Width::Fixed(120)));
+        let s1 = render(&mut d, &[rec("fw1", "198.51.100.1", "DROP")]);
+        d.shown = 99_999;
+        let mut r = rec("fw1", "198.51.100.1", "DROP");
+        r.if_in = Some("wlp0s20f3");
+        let s2 = render(&mut d, &[r]);
+        let l: Vec<&str> = s1.lines().chain(s2.lines()).collect();
+        assert_eq!(l.len(), 4, "{l:#?}");
+        assert!(l[2].starts_with("Time"), "a header when the layout changes");
+        // Right edge of Count and left edge of Source line up with the header.
+        let c_end = l[2].find("Count").unwrap() + 5;
+        assert_eq!(&l[3][c_end - 6..c_end], "100000", "{l:#?}");
+        let src = l[2].find("Source").unwrap();
+        assert!(l[3][src..].starts_with("198.51.100.1"), "{l:#?}");
+        assert!(l[3].contains(" wlp0s20f3 "), "{l:#?}");
     }
 
     #[test]
