@@ -489,3 +489,37 @@ fn viewer_without_rights_gets_a_clear_error() {
         assert!(res.contains("no permission to watch") && res.contains("group"), "{}: {res}", p.display());
     }
 }
+
+#[test]
+fn viewer_survives_an_ingest_restart_and_a_removed_fifo() {
+    let d = tempfile::tempdir().unwrap();
+    let v = ThreadViewer::start(d.path());
+    {
+        let mut f = FanOut::new(d.path()).unwrap();
+        wait_viewers(&f, 1);
+        f.send(line(0).as_bytes());
+        assert!(v.wait_accounted(1, Duration::from_secs(5)));
+    }
+    // ipta-ingest restarted: the viewer is found again.
+    let mut f = FanOut::new(d.path()).unwrap();
+    wait_viewers(&f, 1);
+    f.send(line(1).as_bytes());
+    assert!(v.wait_accounted(2, Duration::from_secs(5)));
+    // Its FIFO removed behind its back (the open pipe still works, but a restarted ipta-ingest
+    // could not find it): it makes a new one, and the next ipta-ingest finds that.
+    for e in fs::read_dir(d.path()).unwrap() {
+        fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    drop(f);
+    let mut f = FanOut::new(d.path()).unwrap();
+    wait_viewers(&f, 1);
+    let mut i = 2;
+    assert!(wait_until(Duration::from_secs(10), || {
+        f.send(line(i).as_bytes());
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+        v.got.lock().unwrap().lines.len() >= 3
+    }));
+    check_lines(&v.got.lock().unwrap().lines);
+    v.finish();
+}

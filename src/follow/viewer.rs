@@ -14,7 +14,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{read_lines, FollowError, LineBuf, LineSink};
 use crate::ingest::fanout::{fifo_pid, pid_alive, FIFO_PREFIX, FIFO_SUFFIX};
@@ -23,6 +25,8 @@ use crate::ingest::fanout::{fifo_pid, pid_alive, FIFO_PREFIX, FIFO_SUFFIX};
 const PIPE_SIZE: libc::c_int = 1 << 20;
 /// Poll timeout: how fast the stop flag is noticed.
 const POLL_MS: libc::c_int = 100;
+/// How often the viewer checks that its FIFO is still in the directory.
+const RECHECK: Duration = Duration::from_secs(2);
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -114,35 +118,46 @@ fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
 /// Attaches a viewer FIFO to the fan-out in `dir` and hands every run of whole lines (including
 /// `#ipta-dropped N` markers) to `sink`, until `stop` is set (checked every 100 ms) or an error.
 pub fn view_lines(dir: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Result<(), FollowError> {
-    let (fd, guard) = attach(dir)?;
-    let mut lb = LineBuf::new();
-    let mut no_skip = false;
-    let read = |b: &mut [u8]| -> io::Result<usize> {
-        // SAFETY: b is a live, writable buffer of the given length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: p is a valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, POLL_MS) };
-        if r <= 0 {
-            continue;
-        }
-        loop {
-            match read_lines(&mut lb, read, sink, &mut no_skip)? {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(FollowError::Read { path: guard.0.clone(), source: e }),
+    'attach: loop {
+        let (fd, guard) = attach(dir)?;
+        let ours = fs::metadata(&guard.0).map(|m| (m.dev(), m.ino())).ok();
+        let mut checked = Instant::now();
+        let mut lb = LineBuf::new();
+        let mut no_skip = false;
+        let read = |b: &mut [u8]| -> io::Result<usize> {
+            // SAFETY: b is a live, writable buffer of the given length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: p is a valid pollfd.
+            let r = unsafe { libc::poll(&mut p, 1, POLL_MS) };
+            if r > 0 {
+                loop {
+                    match read_lines(&mut lb, read, sink, &mut no_skip)? {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(FollowError::Read { path: guard.0.clone(), source: e }),
+                    }
+                }
+            }
+            // Someone removed our FIFO (a clean-up of /run, a viewer in another pid namespace
+            // taking us for dead): ipta-ingest could never find us again. Make a new one.
+            if checked.elapsed() >= RECHECK {
+                checked = Instant::now();
+                let now = fs::symlink_metadata(&guard.0).map(|m| (m.dev(), m.ino())).ok();
+                if now.is_none() || now != ours {
+                    continue 'attach;
+                }
             }
         }
+        return Ok(());
     }
-    drop(guard);
-    Ok(())
 }
