@@ -4,7 +4,8 @@
 //!    process having printed the line, at 1,000 lines/s: p50/p99/max. Measured twice: with the
 //!    real viewer (`follow_ingest`: parse + display, a child process writing to a pipe) and with
 //!    a raw viewer (`view_lines`, printing the line as received: the transport alone).
-//! 2. The writer's throughput (an ingest-like loop: parse each line, batch it, send it to the
+//! 2. The cost with no viewer: ns per `send`, and CPU time of the idle fan-out thread.
+//! 3. The writer's throughput (an ingest-like loop: parse each line, batch it, send it to the
 //!    fan-out) with no viewer, and with three viewer processes attached, one of them stopped
 //!    (SIGSTOP): lines/s and the ratio.
 //!
@@ -192,6 +193,18 @@ fn writer_throughput(f: &mut FanOut, lines: &[Vec<u8>]) -> f64 {
     lines.len() as f64 / t.elapsed().as_secs_f64()
 }
 
+/// CPU time (user + system) of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 3 && (args[1] == "--viewer" || args[1] == "--raw-viewer") {
@@ -218,7 +231,25 @@ fn main() {
         );
     }
 
-    // 2. Writer throughput, no viewer vs three (one stopped).
+    // 2. The cost of a fan-out nobody watches: one send, and the idle writer thread.
+    {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = FanOut::new(d.path()).unwrap();
+        let mut buf = Vec::new();
+        log_line(&mut buf, 1);
+        let n = 20_000_000u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            f.send(std::hint::black_box(&buf));
+        }
+        let per_send = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+        let cpu0 = cpu_time();
+        std::thread::sleep(Duration::from_secs(5));
+        let idle = (cpu_time() - cpu0).as_secs_f64() * 1e6 / 5.0;
+        println!("no viewer: FanOut::send {per_send:.1} ns per line; idle fan-out (directory check 4x/s): {idle:.0} us CPU per second");
+    }
+
+    // 3. Writer throughput, no viewer vs three (one stopped).
     let total = 300_000u32;
     let mut buf = Vec::new();
     let lines: Vec<Vec<u8>> = (0..total)
