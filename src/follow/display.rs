@@ -180,9 +180,10 @@ impl Display {
         let host = if self.multi_host { self.host_w } else { 0 };
         let ifc = self.if_w;
         let pref = if self.opts.rdns || self.seen_v6 { ADDR_WIDE } else { ADDR_V4 };
-        // Widths of every column but the two addresses, with their separating spaces.
+        // Widths of every column but the two addresses, with all separating spaces:
+        // time _ [count _] if _ SRC _ port _ DST _ port _ proto _ action [_ host].
         let fixed = |time: usize| {
-            let mut w = time + 1 + ifc + 1 + PORT_W + 1 + 1 + PORT_W + 1 + PROTO_W + 1 + ACTION_W;
+            let mut w = time + 1 + ifc + 1 + 1 + PORT_W + 1 + 1 + PORT_W + 1 + PROTO_W + 1 + ACTION_W;
             if count > 0 {
                 w += count + 1;
             }
@@ -675,6 +676,16 @@ mod tests {
         let src = l[2].find("Source").unwrap();
         assert!(l[3][src..].starts_with("198.51.100.1"), "{l:#?}");
         assert!(l[3].contains(" wlp0s20f3 "), "{l:#?}");
+    }
+
+    #[test]
+    fn header_fits_exactly_with_a_host_column() {
+        for w in [70usize, 80, 81, 100, 120] {
+            let mut d = Display::new(opts(Width::Fixed(w)));
+            let s = render(&mut d, &[rec("fw1", "198.51.100.1", "DROP"), rec("fw2", "2001:db8::1", "DROP")]);
+            let hdr = s.lines().nth(2).unwrap();
+            assert!(hdr.ends_with(" Host") && hdr.chars().count() <= w, "{w}: {hdr:?}");
+        }
     }
 
     #[test]
