@@ -9,6 +9,7 @@
 //!   end once more (the writer may have appended after our last read), a last line without a
 //!   newline is taken as whole, and the new file is read from its start.
 //! - truncation (copytruncate): the open file is shorter than what we read: read again from 0.
+//!
 //! A missing path (between the rename and the creation of a new file) keeps the old file open.
 
 use std::fs::{self, File};
