@@ -43,6 +43,9 @@ const SCAN_INTERVAL: Duration = Duration::from_millis(250);
 /// A full `readdir` at least this often, even when the directory's mtime did not change (retries
 /// FIFOs whose reader was not open yet, and removes FIFOs of dead viewers).
 const FULL_SCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// At most this many viewers are served (each costs the writer thread one write per chunk);
+/// further FIFOs wait until a place is free.
+pub const MAX_VIEWERS: usize = 64;
 /// Queue bound between `send` and the writer thread.
 const QUEUE_CAP: usize = 4 << 20;
 
@@ -444,6 +447,12 @@ impl Writer {
             let name = ent.file_name();
             let Some(pid) = fifo_pid(name.as_bytes()) else { continue };
             if self.viewers.iter().any(|v| v.name == name) {
+                continue;
+            }
+            if self.viewers.len() >= MAX_VIEWERS {
+                if self.warned.insert(name.clone()) {
+                    eprintln!("ipta-ingest: follow viewer {}: already {MAX_VIEWERS} viewers", name.to_string_lossy());
+                }
                 continue;
             }
             let path = ent.path();
