@@ -1,1 +1,0 @@
-//! `ipta --follow`: tailing a file or attaching to ipta-ingest's fan-out, and the live display.
