@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Parser;
 use ipta::cli::{self, exit, Cli, Format};
 use ipta::config::{self, ConfigError, Settings};
@@ -23,6 +23,11 @@ macro_rules! out {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct UsageError(String);
+
+/// Some files or lines failed while the rest went through (exit status 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PartialFailure(String);
 
 /// The user answered no (exit status 1, nothing done).
 #[derive(Debug, thiserror::Error)]
@@ -107,23 +112,6 @@ fn plan(c: &Cli) -> Vec<Step> {
     p
 }
 
-/// The option of a step whose feature is not in this build yet (checked before anything runs,
-/// so `ipta -c -i FILE` does not clear and then fail).
-fn unavailable(step: &Step) -> Option<&'static str> {
-    match step {
-        Step::Scan(_) => Some("--scan"),
-        Step::Import(_) => Some("--import"),
-        Step::Expire(_) => Some("--expire"),
-        Step::Analyze => Some("--analyze"),
-        Step::AnalyzeInteractive => Some("--analyze-interactive"),
-        Step::Follow(_) => Some("--follow"),
-        Step::DnsCreateTable => Some("--dns-create-table"),
-        Step::DnsPrune => Some("--dns-prune"),
-        Step::DnsDump => Some("--dns-dump"),
-        _ => None,
-    }
-}
-
 /// Settings and the connection, opened on first use.
 struct Ctx {
     cli: Cli,
@@ -189,6 +177,15 @@ fn time_text(t: Option<ipta::record::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// The retention in force: the `expire` key of the configuration, applied by ipta-ingest (at
+/// most hourly) and by `ipta --expire`.
+fn retention_text(ctx: &Ctx) -> String {
+    match ctx.settings.values.get("expire") {
+        Some(age) => format!("Retention: packets older than {age} are expired (config key expire; ipta-ingest applies it hourly)."),
+        None => "Retention: none (packets are kept until deleted; set expire = 30d in the config or run ipta --expire AGE).".into(),
+    }
+}
+
 fn list_tables(ctx: &mut Ctx) -> Result<()> {
     let list = tables::list_tables(ctx.conn()?)?;
     let db = ctx.settings.db.database.clone();
@@ -208,7 +205,7 @@ fn list_tables(ctx: &mut Ctx) -> Result<()> {
             writeln!(
                 out,
                 "{}",
-                serde_json::json!({ "database": db, "tables": v })
+                serde_json::json!({ "database": db, "tables": v, "expire": ctx.settings.values.get("expire") })
             )?;
         }
         Format::Csv => {
@@ -252,6 +249,7 @@ fn list_tables(ctx: &mut Ctx) -> Result<()> {
                     }
                 }
                 writeln!(out, "Tables of ipta in database `{db}`:\n{t}")?;
+                writeln!(out, "{}", retention_text(ctx))?;
             } else {
                 writeln!(out, "table\trows\tfirst\tlast\tsize")?;
                 for i in &list {
@@ -265,6 +263,7 @@ fn list_tables(ctx: &mut Ctx) -> Result<()> {
                         human_size(i.bytes)
                     )?;
                 }
+                writeln!(out, "# {}", retention_text(ctx))?;
             }
         }
     }
@@ -356,19 +355,292 @@ fn run_step(ctx: &mut Ctx, step: Step) -> Result<()> {
             let n = tables::clear_table(ctx.conn()?, &table)?;
             out!("Table `{table}` cleared ({n} packets deleted).");
         }
-        other => {
-            // Guarded by `unavailable` before any step runs.
-            let opt = unavailable(&other).unwrap_or("this option");
-            return Err(anyhow!("{opt}: not available yet"));
-        }
+        Step::Scan(path) => steps::scan(ctx, &path)?,
+        Step::Import(files) => steps::import(ctx, &files)?,
+        Step::Expire(age) => steps::expire(ctx, &age)?,
+        Step::Analyze => steps::analyze(ctx)?,
+        Step::AnalyzeInteractive => steps::interactive(ctx)?,
+        Step::Follow(path) => steps::follow(ctx, path.as_deref())?,
+        Step::DnsCreateTable => steps::dns_create_table(ctx)?,
+        Step::DnsPrune => steps::dns_prune(ctx)?,
+        Step::DnsDump => steps::dns_dump(ctx)?,
     }
     Ok(())
+}
+
+/// The steps that run the library's modes (scan, import, expire, analyze, follow, DNS cache).
+mod steps {
+    use std::io::{IsTerminal, Write};
+    use std::path::Path;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use anyhow::{Context as _, Result};
+    use ipta::cli::{Cli, Format};
+    use ipta::parse::{ActionRules, ParseOptions};
+    use ipta::record::Timestamp;
+    use ipta::report::{self, rdns};
+    use ipta::store::retention;
+
+    use super::{Ctx, PartialFailure, UsageError};
+
+    fn now() -> Timestamp {
+        Timestamp(chrono::Utc::now().timestamp_micros())
+    }
+
+    /// Checks what can be checked before anything runs (so `ipta -c -i FILE -a --since x`
+    /// does not clear and then fail on a typo).
+    pub fn validate(cli: &Cli) -> Result<()> {
+        rules(cli, None)?;
+        for t in [&cli.since, &cli.until].into_iter().flatten() {
+            report::parse_time_arg(t, now()).map_err(|e| UsageError(format!("--since/--until {t:?}: {e}")))?;
+        }
+        for m in &cli.module {
+            m.parse::<report::Module>().map_err(|e| UsageError(format!("--module: {e}")))?;
+        }
+        if let Some(a) = &cli.expire {
+            retention::parse_age(a).map_err(|e| UsageError(format!("--expire {a:?}: {e}")))?;
+        }
+        if cli.scan.is_some() && cli.format == Some(Format::Csv) {
+            return Err(UsageError("--scan prints text or json, not csv".into()).into());
+        }
+        Ok(())
+    }
+
+    /// The action rules: `--rules`/`--rule-regex`, else the config keys `rules`/`rule_regex`.
+    fn rules(cli: &Cli, values: Option<&std::collections::BTreeMap<String, String>>) -> Result<ActionRules> {
+        let mut r = ActionRules::default();
+        let from_file: Vec<String> = values
+            .and_then(|v| v.get("rules"))
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        let presets = if cli.rules.is_empty() { &from_file } else { &cli.rules };
+        for p in presets {
+            match p.trim().to_ascii_lowercase().as_str() {
+                "ufw" => r.ufw = true,
+                "shorewall" => r.shorewall = true,
+                "any" => r.any = true,
+                "ipt" | "default" | "" => {}
+                other => {
+                    return Err(UsageError(format!(
+                        "--rules: unknown preset {other:?} (known: ufw, shorewall, any)"
+                    ))
+                    .into())
+                }
+            }
+        }
+        r.regex = cli
+            .rule_regex
+            .clone()
+            .or_else(|| values.and_then(|v| v.get("rule_regex").cloned()));
+        Ok(r)
+    }
+
+    fn value<'a>(ctx: &'a Ctx, key: &str) -> Option<&'a str> {
+        ctx.settings.values.get(key).map(String::as_str)
+    }
+
+    fn parse_options(ctx: &Ctx, reference: Timestamp) -> Result<ParseOptions> {
+        Ok(ParseOptions {
+            reference,
+            year: ctx.cli.year,
+            tz: ctx.cli.tz.clone().or_else(|| value(ctx, "tz").map(str::to_string)),
+            rules: rules(&ctx.cli, Some(&ctx.settings.values))?,
+        })
+    }
+
+    pub fn scan(ctx: &mut Ctx, path: &Path) -> Result<()> {
+        let stdin = path.as_os_str() == "-";
+        let reference = if stdin {
+            now()
+        } else {
+            let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+            meta.modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| Timestamp(d.as_micros() as i64))
+                .unwrap_or_else(now)
+        };
+        let opts = ipta::scan::ScanOptions {
+            format: if ctx.format() == Format::Json {
+                ipta::scan::ScanFormat::Json
+            } else {
+                ipta::scan::ScanFormat::Text
+            },
+            parse: parse_options(ctx, reference)?,
+        };
+        let mut out = std::io::stdout().lock();
+        let mut err = std::io::stderr().lock();
+        let summary = if stdin {
+            ipta::scan::run(&mut std::io::stdin().lock(), &mut out, &mut err, &opts)?
+        } else {
+            let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+            ipta::scan::run(&mut r, &mut out, &mut err, &opts)?
+        };
+        drop(out);
+        eprintln!(
+            "ipta: scanned {} lines: {} packets, {} not ipta's, {} rejected",
+            summary.lines, summary.packets, summary.not_ours, summary.rejected
+        );
+        Ok(())
+    }
+
+    pub fn import(ctx: &mut Ctx, files: &[std::path::PathBuf]) -> Result<()> {
+        let p = parse_options(ctx, now())?;
+        let opts = ipta::import::ImportOptions {
+            year: p.year,
+            tz: p.tz,
+            rules: p.rules,
+            progress: std::io::stderr().is_terminal(),
+            ..Default::default()
+        };
+        let mut out = std::io::stdout().lock();
+        let summary = ipta::import::run(&ctx.settings.db, files, &opts, &mut out)?;
+        if summary.has_failures() {
+            return Err(PartialFailure("some files or lines could not be imported (see the summary)".into()).into());
+        }
+        Ok(())
+    }
+
+    pub fn expire(ctx: &mut Ctx, age: &str) -> Result<()> {
+        let age = retention::parse_age(age).map_err(|e| UsageError(format!("--expire: {e}")))?;
+        let table = ctx.table()?;
+        let (cutoff, stats) =
+            retention::expire_older_than(ctx.conn()?, &table, age, retention::DEFAULT_CHUNK_ROWS)?;
+        writeln!(std::io::stdout(), "{}", stats.describe(&table, cutoff))?;
+        Ok(())
+    }
+
+    fn dns_settings(ctx: &Ctx) -> Result<rdns::DnsSettings> {
+        let mut d = rdns::DnsSettings::default();
+        if let Some(t) = ctx.cli.ttl {
+            d.ttl_hours = t;
+        } else if let Some(t) = value(ctx, "ttl") {
+            d.ttl_hours = t.parse().map_err(|_| UsageError(format!("config key ttl: {t:?} is not a number of hours")))?;
+        }
+        Ok(d)
+    }
+
+    pub fn analyze(ctx: &mut Ctx) -> Result<()> {
+        let n = now();
+        let time = |s: &Option<String>| -> Result<Option<Timestamp>> {
+            s.as_deref()
+                .map(|t| report::parse_time_arg(t, n).map_err(|e| UsageError(format!("{t:?}: {e}")).into()))
+                .transpose()
+        };
+        let mut opts = report::AnalyzeOptions {
+            limit: ctx.cli.limit.unwrap_or(10) as usize,
+            no_local: ctx.cli.no_local,
+            no_accept: ctx.cli.no_accept,
+            since: time(&ctx.cli.since)?,
+            until: time(&ctx.cli.until)?,
+            host: ctx.cli.host.clone(),
+            rdns: ctx.cli.rdns,
+            format: match ctx.format() {
+                Format::Text => report::Format::Table,
+                Format::Json => report::Format::Json,
+                Format::Csv => report::Format::Csv,
+            },
+            ..Default::default()
+        };
+        if !ctx.cli.module.is_empty() {
+            opts.modules = ctx
+                .cli
+                .module
+                .iter()
+                .map(|m| m.parse::<report::Module>().map_err(|e| UsageError(format!("--module: {e}"))))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(t) = value(ctx, "scan_threshold") {
+            opts.scan_threshold = t
+                .parse()
+                .map_err(|_| UsageError(format!("config key scan_threshold: {t:?} is not a number")))?;
+        }
+        let dns = dns_settings(ctx)?;
+        let table = ctx.table()?;
+        let mut out = std::io::stdout().lock();
+        report::run_with_dns(ctx.conn()?, &table, &opts, &dns, &mut out)?;
+        Ok(())
+    }
+
+    pub fn interactive(ctx: &mut Ctx) -> Result<()> {
+        let tty = std::io::stdin().is_terminal();
+        let mut input = std::io::stdin().lock();
+        let mut out = std::io::stdout().lock();
+        report::interactive::interactive(ctx.conn()?, &mut input, &mut out, tty)?;
+        Ok(())
+    }
+
+    pub fn follow(ctx: &mut Ctx, path: Option<&Path>) -> Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+        let follow_dir = ctx
+            .cli
+            .follow_dir
+            .clone()
+            .or_else(|| value(ctx, "follow_dir").map(Into::into))
+            .unwrap_or_else(|| ipta::follow::DEFAULT_FOLLOW_DIR.into());
+        let opts = ipta::follow::FollowOptions {
+            no_header: ctx.cli.no_header,
+            no_counter: ctx.cli.no_counter,
+            no_local: ctx.cli.no_local,
+            no_accept: ctx.cli.no_accept,
+            rdns: ctx.cli.rdns,
+            format: if ctx.format() == Format::Json {
+                ipta::follow::FollowFormat::Json
+            } else {
+                ipta::follow::FollowFormat::Text
+            },
+            width: None,
+            parse: parse_options(ctx, now())?,
+            follow_dir,
+        };
+        let mut out = std::io::stdout().lock();
+        let r = match path {
+            Some(p) => ipta::follow::follow_file(p, &opts, &mut out, &stop),
+            None => ipta::follow::follow_ingest(&opts, &mut out, &stop),
+        };
+        match r {
+            Err(e) if e.is_broken_pipe() => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    pub fn dns_create_table(ctx: &mut Ctx) -> Result<()> {
+        rdns::create_table(ctx.conn()?, rdns::DEFAULT_CACHE_TABLE)?;
+        writeln!(std::io::stdout(), "Reverse-DNS cache table `{}` ready.", rdns::DEFAULT_CACHE_TABLE)?;
+        Ok(())
+    }
+
+    pub fn dns_prune(ctx: &mut Ctx) -> Result<()> {
+        let ttl = dns_settings(ctx)?.ttl_hours;
+        let n = rdns::prune(ctx.conn()?, rdns::DEFAULT_CACHE_TABLE, ttl)?;
+        writeln!(std::io::stdout(), "Pruned {n} cached names older than {ttl} hours.")?;
+        Ok(())
+    }
+
+    pub fn dns_dump(ctx: &mut Ctx) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        rdns::dump(ctx.conn()?, rdns::DEFAULT_CACHE_TABLE, &mut out)?;
+        Ok(())
+    }
 }
 
 /// The exit status for an error, and advice on what to do.
 fn classify(e: &anyhow::Error, db: Option<&ipta::config::DbSettings>) -> (u8, Option<String>) {
     for cause in e.chain() {
-        if let Some(se) = cause.downcast_ref::<StoreError>() {
+        // Library errors that wrap a store error transparently hide it from the chain.
+        let wrapped = match cause.downcast_ref::<ipta::import::ImportError>() {
+            Some(ipta::import::ImportError::Store(se)) => Some(se),
+            _ => match cause.downcast_ref::<ipta::report::ReportError>() {
+                Some(ipta::report::ReportError::Store(se)) => Some(se),
+                _ => None,
+            },
+        };
+        if let Some(se) = cause.downcast_ref::<StoreError>().or(wrapped) {
             let advice = db.and_then(|d| cli::advice(se, d));
             let code = match se {
                 StoreError::Connect(_) | StoreError::ConnectionLost(_) => exit::UNREACHABLE,
@@ -389,6 +661,15 @@ fn classify(e: &anyhow::Error, db: Option<&ipta::config::DbSettings>) -> (u8, Op
             return (code, None);
         }
         if cause.downcast_ref::<UsageError>().is_some() {
+            return (exit::USAGE, None);
+        }
+        if cause.downcast_ref::<PartialFailure>().is_some() {
+            return (exit::PARTIAL, None);
+        }
+        if let Some(ipta::import::ImportError::Options(_)) = cause.downcast_ref() {
+            return (exit::USAGE, None);
+        }
+        if let Some(ipta::report::ReportError::BadOption(_)) = cause.downcast_ref() {
             return (exit::USAGE, None);
         }
     }
@@ -444,11 +725,8 @@ fn main() -> ExitCode {
         eprint!("ipta: nothing to do.\n{}", cli::USAGE);
         return ExitCode::from(exit::USAGE);
     }
-    for s in &steps {
-        if let Some(opt) = unavailable(s) {
-            eprintln!("ipta: {opt}: not available yet in this build");
-            return ExitCode::from(exit::NOT_AVAILABLE);
-        }
+    if let Err(e) = steps::validate(&cli) {
+        return report(&e, None);
     }
     let settings = match config::load(&cli.db) {
         Ok(s) => s,
