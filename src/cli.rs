@@ -84,7 +84,7 @@ pub enum Format {
 Modes combine in this order: clear, import, analyze (ipta -c -i FILE -a).\n\
 Settings: command line > environment (IPTA_DB_*) > ~/.ipta-conf (or ~/.ipta, or --config FILE) \
 > /etc/ipta.conf > defaults. Exit status: 0 ok, 1 error, 2 usage, 3 database unreachable, \
-4 partial failure, 5 database not set up (access, database, table), 6 not available in this build."
+4 partial failure, 5 database not set up (access, database, table)."
 )]
 pub struct Cli {
     // ---- Modes ----
@@ -307,8 +307,6 @@ pub mod exit {
     /// The server answered but the database is not set up: access denied, unknown database,
     /// missing or foreign table, newer schema.
     pub const NOT_SET_UP: u8 = 5;
-    /// The option's feature is not available in this build yet.
-    pub const NOT_AVAILABLE: u8 = 6;
 }
 
 /// The short usage text of `--usage` (the original's synopsis, with this version's additions).
