@@ -14,7 +14,6 @@
 //! reader and the writers, lines are capped at [`files::MAX_LINE`], and the occurrence counter
 //! forgets lines older than its window.
 
-pub mod fast;
 pub mod files;
 pub mod summary;
 
@@ -31,7 +30,7 @@ use crate::config::DbSettings;
 use crate::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind};
 use crate::record::{RecordBatch, Timestamp};
 use crate::store::dedup::{record_hash, Occurrences};
-use crate::store::writer::{WriteStats, Writer};
+use crate::store::writer::{WriteMethod, WriteStats, Writer};
 use crate::store::{self, StoreError};
 
 pub use summary::{FileSummary, ImportSummary, Rejections};
@@ -74,8 +73,8 @@ pub struct ImportOptions {
     pub writers: usize,
     /// Records per batch and transaction; 0 = [`DEFAULT_BATCH_ROWS`].
     pub batch_rows: usize,
-    /// Store every batch with the store's INSERT writer only, never with the `LOAD DATA`
-    /// fast path ([`fast`]).
+    /// Send rows with prepared INSERTs only, never with `LOAD DATA LOCAL INFILE` (the store
+    /// writer's default, see `store::writer::WriteMethod`).
     pub no_load_data: bool,
 }
 
@@ -128,11 +127,8 @@ pub fn run(
             Some(c) => c,
             None => store::connect(db)?,
         };
-        if fast_path {
-            Ok(Box::new(fast::LoadDataSink::new(conn, &table)))
-        } else {
-            Ok(Box::new(Writer::new(conn, &table)))
-        }
+        let method = if fast_path { WriteMethod::Auto } else { WriteMethod::Insert };
+        Ok(Box::new(Writer::new(conn, &table).with_method(method)))
     };
     run_with(&connect, files, opts, report)
 }
