@@ -77,8 +77,9 @@ fn create_list_delete_tables() {
         .query_drop("INSERT INTO fw2 (ts, action, prefix, line_hash, occ) VALUES ('2026-01-02 03:04:05', 'DROP', 'IPT: DROP ', 1, 0), ('2026-01-03 00:00:00', 'DROP', 'IPT: DROP ', 2, 0)")
         .unwrap();
 
-    let (code, out, _) = run(ipta_db(&db, h).arg("-lt"));
+    let (code, out, err) = run(ipta_db(&db, h).arg("-lt"));
     assert_eq!(code, 0);
+    assert!(err.contains("Retention: none"), "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "table\trows\tfirst\tlast\tsize", "{out}");
     assert!(

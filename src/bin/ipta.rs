@@ -263,7 +263,8 @@ fn list_tables(ctx: &mut Ctx) -> Result<()> {
                         human_size(i.bytes)
                     )?;
                 }
-                writeln!(out, "# {}", retention_text(ctx))?;
+                // Data only on stdout, so scripts can read it; the note goes to stderr.
+                eprintln!("{}", retention_text(ctx));
             }
         }
     }

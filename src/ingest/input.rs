@@ -13,9 +13,9 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A line source that can be told when the caller next needs control back.
 pub trait LineSource: BufRead {
@@ -36,6 +36,28 @@ pub struct Control {
     pub hup: Arc<AtomicBool>,
     /// SIGUSR1: print the counters.
     pub usr1: Arc<AtomicBool>,
+    /// When the first SIGTERM/SIGINT arrived (CLOCK_MONOTONIC, ns; 0: not yet). The session
+    /// may notice the flag only after a wait of up to a keep-alive period, and rsyslog's
+    /// close timeout runs from the signal, not from when it is noticed.
+    pub term_at: Arc<AtomicU64>,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock `Instant` uses on Linux); async-signal-safe.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64)
+}
+
+impl Control {
+    /// How long ago the stop signal arrived (zero when it has not, or was set by hand).
+    pub fn since_term(&self) -> Duration {
+        match self.term_at.load(Ordering::SeqCst) {
+            0 => Duration::ZERO,
+            at => Duration::from_nanos(monotonic_ns().saturating_sub(at)),
+        }
+    }
 }
 
 /// The installed signal handlers: flags plus the read end of the self-pipe.
@@ -58,6 +80,16 @@ impl Signals {
         signal_hook::flag::register(SIGINT, control.term.clone())?;
         signal_hook::flag::register(SIGHUP, control.hup.clone())?;
         signal_hook::flag::register(SIGUSR1, control.usr1.clone())?;
+        for sig in [SIGTERM, SIGINT] {
+            let at = control.term_at.clone();
+            // SAFETY: the handler only reads the clock and does one atomic store, both
+            // async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    let _ = at.compare_exchange(0, monotonic_ns(), Ordering::SeqCst, Ordering::SeqCst);
+                })?;
+            }
+        }
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] {
             signal_hook::low_level::pipe::register(sig, wake_tx.try_clone()?)?;
         }

@@ -199,7 +199,8 @@ impl<P: LineParser, W: Write> Session<P, W> {
             }
         }
         if self.stopping.is_none() && self.control.term.load(Ordering::SeqCst) {
-            self.stopping = Some(Instant::now() + self.opts.shutdown_timeout);
+            let late = self.control.since_term();
+            self.stopping = Some(Instant::now() + self.opts.shutdown_timeout.saturating_sub(late));
         }
     }
 
