@@ -9,7 +9,11 @@
 //!    fan-out) with no viewer, and with three viewer processes attached, one of them stopped
 //!    (SIGSTOP): lines/s and the ratio.
 //!
-//! The viewers are this same executable started with `--viewer DIR` or `--raw-viewer DIR`.
+//! 4. The real thing: the release `ipta-ingest` (plain mode, writing to the local MariaDB)
+//!    taking 300,000 lines with no viewer, and with three real `ipta --follow` viewers attached
+//!    (output to /dev/null), one of them stopped (SIGSTOP); rounds alternate, median printed.
+//!
+//! The viewers of 1-3 are this same executable started with `--viewer DIR` or `--raw-viewer DIR`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,6 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/util.rs"]
+mod util;
 
 use ipta::follow::viewer::view_lines;
 use ipta::follow::{follow_ingest, FollowFormat, FollowOptions};
@@ -286,4 +293,93 @@ fn main() {
         let _ = v.kill();
         let _ = v.wait();
     }
+
+    // 4. The real ipta-ingest with its database, without and with viewers.
+    real_ingest_with_viewers(&lines);
+}
+
+/// One run of the release ipta-ingest in plain mode over `lines` into a fresh table, with the
+/// fan-out in `dir`; returns lines/s from the first byte written to its exit.
+fn ingest_run(db: &util::TestDb, table: &str, dir: &Path, lines: &[Vec<u8>]) -> f64 {
+    let s = &db.settings;
+    let mut child = Command::new(util::bin("ipta-ingest"))
+        .args(["-u", &s.user, "-d", &s.database, "-t", table, "--batch-size", "500"])
+        .arg("--db-socket")
+        .arg(s.socket.as_ref().unwrap())
+        .arg("--follow-dir")
+        .arg(dir)
+        .env("IPTA_DB_PASS", &s.password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ipta-ingest");
+    // The fan-out finds viewers within 250 ms of its start: let it, before the clock starts.
+    std::thread::sleep(Duration::from_millis(600));
+    let t = Instant::now();
+    {
+        let mut stdin = std::io::BufWriter::with_capacity(1 << 16, child.stdin.take().unwrap());
+        for l in lines {
+            stdin.write_all(l).unwrap();
+            stdin.write_all(b"\n").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains(&format!("inserted {}", lines.len())), "{err}");
+    lines.len() as f64 / secs
+}
+
+fn real_ingest_with_viewers(lines: &[Vec<u8>]) {
+    let db = util::TestDb::new("bench_follow");
+    let d = tempfile::tempdir().unwrap();
+    let spawn_real_viewer = || {
+        Command::new(util::bin("ipta"))
+            .args(["--follow", "--no-header"])
+            .arg("--follow-dir")
+            .arg(d.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn ipta --follow")
+    };
+    let fifos = || {
+        std::fs::read_dir(d.path())
+            .map(|r| r.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".fifo")).count())
+            .unwrap_or(0)
+    };
+    let (mut none, mut three) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        for with in [round % 2 == 1, round % 2 == 0] {
+            let table = format!("r{round}_{}", if with { "v" } else { "n" });
+            if !with {
+                none.push(ingest_run(&db, &table, d.path(), lines));
+                continue;
+            }
+            let mut viewers: Vec<Child> = (0..3).map(|_| spawn_real_viewer()).collect();
+            let t = Instant::now();
+            while fifos() < 3 {
+                assert!(t.elapsed() < Duration::from_secs(10), "viewers did not attach");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(viewers[2].id() as libc::pid_t, libc::SIGSTOP) };
+            three.push(ingest_run(&db, &table, d.path(), lines));
+            for v in &mut viewers {
+                let _ = v.kill();
+                let _ = v.wait();
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut none), median(&mut three));
+    println!(
+        "ipta-ingest (plain mode, MariaDB), {} lines, median of 3: no viewer {a:.0} lines/s; \
+         3 ipta --follow viewers (1 stopped) {b:.0} lines/s = {:.1}%",
+        lines.len(),
+        100.0 * b / a
+    );
 }

@@ -10,8 +10,9 @@ command -v cargo-deb >/dev/null 2>&1 || { echo "build-deb.sh: cargo-deb is missi
 for f in rsyslog/30-ipta.conf logrotate/ipta etc/ipta.conf.example; do
   [ -f "$f" ] || { echo "build-deb.sh: $f is missing" >&2; exit 1; }
 done
-compgen -G 'man/*.1' >/dev/null || { echo "build-deb.sh: no man pages in man/ (generate them first)" >&2; exit 1; }
 cargo build --release --locked
 mkdir -p target/deb-assets
+# Man pages and completions from the option definitions (target/deb-assets/man, .../completions).
+./target/release/ipta --generate target/deb-assets >/dev/null
 sed 's#/usr/local/bin/ipta-ingest#/usr/bin/ipta-ingest#g' rsyslog/30-ipta.conf >target/deb-assets/30-ipta.conf
 cargo deb --no-build "$@"

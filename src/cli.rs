@@ -241,6 +241,9 @@ pub struct Cli {
     /// Print help (-h is --db-host)
     #[arg(long = "help", action = ArgAction::Help, help_heading = "Misc")]
     pub help: (),
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[arg(long = "generate", value_name = "DIR", hide = true)]
+    pub generate: Option<PathBuf>,
 }
 
 /// The clap definition of `ipta` (for man pages and completions).
@@ -293,7 +296,7 @@ pub fn normalize_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString
     out
 }
 
-/// Exit statuses of `ipta` (documented in docs/cli.md and `--help`).
+/// Exit statuses of `ipta` (documented in README.md and `--help`).
 pub mod exit {
     pub const OK: u8 = 0;
     /// Something failed (bad file, SQL error, ...).

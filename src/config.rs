@@ -128,7 +128,7 @@ pub struct DbKey {
     pub help: &'static str,
 }
 
-/// Every database key of the config files, documented in docs/cli.md.
+/// Every database key of the config files, documented in README.md.
 pub const DB_KEYS: &[DbKey] = &[
     DbKey {
         key: "db_host",
@@ -541,7 +541,7 @@ pub fn save_db(path: &Path, db: &DbSettings) -> Result<(), ConfigError> {
     let mut out = String::new();
     if old.is_empty() {
         out.push_str(
-            "# ipta settings (key = value); written by ipta --save-db. See docs/cli.md.\n",
+            "# ipta settings (key = value); written by ipta --save-db. See README.md.\n",
         );
     }
     for line in old.lines() {

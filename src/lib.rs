@@ -4,10 +4,11 @@
 //! [`store`] writes records into MySQL/MariaDB and reads them back, [`ingest`] is the live path
 //! from rsyslog, [`import`] the path from log files, [`report`] the analyzer, [`follow`] the live
 //! display, [`scan`] the database-less listing. The binaries in `src/bin/` only parse arguments
-//! and map errors to exit codes.
+//! and map errors to exit codes; [`docgen`] makes their man pages and completions.
 
 pub mod cli;
 pub mod config;
+pub mod docgen;
 pub mod follow;
 pub mod import;
 pub mod ingest;

@@ -31,11 +31,14 @@ fn source_tree(dir: &Path) -> PathBuf {
             &std::fs::read_to_string(Path::new(REPO).join("etc/rsyslog").join(name)).unwrap(),
         );
     }
-    for b in ["ipta", "ipta-ingest"] {
-        let p = w(
-            &format!("target/release/{b}"),
-            &format!("#!/bin/sh\necho fake {b}\n"),
-        );
+    // Fake binaries; the fake ipta answers --generate DIR as the real one does (which
+    // docgen's unit test checks), with one file of each kind.
+    let fake_ipta = "#!/bin/sh\nif [ \"$1\" = --generate ]; then\n  mkdir -p \"$2/man\" \"$2/completions\"\n  \
+        for b in ipta ipta-ingest; do echo .TH > \"$2/man/$b.1\"; done\n  \
+        echo '# bash' > \"$2/completions/ipta.bash\"; echo '#compdef ipta' > \"$2/completions/_ipta\"\n  \
+        echo '# fish' > \"$2/completions/ipta.fish\"; echo '# ps' > \"$2/completions/_ipta.ps1\"\n  exit 0\nfi\necho fake ipta\n";
+    for (b, text) in [("ipta", fake_ipta.to_string()), ("ipta-ingest", "#!/bin/sh\necho fake ipta-ingest\n".to_string())] {
+        let p = w(&format!("target/release/{b}"), &text);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     w(
@@ -44,12 +47,6 @@ fn source_tree(dir: &Path) -> PathBuf {
     );
     w("rsyslog/30-ipta-file-only.conf", "# the alternative without a database\n");
     w("logrotate/ipta", "# fake logrotate\n");
-    w("man/ipta.1", ".TH IPTA 1\n");
-    w("man/ipta-ingest.1", ".TH IPTA-INGEST 1\n");
-    w("completions/ipta.bash", "# bash\n");
-    w("completions/_ipta", "#compdef ipta\n");
-    w("completions/ipta.fish", "# fish\n");
-    w("completions/_ipta.ps1", "# powershell: not installed\n");
     w("README.md", "# ipta\n");
     w("LICENSE", "GPL\n");
     src

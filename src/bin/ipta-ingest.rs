@@ -1,20 +1,21 @@
 //! ipta-ingest: the program rsyslog's omprog runs. Reads syslog lines on stdin, stores ipta's
 //! firewall lines in MySQL/MariaDB in batches, and (with `--confirm`) tells rsyslog on stdout
-//! what is safely committed. See docs/ingest.md for the setup and rsyslog/30-ipta.conf.
+//! what is safely committed. See README.md for the setup and rsyslog/30-ipta.conf.
 //!
 //! This file only turns flags, environment and config files into settings and starts
 //! `ipta::ingest::session`; exit status 0 after end of input or SIGTERM/SIGINT, 2 for a usage or
 //! configuration error, 1 when stdout (the feedback pipe) or stdin fails.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{ArgAction, Parser as ClapParser};
+use clap::Parser as ClapParser;
 
 use ipta::config::DbSettings;
+use ipta::ingest::args::Args;
 use ipta::ingest::fanout::FanOut;
 use ipta::ingest::input::{Signals, StdinSource};
 use ipta::ingest::protocol::Mode;
@@ -25,67 +26,6 @@ use ipta::ingest::Counters;
 use ipta::parse::{ParseOptions, Parser};
 use ipta::record::Timestamp;
 use ipta::store::writer::Writer;
-
-/// rsyslog omprog program: store iptables/nftables log lines in MySQL/MariaDB.
-///
-/// The database password is read from the config file or IPTA_DB_PASS, never from the command
-/// line (rsyslog's process list would show it).
-#[derive(ClapParser, Debug)]
-#[command(name = "ipta-ingest", version, disable_help_flag = true)]
-struct Args {
-    /// Print help.
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
-    /// Database server host.
-    #[arg(short = 'h', long = "db-host", value_name = "HOST")]
-    db_host: Option<String>,
-    /// Database user.
-    #[arg(short = 'u', long = "db-user", value_name = "USER")]
-    db_user: Option<String>,
-    /// Database name.
-    #[arg(short = 'd', long = "db-name", value_name = "NAME")]
-    db_name: Option<String>,
-    /// Table to write into (must exist: `ipta --create-table`).
-    #[arg(short = 't', long = "db-table", value_name = "TABLE")]
-    db_table: Option<String>,
-    /// Database server TCP port.
-    #[arg(long = "db-port", value_name = "PORT")]
-    db_port: Option<u16>,
-    /// Unix socket of the database server (instead of TCP).
-    #[arg(long = "db-socket", value_name = "PATH")]
-    db_socket: Option<PathBuf>,
-    /// Config file (`key = value`), read after /etc/ipta.conf.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// omprog confirmMessages="on": reply OK / DEFER_COMMIT on stdout.
-    #[arg(long)]
-    confirm: bool,
-    /// Rows per database transaction.
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    batch_size: usize,
-    /// Write a partly filled batch this long after its first row.
-    #[arg(long, value_name = "MS", default_value_t = 200)]
-    flush_ms: u64,
-    /// Append lines that cannot be stored, with the reason, to FILE (reopened on SIGHUP).
-    #[arg(long, value_name = "FILE")]
-    rejects: Option<PathBuf>,
-    /// Copy each stored line to the `ipta --follow` viewers attached in DIR.
-    #[arg(long, value_name = "DIR")]
-    follow_dir: Option<PathBuf>,
-    /// Rows kept while the database is unavailable (or slower than the input) before input
-    /// is paused; about 800 bytes each.
-    #[arg(long, value_name = "N", default_value_t = 50_000)]
-    buffer_rows: usize,
-    /// With --confirm: answer a commit that is still not durable after MS with an error.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    commit_timeout_ms: u64,
-    /// Longest pause between reconnection attempts.
-    #[arg(long, value_name = "MS", default_value_t = 5_000)]
-    max_backoff_ms: u64,
-    /// After end of input or SIGTERM: how long to keep trying to write what is left.
-    #[arg(long, value_name = "MS", default_value_t = 4_000)]
-    shutdown_ms: u64,
-}
 
 /// Reads `key = value` lines into the settings (`#` starts a comment). Keys: host, port,
 /// socket, user, pass (or password), db (or database, name), table.

@@ -710,6 +710,17 @@ fn main() -> ExitCode {
             });
         }
     };
+    if let Some(dir) = &cli.generate {
+        return match ipta::docgen::generate(dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => report(&anyhow::Error::new(e).context(format!("writing into {}", dir.display())), None),
+        };
+    }
     if cli.license || cli.usage {
         let text = if cli.license {
             cli::LICENSE

@@ -3,7 +3,7 @@
 //! The viewer creates its own FIFO `viewer-<pid>.fifo` in the follow directory (a second viewer
 //! in the same process gets `viewer-<pid>-<n>.fifo`), mode 0622 so that ipta-ingest, running as
 //! another user, may open it for writing: who may watch is decided by the directory's permissions
-//! (see docs/follow.md). It opens the FIFO `O_RDWR`: the open never blocks, and as long as the
+//! (see README.md). It opens the FIFO `O_RDWR`: the open never blocks, and as long as the
 //! viewer holds its own write end a restart of ipta-ingest is not an end of file. The pipe is
 //! enlarged to 1 MiB when allowed, to ride out bursts. The FIFO is removed when the viewer ends;
 //! after a SIGKILL ipta-ingest removes it (EPIPE), or the next viewer does (pid gone).

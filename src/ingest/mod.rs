@@ -6,6 +6,7 @@
 //! [`worker`] writes the batches to the database from its own thread and survives outages,
 //! [`rejects`] keeps the lines that could not be stored, [`fanout`] copies lines to viewers.
 
+pub mod args;
 pub mod fanout;
 pub mod input;
 pub mod protocol;

@@ -41,7 +41,7 @@ impl LineParser for Parser {
     }
 }
 
-/// Timing and sizes of a session (defaults documented in docs/ingest.md).
+/// Timing and sizes of a session (defaults documented in README.md).
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     pub mode: Mode,

@@ -26,7 +26,7 @@ use crate::store::{map_err, summary, validate_identifier, StoreError};
 /// Rows per chunk when the caller has no better idea. Measured (tests/retention.rs, 2 cores,
 /// MariaDB 10.11, moderate load): with 1,000-row chunks a concurrent writer's longest stall was
 /// 4-38 ms, with 5,000 65-90 ms, with 20,000 ~140 ms (a chunk's commit delays the writer's).
-/// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, docs/ops.md).
+/// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, README.md).
 pub const DEFAULT_CHUNK_ROWS: usize = 1_000;
 
 /// How often a long-running process (ipta-ingest) applies the configured retention at most.
