@@ -27,10 +27,11 @@ export IPTA_DB_HOST=localhost IPTA_DB_USER=ipta IPTA_DB_PASS=ipta IPTA_DB_NAME=i
 step "Create the packet table"
 $IPTA --create-table
 
-# The sample: 3,000 generated lines around New Year's Eve 2025. Its stamps have no year: the
-# import takes it from the file's modification time, so --year pins it.
+# The sample: 3,000 generated lines from New Year's Eve 2025 into 2026. Its stamps have no
+# year: the import takes it from the file's modification time and moves to the next year at
+# the turn from Dec 31 to Jan 1.
 step "Import examples/iptables.log"
-$IPTA --import examples/iptables.log --year 2025
+$IPTA --import examples/iptables.log
 
 step "Tables"
 $IPTA --list-tables

@@ -448,10 +448,12 @@ fn summaries_stay_exact_through_duplicates_and_clear() {
     let (fast, raw) = both(&mut c, &opts());
     assert_same(&fast, &raw);
     assert_eq!(fast.packets, 17 + 9); // the new half: 5 + 1 + 1 + 1 + 1 packets
-    // Clear: packet table and summaries emptied together, then refilled exactly.
-    c.query_drop("DELETE FROM `logs`").unwrap();
-    summary::on_clear(&mut c, "logs").unwrap();
+    // Clear (what `ipta --clear` runs): packet table and summaries emptied together, the
+    // summaries still there (so writers keep them), then refilled exactly.
+    assert_eq!(ipta::store::tables::clear_table(&mut c, "logs").unwrap(), 15);
+    assert!(summary::present(&mut c, "logs").unwrap());
     assert_eq!(query::analyze(&mut c, "logs", &opts()).unwrap().packets, 0);
+    assert!(snapshot(&mut c).is_empty(), "summaries left after clear");
     w.write(&batch_of(FIXTURE, "c")).unwrap();
     let before = snapshot(&mut c);
     summary::create(&mut c, "logs").unwrap();
@@ -486,4 +488,20 @@ fn table_without_summaries_gets_them_on_first_analyze() {
     let fast = query::analyze(&mut c, "logs", &opts()).unwrap();
     assert_eq!(via(&fast, Module::Denied), Via::Summary);
     assert_same(&fast, &raw);
+}
+
+/// `--delete-table` removes the summaries with the table: a new table of the same name must not
+/// inherit its predecessor's counts.
+#[test]
+fn deleting_a_table_removes_its_summaries() {
+    let (_db, mut c) = setup("an_drop", FIXTURE);
+    assert!(summary::present(&mut c, "logs").unwrap());
+    ipta::store::tables::drop_table(&mut c, "logs").unwrap();
+    assert!(!summary::present(&mut c, "logs").unwrap());
+    let left: Vec<String> = c
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    schema::ensure_table(&mut c, "logs").unwrap();
+    assert_eq!(query::analyze(&mut c, "logs", &opts()).unwrap().packets, 0);
 }

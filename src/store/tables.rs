@@ -106,6 +106,9 @@ fn require_ipta_table(conn: &mut mysql::Conn, table: &str) -> Result<u32, StoreE
 /// Deletes one of ipta's tables; a table that is not ipta's is refused. Returns its row count.
 pub fn drop_table(conn: &mut mysql::Conn, table: &str) -> Result<u64, StoreError> {
     let rows = count_rows(conn, table)?;
+    // Summaries first: left behind, they would be read as the truth for a new table of the
+    // same name.
+    crate::store::summary::on_drop(conn, table)?;
     conn.query_drop(format!("DROP TABLE `{table}`"))
         .map_err(|e| map_err(e, table))?;
     Ok(rows)
@@ -114,9 +117,19 @@ pub fn drop_table(conn: &mut mysql::Conn, table: &str) -> Result<u64, StoreError
 /// Deletes every packet of an ipta table (the table stays). Returns how many there were.
 pub fn clear_table(conn: &mut mysql::Conn, table: &str) -> Result<u64, StoreError> {
     let rows = count_rows(conn, table)?;
-    // TRUNCATE is instant whatever the size, unlike DELETE of every row.
+    // TRUNCATE is instant whatever the size, unlike DELETE of every row, but it commits on its
+    // own, so it cannot share a transaction with the summaries. Hence: drop the summaries
+    // (writers then skip them), truncate, and build them again from what the table holds now
+    // (under a table lock, so rows a writer added meanwhile are counted). Whatever step an
+    // interruption stops at, no summary disagrees with the table: missing ones are rebuilt by
+    // the next `ipta --analyze`.
+    let had_summaries = crate::store::summary::present(conn, table)?;
+    crate::store::summary::on_drop(conn, table)?;
     conn.query_drop(format!("TRUNCATE TABLE `{table}`"))
         .map_err(|e| map_err(e, table))?;
+    if had_summaries {
+        crate::store::summary::create(conn, table)?;
+    }
     Ok(rows)
 }
 
