@@ -173,6 +173,10 @@ pub struct Cli {
     /// Only packets logged by HOST
     #[arg(long = "host", value_name = "HOST", help_heading = "Reports")]
     pub host: Option<String>,
+    /// Port scans: sources on at least N distinct destination ports [default: 15, or config
+    /// key scan_threshold]
+    #[arg(long = "scan-threshold", value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Reports")]
+    pub scan_threshold: Option<u32>,
     /// Rows per report [default: 10]
     #[arg(
         short = 'l',

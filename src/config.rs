@@ -240,10 +240,16 @@ pub struct Context<'a> {
     pub prompt: &'a dyn Fn(&str) -> std::io::Result<String>,
 }
 
+/// A variable of the real environment; an empty one counts as unset, except the password,
+/// which may really be empty (a local root without password, a test server).
+fn env_value(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty() || k == "IPTA_DB_PASS")
+}
+
 /// Loads the settings from the real environment, home directory and `/etc/ipta.conf`, and
 /// prints warnings on stderr.
 pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let env = env_value;
     let prompt = |p: &str| rpassword::prompt_password(p);
     let ctx = Context {
         home: std::env::var_os("HOME")
@@ -262,6 +268,26 @@ pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
         eprintln!("ipta: warning: {w}");
     }
     Ok(s)
+}
+
+/// The settings of a daemon (ipta-ingest): like [`load`], but no file in a home directory is
+/// read (rsyslog's user has none that matters): the system file, then `--config FILE` or
+/// `IPTA_CONFIG`, then the environment, then the command line.
+pub fn load_system(args: &DbArgs) -> Result<Settings, ConfigError> {
+    let env = env_value;
+    let prompt = |_: &str| -> std::io::Result<String> {
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no password prompt here"))
+    };
+    let ctx = Context {
+        home: None,
+        system_file: std::env::var_os("IPTA_SYSTEM_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE)),
+        env: &env,
+        prompt: &prompt,
+    };
+    load_from(args, &ctx)
 }
 
 fn normalise_key(k: &str) -> String {

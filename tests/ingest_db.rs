@@ -317,3 +317,50 @@ fn sigterm_with_database_down_and_full_buffer_exits_in_time() {
     assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     assert!(err.contains("NOT WRITTEN"), "{err}");
 }
+
+/// ipta-ingest reads /etc/ipta.conf (here moved by IPTA_SYSTEM_CONFIG) with the same loader as
+/// `ipta`: key aliases in any case, `-` for `_`, quoted values, the fan-out's `follow_dir`; a
+/// bad `expire` is a configuration error before anything is read.
+#[test]
+fn settings_come_from_the_shared_config_loader() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let db = TestDb::new("ingest_conf");
+    let dir = tempfile::tempdir().unwrap();
+    let follow = dir.path().join("follow");
+    let conf = dir.path().join("ipta.conf");
+    let s = &db.settings;
+    let text = format!(
+        "# as an administrator might write it\nDB-User = 'ipta_test'\nDatabase = \"{}\"\n\
+         db_password = {}\nsocket = {}\nfollow_dir = {}\n",
+        s.database,
+        s.password,
+        s.socket.as_ref().unwrap().display(),
+        follow.display()
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let run = |input: &str| {
+        let mut child = Command::new(util::bin("ipta-ingest"))
+            .env("IPTA_SYSTEM_CONFIG", &conf)
+            .env_remove("IPTA_DB_PASS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A configuration error ends the process before it reads: the pipe may be closed.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let input: String = lines(0..3).iter().map(|l| format!("{l}\n")).collect();
+    let (code, err) = run(&input);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(count(s), 3, "{err}");
+    assert!(follow.is_dir(), "the fan-out directory of follow_dir was not set up: {err}");
+
+    std::fs::write(&conf, format!("{text}expire = banana\n")).unwrap();
+    let (code, err) = run(&input);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("expire"), "{err}");
+}

@@ -7,14 +7,14 @@
 //! configuration error, 1 when stdout (the feedback pipe) or stdin fails.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser as ClapParser;
 
-use ipta::config::DbSettings;
+use ipta::config::{DbSettings, Settings};
 use ipta::ingest::args::Args;
 use ipta::ingest::fanout::FanOut;
 use ipta::ingest::input::{Signals, StdinSource};
@@ -25,72 +25,58 @@ use ipta::ingest::worker::{BatchStore, Connector, Pipeline, WorkerOptions};
 use ipta::ingest::Counters;
 use ipta::parse::{ParseOptions, Parser};
 use ipta::record::Timestamp;
+use ipta::store::retention;
 use ipta::store::writer::Writer;
 
-/// Reads `key = value` lines into the settings (`#` starts a comment). Keys: host, port,
-/// socket, user, pass (or password), db (or database, name), table.
-fn apply_config_file(s: &mut DbSettings, path: &Path, required: bool) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if !required && e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read config file {}", path.display())),
-    };
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            bail!("{}:{}: expected `key = value`", path.display(), n + 1);
-        };
-        let (k, v) = (k.trim(), v.trim().trim_matches('"').to_string());
-        match k {
-            "host" | "db_host" => s.host = v,
-            "port" | "db_port" => {
-                s.port = Some(v.parse().with_context(|| format!("{}:{}: bad port", path.display(), n + 1))?)
-            }
-            "socket" | "db_socket" => s.socket = Some(v.into()),
-            "user" | "db_user" => s.user = v,
-            "pass" | "password" | "db_pass" => s.password = v,
-            "db" | "database" | "name" | "db_name" => s.database = v,
-            "table" | "db_table" => s.table = v,
-            // Settings of other parts of ipta (analyzer, follow, expire) are not ours.
-            _ => {}
-        }
+/// The settings: command line > environment > `--config FILE` > /etc/ipta.conf > defaults,
+/// read by the same loader as `ipta`'s (same keys, aliases and syntax), without a home file.
+fn settings(a: &Args) -> Result<Settings> {
+    let s = ipta::config::load_system(&a.db_args()).context("reading the settings")?;
+    for w in &s.warnings {
+        eprintln!("ipta-ingest: warning: {w}");
     }
-    Ok(())
+    ipta::store::validate_identifier(&s.db.table).context("--db-table")?;
+    ipta::store::validate_identifier(&s.db.database).context("--db-name")?;
+    Ok(s)
 }
 
-fn settings(a: &Args) -> Result<DbSettings> {
-    let mut s = DbSettings::default();
-    apply_config_file(&mut s, Path::new("/etc/ipta.conf"), false)?;
-    if let Some(c) = &a.config {
-        apply_config_file(&mut s, c, true)?;
+/// The fan-out directory: `--follow-dir`, else the config key `follow_dir`, else the default
+/// of `ipta --follow` when that directory exists (an administrator made it, see README).
+fn follow_dir(a: &Args, s: &Settings) -> Option<PathBuf> {
+    if let Some(d) = &a.follow_dir {
+        return Some(d.clone());
     }
-    if let Ok(p) = std::env::var("IPTA_DB_PASS") {
-        s.password = p;
+    if let Some(d) = s.values.get("follow_dir").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
     }
-    if let Some(v) = &a.db_host {
-        s.host = v.clone();
+    let d = Path::new(ipta::follow::DEFAULT_FOLLOW_DIR);
+    d.is_dir().then(|| d.to_path_buf())
+}
+
+/// Applies the configured retention (`expire = 30d`) a minute after start, then hourly, on a
+/// connection of its own so that the batches never wait for it. Interrupting it (exit) is
+/// safe: every chunk is its own transaction.
+fn start_expiry(db: DbSettings, age: Duration, age_text: String) {
+    let spawned = std::thread::Builder::new().name("ipta-expire".into()).spawn(move || {
+        let mut schedule = retention::ExpireSchedule::default();
+        loop {
+            // A minute after start first: the writer creates a missing table meanwhile.
+            std::thread::sleep(Duration::from_secs(60));
+            if schedule.due(Instant::now()) {
+                let res = ipta::store::connect(&db).and_then(|mut c| {
+                    retention::expire_older_than(&mut c, &db.table, age, retention::DEFAULT_CHUNK_ROWS)
+                });
+                match res {
+                    Ok((cutoff, st)) => eprintln!("ipta-ingest: expire = {age_text}: {}", st.describe(&db.table, cutoff)),
+                    // The next hour retries; missing table, database down: said once an hour.
+                    Err(e) => eprintln!("ipta-ingest: expire = {age_text} failed: {e}"),
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("ipta-ingest: cannot start the retention thread: {e}");
     }
-    if let Some(v) = &a.db_user {
-        s.user = v.clone();
-    }
-    if let Some(v) = &a.db_name {
-        s.database = v.clone();
-    }
-    if let Some(v) = &a.db_table {
-        s.table = v.clone();
-    }
-    if a.db_port.is_some() {
-        s.port = a.db_port;
-    }
-    if let Some(v) = &a.db_socket {
-        s.socket = Some(v.clone());
-    }
-    ipta::store::validate_identifier(&s.table).context("--db-table")?;
-    ipta::store::validate_identifier(&s.database).context("--db-name")?;
-    Ok(s)
 }
 
 /// A new connection and writer; the table is created when missing (or upgraded when older),
@@ -107,7 +93,12 @@ fn run(a: Args) -> Result<i32> {
     if a.batch_size == 0 || a.batch_size > 10_000 {
         bail!("--batch-size must be between 1 and 10000");
     }
-    let db = settings(&a)?;
+    let settings = settings(&a)?;
+    let expire = match settings.values.get("expire") {
+        Some(v) => Some((retention::parse_age(v).map_err(|e| anyhow::anyhow!("config key expire: {e}"))?, v.clone())),
+        None => None,
+    };
+    let db = settings.db.clone();
     let parser = Parser::new(ParseOptions {
         reference: Timestamp(chrono::Utc::now().timestamp_micros()),
         year: None,
@@ -123,12 +114,14 @@ fn run(a: Args) -> Result<i32> {
         ))),
         None => None,
     };
-    let fanout = match &a.follow_dir {
-        Some(d) => Some(
-            FanOut::new(d).with_context(|| format!("cannot use the follow directory {}", d.display()))?,
-        ),
-        None => None,
-    };
+    // The fan-out serves viewers; failing to set it up must not stop the database path.
+    let fanout = follow_dir(&a, &settings).and_then(|d| match FanOut::new(&d) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("ipta-ingest: warning: no live viewers: cannot use the follow directory {}: {e}", d.display());
+            None
+        }
+    });
     let queue_batches = (a.buffer_rows / a.batch_size).max(1);
     let wo = WorkerOptions {
         queue_batches,
@@ -159,6 +152,9 @@ fn run(a: Args) -> Result<i32> {
         a.flush_ms,
         queue_batches * a.batch_size
     );
+    if let Some((age, text)) = expire {
+        start_expiry(db.clone(), age, text);
+    }
     let pipeline = Pipeline::start(connector(db), wo, counters.clone(), rejects.clone());
     let stdout = io::stdout().lock();
     let session = Session::new(

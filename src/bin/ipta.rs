@@ -396,8 +396,8 @@ mod steps {
         for t in [&cli.since, &cli.until].into_iter().flatten() {
             report::parse_time_arg(t, now()).map_err(|e| UsageError(format!("--since/--until {t:?}: {e}")))?;
         }
-        for m in &cli.module {
-            m.parse::<report::Module>().map_err(|e| UsageError(format!("--module: {e}")))?;
+        if !cli.module.is_empty() {
+            report::Module::parse_list(&cli.module.join(",")).map_err(|e| UsageError(format!("--module: {e}")))?;
         }
         if let Some(a) = &cli.expire {
             retention::parse_age(a).map_err(|e| UsageError(format!("--expire {a:?}: {e}")))?;
@@ -546,14 +546,12 @@ mod steps {
             ..Default::default()
         };
         if !ctx.cli.module.is_empty() {
-            opts.modules = ctx
-                .cli
-                .module
-                .iter()
-                .map(|m| m.parse::<report::Module>().map_err(|e| UsageError(format!("--module: {e}"))))
-                .collect::<Result<_, _>>()?;
+            opts.modules = report::Module::parse_list(&ctx.cli.module.join(","))
+                .map_err(|e| UsageError(format!("--module: {e}")))?;
         }
-        if let Some(t) = value(ctx, "scan_threshold") {
+        if let Some(n) = ctx.cli.scan_threshold {
+            opts.scan_threshold = n;
+        } else if let Some(t) = value(ctx, "scan_threshold") {
             opts.scan_threshold = t
                 .parse()
                 .map_err(|_| UsageError(format!("config key scan_threshold: {t:?} is not a number")))?;

@@ -33,6 +33,12 @@ pub struct Args {
     /// Unix socket of the database server (instead of TCP).
     #[arg(long = "db-socket", value_name = "PATH")]
     pub db_socket: Option<PathBuf>,
+    /// TLS to the database server: off, required (encrypt), verify (encrypt, check certificate).
+    #[arg(long = "db-tls", value_name = "MODE")]
+    pub db_tls: Option<crate::config::TlsMode>,
+    /// CA certificate (PEM) to verify the server with (implies --db-tls verify).
+    #[arg(long = "db-tls-ca", value_name = "FILE")]
+    pub db_tls_ca: Option<PathBuf>,
     /// Config file (`key = value`), read after /etc/ipta.conf.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -48,7 +54,8 @@ pub struct Args {
     /// Append lines that cannot be stored, with the reason, to FILE (reopened on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
-    /// Copy each stored line to the `ipta --follow` viewers attached in DIR.
+    /// Copy each stored line to the `ipta --follow` viewers attached in DIR [default: config
+    /// key follow_dir, else /run/ipta/follow when that directory exists].
     #[arg(long, value_name = "DIR")]
     pub follow_dir: Option<PathBuf>,
     /// Rows kept while the database is unavailable (or slower than the input) before input
@@ -64,6 +71,26 @@ pub struct Args {
     /// After end of input or SIGTERM: how long to keep trying to write what is left.
     #[arg(long, value_name = "MS", default_value_t = 4_000)]
     pub shutdown_ms: u64,
+}
+
+impl Args {
+    /// The database options as `ipta`'s, for the shared settings loader. There is no password
+    /// option: it comes from the config file or IPTA_DB_PASS only.
+    pub fn db_args(&self) -> crate::cli::DbArgs {
+        crate::cli::DbArgs {
+            db_name: self.db_name.clone(),
+            db_host: self.db_host.clone(),
+            db_port: self.db_port,
+            db_socket: self.db_socket.clone(),
+            db_user: self.db_user.clone(),
+            db_pass: None,
+            db_pass_i: false,
+            db_table: self.db_table.clone(),
+            db_tls: self.db_tls,
+            db_tls_ca: self.db_tls_ca.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 /// The clap definition of `ipta-ingest` (for man pages and completions).
