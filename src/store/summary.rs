@@ -511,7 +511,7 @@ fn upsert_counts<K: Ord + Copy>(
     if rows.is_empty() {
         return Ok(());
     }
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.sort_unstable_by_key(|r| r.0);
     let ncols = key_cols.len() + 4;
     let cols: Vec<String> = key_cols.iter().map(|c| format!("`{c}`")).collect();
     let head = format!(
@@ -620,6 +620,9 @@ fn proto_from_ord(o: (u8, u8)) -> Option<Proto> {
     })
 }
 
+/// The key of the flow summary: source, action, protocol (as ordered), destination port.
+type FlowKey<'a> = (AddrKey, &'a str, (u8, u8), i32);
+
 /// Called by the writer after inserting rows, in the same transaction. `inserted[i]` tells
 /// whether the batch's i-th record was really added (not a duplicate). The batch is first
 /// aggregated in memory (one map per summary, keys borrowed from the batch), then each
@@ -630,7 +633,7 @@ pub fn on_insert(
     batch: &RecordBatch,
     inserted: &[bool],
 ) -> Result<(), StoreError> {
-    let mut flow: HashMap<(AddrKey, &str, (u8, u8), i32), Agg> = HashMap::new();
+    let mut flow: HashMap<FlowKey<'_>, Agg> = HashMap::new();
     let mut icmp: HashMap<(AddrKey, AddrKey, &str), Agg> = HashMap::new();
     let mut port: HashMap<(i32, (u8, u8), &str), Agg> = HashMap::new();
     let mut inport: HashMap<(i32, &str), Agg> = HashMap::new();
@@ -749,7 +752,7 @@ fn upsert_sources(
     new_hosts: &HashMap<Vec<u8>, u64>,
 ) -> Result<(), StoreError> {
     let mut rows: Vec<(AddrKey, Agg)> = src.into_iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.sort_unstable_by_key(|r| r.0);
     // MariaDB and MySQL evaluate ON DUPLICATE KEY UPDATE assignments left to right, so the
     // buckets are computed from old + added before the counts themselves are updated.
     let tail = " ON DUPLICATE KEY UPDATE `nb` = CHAR_LENGTH(BIN(`n` + VALUES(`n`))), \
