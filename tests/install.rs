@@ -138,6 +138,7 @@ const DOCUMENTED: &[(&str, u32)] = &[
     ("/etc/ipta.conf", 0o640),
     ("/etc/logrotate.d/ipta", 0o644),
     ("/etc/rsyslog.d/30-ipta.conf", 0o644),
+    ("/etc/tmpfiles.d/ipta.conf", 0o644),
     ("/usr/local/bin/ipta", 0o755),
     ("/usr/local/bin/ipta-ingest", 0o755),
     ("/usr/local/share/bash-completion/completions/ipta", 0o644),
@@ -187,6 +188,9 @@ fn install_lays_out_the_documented_files_and_uninstall_removes_them() {
         assert_eq!(*mode, want[p], "mode of {p}: {mode:o}");
     }
     assert_eq!(got["/etc/ipta.conf"].1, gid, "group of ipta.conf");
+    // The fan-out directory belongs to the user rsyslog runs ipta-ingest as.
+    let tmpfiles = std::fs::read_to_string(root.join("etc/tmpfiles.d/ipta.conf")).unwrap();
+    assert!(tmpfiles.contains(&format!("d /run/ipta/follow 3770 {user} ")), "{tmpfiles}");
     assert_eq!(
         std::fs::read(root.join("usr/local/bin/ipta")).unwrap(),
         std::fs::read(src.join("target/release/ipta")).unwrap()
