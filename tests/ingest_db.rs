@@ -364,3 +364,58 @@ fn settings_come_from_the_shared_config_loader() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("expire"), "{err}");
 }
+
+/// `expire = 3d` in the config: ipta-ingest applies it on its own connection as soon as its
+/// writer has connected (then hourly), deleting exactly the packets older than that, and logs
+/// what it removed.
+#[test]
+fn configured_expiry_is_applied_by_ingest() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let db = TestDb::new("ingest_expire");
+    let s = &db.settings;
+    // 10 packets of 2026-11-25 (old), 5 of now.
+    let now = chrono::Utc::now();
+    let mut input: Vec<String> = lines(0..10);
+    for i in 0..5u32 {
+        let l = line(100 + i);
+        let stamp = (now + chrono::Duration::microseconds(i64::from(i))).format("%Y-%m-%dT%H:%M:%S%.6f+00:00");
+        input.push(format!("{stamp}{}", &l[l.find(' ').unwrap()..]));
+    }
+    let mut ing = Ingest::start(s, &[]);
+    for l in &input {
+        ing.send(l);
+    }
+    let (code, err) = ing.close(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(count(s), 15, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ipta.conf");
+    std::fs::write(&conf, "expire = 3d\n").unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(util::bin("ipta-ingest"))
+        .args(["-u", &s.user, "-d", &s.database])
+        .arg("--db-socket")
+        .arg(s.socket.as_ref().unwrap())
+        .env("IPTA_SYSTEM_CONFIG", &conf)
+        .env("IPTA_DB_PASS", &s.password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while count(s) != 5 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = count(s);
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.flush();
+    drop(stdin);
+    let st = child.wait().unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert_eq!(left, 5, "{err}");
+    assert!(st.success(), "{err}");
+    assert!(err.contains("expire = 3d: expired 10 packets older than"), "{err}");
+}

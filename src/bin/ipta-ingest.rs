@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser as ClapParser;
+use crossbeam_channel::{Receiver, Sender};
 
 use ipta::config::{DbSettings, Settings};
 use ipta::ingest::args::Args;
@@ -53,15 +54,16 @@ fn follow_dir(a: &Args, s: &Settings) -> Option<PathBuf> {
     d.is_dir().then(|| d.to_path_buf())
 }
 
-/// Applies the configured retention (`expire = 30d`) a minute after start, then hourly, on a
-/// connection of its own so that the batches never wait for it. Interrupting it (exit) is
-/// safe: every chunk is its own transaction.
-fn start_expiry(db: DbSettings, age: Duration, age_text: String) {
+/// Applies the configured retention (`expire = 30d`) once the writer has first connected (so
+/// the table exists), then hourly, on a connection of its own so that the batches never wait
+/// for it. Interrupting it (exit) is safe: every chunk is its own transaction.
+fn start_expiry(db: DbSettings, age: Duration, age_text: String, connected: Receiver<()>) {
     let spawned = std::thread::Builder::new().name("ipta-expire".into()).spawn(move || {
+        if connected.recv().is_err() {
+            return; // the writer is gone: exiting
+        }
         let mut schedule = retention::ExpireSchedule::default();
         loop {
-            // A minute after start first: the writer creates a missing table meanwhile.
-            std::thread::sleep(Duration::from_secs(60));
             if schedule.due(Instant::now()) {
                 let res = ipta::store::connect(&db).and_then(|mut c| {
                     retention::expire_older_than(&mut c, &db.table, age, retention::DEFAULT_CHUNK_ROWS)
@@ -72,6 +74,7 @@ fn start_expiry(db: DbSettings, age: Duration, age_text: String) {
                     Err(e) => eprintln!("ipta-ingest: expire = {age_text} failed: {e}"),
                 }
             }
+            std::thread::sleep(Duration::from_secs(60));
         }
     });
     if let Err(e) = spawned {
@@ -81,10 +84,12 @@ fn start_expiry(db: DbSettings, age: Duration, age_text: String) {
 
 /// A new connection and writer; the table is created when missing (or upgraded when older),
 /// so a fresh rsyslog setup works without a separate `ipta --create-table`.
-fn connector(s: DbSettings) -> Connector {
+/// Each success is also signalled on `connected` (for the retention thread; never blocks).
+fn connector(s: DbSettings, connected: Sender<()>) -> Connector {
     Box::new(move || {
         let mut conn = ipta::store::connect(&s)?;
         ipta::store::schema::ensure_table(&mut conn, &s.table)?;
+        let _ = connected.try_send(());
         Ok(Box::new(Writer::new(conn, &s.table)) as Box<dyn BatchStore>)
     })
 }
@@ -152,10 +157,11 @@ fn run(a: Args) -> Result<i32> {
         a.flush_ms,
         queue_batches * a.batch_size
     );
+    let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
     if let Some((age, text)) = expire {
-        start_expiry(db.clone(), age, text);
+        start_expiry(db.clone(), age, text, connected_rx);
     }
-    let pipeline = Pipeline::start(connector(db), wo, counters.clone(), rejects.clone());
+    let pipeline = Pipeline::start(connector(db, connected_tx), wo, counters.clone(), rejects.clone());
     let stdout = io::stdout().lock();
     let session = Session::new(
         so,

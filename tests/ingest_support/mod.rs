@@ -63,6 +63,8 @@ impl Ingest {
             .args(db_args(s))
             .args(extra)
             .env("IPTA_DB_PASS", &s.password)
+            // Never the machine's /etc/ipta.conf: only what the test gives.
+            .env("IPTA_SYSTEM_CONFIG", dir.path().join("no-system-ipta.conf"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
