@@ -249,21 +249,9 @@ fn env_value(k: &str) -> Option<String> {
 /// Loads the settings from the real environment, home directory and `/etc/ipta.conf`, and
 /// prints warnings on stderr.
 pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
-    let env = env_value;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     let prompt = |p: &str| rpassword::prompt_password(p);
-    let ctx = Context {
-        home: std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from),
-        // IPTA_SYSTEM_CONFIG moves the system file (tests, packaging); unset means /etc/ipta.conf.
-        system_file: std::env::var_os("IPTA_SYSTEM_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE)),
-        env: &env,
-        prompt: &prompt,
-    };
-    let s = load_from(args, &ctx)?;
+    let s = load_real(args, home, &prompt)?;
     for w in &s.warnings {
         eprintln!("ipta: warning: {w}");
     }
@@ -271,23 +259,27 @@ pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
 }
 
 /// The settings of a daemon (ipta-ingest): like [`load`], but no file in a home directory is
-/// read (rsyslog's user has none that matters): the system file, then `--config FILE` or
-/// `IPTA_CONFIG`, then the environment, then the command line.
+/// read (rsyslog's user has none that matters) and nothing is printed: the system file, then
+/// `--config FILE` or `IPTA_CONFIG`, then the environment, then the command line.
 pub fn load_system(args: &DbArgs) -> Result<Settings, ConfigError> {
-    let env = env_value;
-    let prompt = |_: &str| -> std::io::Result<String> {
+    let no_prompt = |_: &str| -> std::io::Result<String> {
         Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no password prompt here"))
     };
-    let ctx = Context {
-        home: None,
-        system_file: std::env::var_os("IPTA_SYSTEM_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE)),
-        env: &env,
-        prompt: &prompt,
-    };
-    load_from(args, &ctx)
+    load_real(args, None, &no_prompt)
+}
+
+/// [`load_from`] with the real environment and system file (IPTA_SYSTEM_CONFIG moves it, for
+/// tests and packaging; unset means /etc/ipta.conf).
+fn load_real(
+    args: &DbArgs,
+    home: Option<PathBuf>,
+    prompt: &dyn Fn(&str) -> std::io::Result<String>,
+) -> Result<Settings, ConfigError> {
+    let system_file = std::env::var_os("IPTA_SYSTEM_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
+    load_from(args, &Context { home, system_file, env: &env_value, prompt })
 }
 
 fn normalise_key(k: &str) -> String {
