@@ -138,7 +138,7 @@ pub struct Cli {
 
     // ---- Import and parsing ----
     /// Year of year-less syslog stamps (default: from the file's modification time)
-    #[arg(long = "year", value_name = "YEAR", help_heading = "Import")]
+    #[arg(long = "year", value_name = "YEAR", value_parser = clap::value_parser!(i32).range(1000..=9999), help_heading = "Import")]
     pub year: Option<i32>,
     /// Time zone of zone-less stamps: IANA name, UTC or +01:00 (default: local)
     #[arg(long = "tz", value_name = "ZONE", help_heading = "Import")]

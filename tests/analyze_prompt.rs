@@ -23,8 +23,9 @@ fn prompt_runs_statements_and_survives_errors() {
                  quit\n\
                  SELECT 'never';\n";
     let mut out = Vec::new();
-    report::interactive(&mut c, &mut Cursor::new(input), &mut out, false).unwrap();
+    let failed = report::interactive(&mut c, &mut Cursor::new(input), &mut out, false).unwrap();
     let text = String::from_utf8(out).unwrap();
+    assert_eq!(failed, 1, "{text}");
     assert!(text.contains("OK, 2 row(s) affected"), "{text}");
     assert!(text.contains("ERROR 1054"), "{text}");
     assert!(text.contains("| x;y  |"), "{text}");

@@ -285,3 +285,27 @@ fn settings_come_from_files_env_and_options() {
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/ipta.conf"), "{err}");
 }
+
+/// A table of a newer ipta is refused by the analyzer too (exit 5, not "empty"), and SQL
+/// piped into `-ai` with a failing statement ends with exit 1 after running the others.
+#[test]
+fn newer_table_and_failed_script_statements_exit_non_zero() {
+    use mysql::prelude::Queryable;
+    let db = util::TestDb::new("cli_newer");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut c = db.conn();
+    c.query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
+    c.query_drop("ALTER TABLE logs COMMENT = 'ipta-logs v99'").unwrap();
+    let (code, _, err) = run(ipta_db(&db, h).arg("-a"));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("newer"), "{err}");
+
+    let script = h.join("q.sql");
+    std::fs::write(&script, "SELECT 1 AS one;\nSELECT nosuch;\nSELECT 2 AS two;\n").unwrap();
+    let (code, out, err) =
+        run(ipta_db(&db, h).arg("-ai").stdin(std::fs::File::open(&script).unwrap()));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("ERROR 1054") && out.contains("two"), "{out}");
+    assert!(err.contains("1 statement failed"), "{err}");
+}

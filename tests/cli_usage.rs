@@ -67,6 +67,32 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2);
     let (code, _, _) = ipta(&["--format", "yaml", "-lt"]);
     assert_eq!(code, 2);
+    // A year DATETIME cannot hold is refused before anything runs.
+    let (code, _, err) = ipta(&["--scan", "-", "--year", "0"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// `--scan` opens files as the import does: gzip by its magic bytes (whatever the name), and a
+/// compression it cannot read is refused instead of being read as text.
+#[test]
+fn scan_reads_gzip_and_refuses_xz() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-25T10:00:00.000001+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 \
+                DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0\n";
+    let gz = dir.path().join("rotated.1");
+    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    e.write_all(line.repeat(3).as_bytes()).unwrap();
+    e.finish().unwrap();
+    let (code, out, err) = ipta(&["--scan", gz.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(err.contains("3 packets"), "{err}");
+    let xz = dir.path().join("old.log.xz");
+    std::fs::write(&xz, [0xfd, b'7', b'z', b'X', b'Z', 0, 1, 2, 3]).unwrap();
+    let (code, _, err) = ipta(&["--scan", xz.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("xz"), "{err}");
 }
 
 #[test]

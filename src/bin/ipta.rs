@@ -451,34 +451,27 @@ mod steps {
     }
 
     pub fn scan(ctx: &mut Ctx, path: &Path) -> Result<()> {
-        let stdin = path.as_os_str() == "-";
-        let reference = if stdin {
-            now()
-        } else {
-            let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-            meta.modified()
-                .ok()
-                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| Timestamp(d.as_micros() as i64))
-                .unwrap_or_else(now)
-        };
+        // The import's opener: gzip by its magic bytes, the reference time from the file's
+        // modification time (now for stdin).
+        let mut input = ipta::import::files::open(path).with_context(|| format!("{}", path.display()))?;
+        if let ipta::import::files::Compression::Unsupported(kind) = input.compression {
+            return Err(UsageError(format!(
+                "{} is {kind}-compressed, which is not supported: decompress it into ipta --scan -",
+                path.display()
+            ))
+            .into());
+        }
         let opts = ipta::scan::ScanOptions {
             format: if ctx.format() == Format::Json {
                 ipta::scan::ScanFormat::Json
             } else {
                 ipta::scan::ScanFormat::Text
             },
-            parse: parse_options(ctx, reference)?,
+            parse: parse_options(ctx, input.reference)?,
         };
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
-        let summary = if stdin {
-            ipta::scan::run(&mut std::io::stdin().lock(), &mut out, &mut err, &opts)?
-        } else {
-            let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let mut r = std::io::BufReader::with_capacity(1 << 16, f);
-            ipta::scan::run(&mut r, &mut out, &mut err, &opts)?
-        };
+        let summary = ipta::scan::run(&mut input.reader, &mut out, &mut err, &opts)?;
         drop(out);
         eprintln!(
             "ipta: scanned {} lines: {} packets, {} not ipta's, {} rejected",
@@ -567,7 +560,12 @@ mod steps {
         let tty = std::io::stdin().is_terminal();
         let mut input = std::io::stdin().lock();
         let mut out = std::io::stdout().lock();
-        report::interactive::interactive(ctx.conn()?, &mut input, &mut out, tty)?;
+        let failed = report::interactive::interactive(ctx.conn()?, &mut input, &mut out, tty)?;
+        // Statements from a script: its caller must be able to tell that some failed (as
+        // with the mysql client in batch mode). At a prompt the person saw each error.
+        if failed > 0 && !tty {
+            anyhow::bail!("{failed} statement{} failed", if failed == 1 { "" } else { "s" });
+        }
         Ok(())
     }
 

@@ -144,7 +144,8 @@ pub fn interactive(
     input: &mut dyn BufRead,
     out: &mut dyn Write,
     is_tty: bool,
-) -> Result<(), ReportError> {
+) -> Result<u64, ReportError> {
+    let mut failed = 0u64;
     if is_tty {
         writeln!(out, "ipta SQL prompt: end statements with ';', 'quit' to leave.")?;
     }
@@ -168,6 +169,7 @@ pub fn interactive(
         }
         for stmt in sp.feed(line.trim_end_matches(['\n', '\r'])) {
             if let Err(e) = execute(conn, &stmt, out, is_tty) {
+                failed += 1;
                 match e {
                     mysql::Error::MySqlError(me) => writeln!(out, "ERROR {}: {}", me.code, me.message)?,
                     mysql::Error::IoError(_) | mysql::Error::CodecError(_) | mysql::Error::DriverError(_) => {
@@ -179,7 +181,7 @@ pub fn interactive(
         }
         out.flush()?;
     }
-    Ok(())
+    Ok(failed)
 }
 
 #[cfg(test)]

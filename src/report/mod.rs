@@ -248,6 +248,9 @@ pub fn run_with_dns(
         }
     }
     crate::store::validate_identifier(table)?;
+    // A table of a newer ipta (or not ipta's at all) is refused, an older one upgraded, before
+    // anything is read from it.
+    crate::store::schema::check_table(conn, table)?;
     let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
     if unfiltered && table.len() <= crate::store::summary::MAX_TABLE_LEN {
         // Summaries make the unfiltered report fast; a table created before them (or by an
