@@ -309,3 +309,22 @@ fn newer_table_and_failed_script_statements_exit_non_zero() {
     assert!(out.contains("ERROR 1054") && out.contains("two"), "{out}");
     assert!(err.contains("1 statement failed"), "{err}");
 }
+
+/// An import of which nothing could be read fails (exit 1); one file failing among readable
+/// ones is a partial failure (exit 4).
+#[test]
+fn import_exit_status_tells_nothing_from_part() {
+    use mysql::prelude::Queryable;
+    let db = util::TestDb::new("cli_impexit");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    db.conn().query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
+    let missing = h.join("missing.log");
+    let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&missing));
+    assert_eq!(code, 1, "{err}");
+    let good = h.join("good.log");
+    std::fs::write(&good, "2026-11-25T10:00:00+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0\n").unwrap();
+    let (code, out, err) = run(ipta_db(&db, h).arg("-i").arg(&missing).arg(&good));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains("rows added 1"), "{out}");
+}

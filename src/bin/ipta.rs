@@ -492,7 +492,12 @@ mod steps {
         let mut out = std::io::stdout().lock();
         let summary = ipta::import::run(&ctx.settings.db, files, &opts, &mut out)?;
         if summary.has_failures() {
-            return Err(PartialFailure("some files or lines could not be imported (see the summary)".into()).into());
+            let nothing_read = summary.files.iter().all(|f| !f.failures.is_empty() && f.lines == 0);
+            if nothing_read {
+                // Nothing was done at all: a plain failure, not a partial one.
+                anyhow::bail!("nothing could be imported (see the summary)");
+            }
+            return Err(PartialFailure("some files could not be read to their end (see the summary)".into()).into());
         }
         Ok(())
     }
