@@ -220,7 +220,9 @@ impl Parser {
                 Timestamp(secs * 1_000_000)
             }
             Stamp::Rfc3339 { y, mon, day, h, mi, s, micros, offset } => {
-                self.clock.observe(y, mon);
+                // Its year is its own: it does not steer the year of the year-less stamps
+                // around it, so one line from a host with a wrong clock (or a forged one)
+                // cannot re-date the rest of the stream.
                 let secs = match offset {
                     Some(o) => {
                         time::days_from_civil(y, mon, day) * 86_400

@@ -200,15 +200,6 @@ impl Clock {
         self.cached_utc + i64::from(mi) * 60 + i64::from(s)
     }
 
-    /// Tells year inference that the stream is at this wall-clock date (from a stamp that
-    /// carries its year, e.g. RFC 3339 lines in a mixed stream).
-    pub fn observe(&mut self, year: i32, month: u32) {
-        if self.forced_year.is_none() {
-            self.year = Some(year);
-            self.last_month = month;
-        }
-    }
-
     /// The year of a year-less stamp and its UTC seconds. `None` when the date exists in no
     /// candidate year (Feb 29 with a forced non-leap year).
     pub fn resolve_yearless(&mut self, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<(i32, i64)> {
