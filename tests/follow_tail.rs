@@ -1,5 +1,6 @@
 //! `ipta --follow FILE` at the line level: starts at the end, sees appends at once, survives
-//! rotation (rename + new file, and the old file's last lines) and truncation (copytruncate).
+//! rotation (rename + new file, and the old file's last lines, also those written after the
+//! new file appeared) and truncation (copytruncate).
 //! Runs `follow::tail::tail_lines` in a thread and collects the lines it hands over.
 
 use std::fs::{self, File, OpenOptions};
@@ -93,19 +94,24 @@ fn survives_rotation_and_reads_old_file_to_its_end() {
     // The writer keeps its descriptor on the old file across the rename (like rsyslog before HUP).
     let mut old = OpenOptions::new().append(true).open(&p).unwrap();
     fs::rename(&p, d.path().join("fw.log.1")).unwrap();
-    old.write_all(b"a2\na3-without-newline").unwrap();
+    old.write_all(b"a2\n").unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let mut new = File::create(&p).unwrap();
     new.write_all(b"b1\n").unwrap();
+    t.wait_for(3);
+    // logrotate creates the new file before it tells the writer: lines still go to the old one.
+    std::thread::sleep(Duration::from_millis(150));
+    old.write_all(b"a3\na4-without-newline").unwrap();
     let (l, _) = t.wait_for(4);
-    assert_eq!(l, ["a1", "a2", "a3-without-newline", "b1"]);
-    // And it keeps following the new file; a second rotation works the same.
+    assert_eq!(l, ["a1", "a2", "b1", "a3"]);
+    // And it keeps following the new file; a second rotation ends the first one's grace, and
+    // the old file's unterminated last line is then taken as whole.
     append(&p, "b2\n");
     t.wait_for(5);
     fs::rename(&p, d.path().join("fw.log.2")).unwrap();
     append(&p, "c1\n");
-    let (l, _) = t.wait_for(6);
-    assert_eq!(&l[4..], ["b2", "c1"]);
+    let (l, _) = t.wait_for(7);
+    assert_eq!(&l[4..], ["b2", "a4-without-newline", "c1"]);
     t.finish().unwrap();
 }
 

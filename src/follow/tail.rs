@@ -5,9 +5,11 @@
 //! appears in the same directory) wakes the loop as soon as the file is written; a 100 ms poll
 //! timeout remains as a fallback (no inotify, network file systems) and bounds the reaction to the
 //! stop flag. At each wake-up the open file is read to its end, then:
-//! - rotation: the path now names another file (other device/inode). The old file is read to its
-//!   end once more (the writer may have appended after our last read), a last line without a
-//!   newline is taken as whole, and the new file is read from its start.
+//! - rotation: the path now names another file (other device/inode). The new file is read from
+//!   its start, and the old one stays open and is read too for a few seconds more: logrotate
+//!   renames the file and creates the new one before it signals the writer, which goes on
+//!   appending to the old file until then. After that grace a last line without a newline is
+//!   taken as whole and the old file is closed.
 //! - truncation (copytruncate): the open file is shorter than what we read: read again from 0.
 //!
 //! A missing path (between the rename and the creation of a new file) keeps the old file open.
@@ -19,12 +21,36 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{read_lines, FollowError, LineBuf, LineSink};
 
 /// The longest wait between two looks at the file.
 const POLL: Duration = Duration::from_millis(100);
+/// How long a rotated-away file is still read (the writer learns of the rotation late).
+const OLD_FILE_GRACE: Duration = Duration::from_secs(5);
+
+/// A file rotated away, still read until its grace is over.
+struct Rotated {
+    file: File,
+    lb: LineBuf,
+    skip_partial: bool,
+    since: Instant,
+}
+
+impl Rotated {
+    /// Shows what was still appended, and the last unterminated line once the grace is over;
+    /// true when the file is done with.
+    fn drain(&mut self, sink: &mut LineSink<'_>, path: &Path, done: bool) -> Result<bool, FollowError> {
+        drain(&mut self.file, &mut self.lb, sink, &mut self.skip_partial, path)?;
+        let over = done || self.since.elapsed() >= OLD_FILE_GRACE;
+        if over && !self.lb.partial().is_empty() {
+            sink(self.lb.partial())?;
+            self.lb.clear();
+        }
+        Ok(over)
+    }
+}
 
 /// An inotify instance watching one directory; only its wake-ups matter, not the events.
 struct DirWatch {
@@ -114,22 +140,33 @@ pub fn tail_lines(path: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Re
     };
     let watch = DirWatch::new(dir);
     let mut lb = LineBuf::new();
+    let mut rotated: Option<Rotated> = None;
 
     while !stop.load(Ordering::Relaxed) {
         pos += drain(&mut file, &mut lb, sink, &mut skip_partial, path)?;
+        if let Some(r) = &mut rotated {
+            if r.drain(sink, path, false)? {
+                rotated = None;
+            }
+        }
 
         // Rotated: the path names another file now.
         if let Ok(m) = fs::metadata(path) {
             if (m.dev(), m.ino()) != (dev, ino) {
                 if let Ok(new) = File::open(path) {
-                    drain(&mut file, &mut lb, sink, &mut skip_partial, path)?;
-                    if !lb.partial().is_empty() {
-                        sink(lb.partial())?;
-                        lb.clear();
+                    // A second rotation within the grace ends the first one's.
+                    if let Some(mut r) = rotated.take() {
+                        r.drain(sink, path, true)?;
                     }
+                    drain(&mut file, &mut lb, sink, &mut skip_partial, path)?;
                     let nm = new.metadata().map_err(read_err)?;
                     (dev, ino) = (nm.dev(), nm.ino());
-                    file = new;
+                    rotated = Some(Rotated {
+                        file: std::mem::replace(&mut file, new),
+                        lb: std::mem::replace(&mut lb, LineBuf::new()),
+                        skip_partial,
+                        since: Instant::now(),
+                    });
                     pos = 0;
                     skip_partial = false;
                     continue;
@@ -152,6 +189,9 @@ pub fn tail_lines(path: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Re
             Some(w) => w.wait(POLL),
             None => std::thread::sleep(POLL),
         }
+    }
+    if let Some(mut r) = rotated {
+        r.drain(sink, path, true)?;
     }
     Ok(())
 }
