@@ -377,7 +377,12 @@ fn empty_table_says_so() {
         let t = String::from_utf8(out).unwrap();
         match f {
             Format::Table => assert!(t.contains("The table is empty"), "{t}"),
-            Format::Json => assert_eq!(serde_json::from_str::<serde_json::Value>(&t).unwrap()["packets"], 0),
+            Format::Json => {
+                let v = serde_json::from_str::<serde_json::Value>(&t).unwrap();
+                assert_eq!(v["packets"], 0);
+                // The timeline keeps its documented shape.
+                assert_eq!(v["modules"]["timeline"]["buckets"], serde_json::json!([]), "{t}");
+            }
             Format::Csv => assert!(t.starts_with("module,"), "{t}"),
         }
     }
@@ -505,4 +510,29 @@ fn deleting_a_table_removes_its_summaries() {
     assert!(left.is_empty(), "{left:?}");
     schema::ensure_table(&mut c, "logs").unwrap();
     assert_eq!(query::analyze(&mut c, "logs", &opts()).unwrap().packets, 0);
+}
+
+/// Years of logs: the timeline goes per week past 120 days, and its buckets add up to every
+/// packet (nothing dropped off the chart). The data has no ICMP and no INVALID packet: empty
+/// summaries must not upset the report (they made it panic once).
+#[test]
+fn long_windows_are_drawn_per_week() {
+    const D: i64 = 24 * H;
+    let specs = [
+        s(0, "fw1", "DROP", "eth0", "", "203.0.113.5", "198.51.100.1", Proto::Tcp, Some(22), 2),
+        s(3 * D, "fw1", "DROP", "eth0", "", "203.0.113.5", "198.51.100.1", Proto::Tcp, Some(22), 1),
+        s(400 * D, "fw1", "ACCEPT", "eth0", "", "203.0.113.6", "198.51.100.1", Proto::Udp, Some(53), 1),
+        s(1500 * D, "fw1", "DROP", "eth0", "", "203.0.113.7", "198.51.100.1", Proto::Tcp, Some(80), 4),
+    ];
+    let (_db, mut c) = setup("an_weeks", &specs);
+    let mut out = Vec::new();
+    report::run(&mut c, "logs", &AnalyzeOptions { format: Format::Json, ..Default::default() }, &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let tl = &v["modules"]["timeline"];
+    assert_eq!(tl["unit"], "week", "{tl}");
+    let buckets = tl["buckets"].as_array().unwrap();
+    // Aligned on the newest day: 1,500 days back need 215 full weeks before it.
+    assert_eq!(buckets.len(), 1500_usize.div_ceil(7) + 1);
+    let total: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 8);
 }

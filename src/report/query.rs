@@ -53,6 +53,8 @@ pub enum Via {
 pub enum Unit {
     Hour,
     Day,
+    /// Seven days, for windows of more than 120 days (years of logs stay a readable chart).
+    Week,
 }
 
 impl Unit {
@@ -60,12 +62,14 @@ impl Unit {
         match self {
             Unit::Hour => "hour",
             Unit::Day => "day",
+            Unit::Week => "week",
         }
     }
     fn micros(self) -> i64 {
         match self {
             Unit::Hour => 3_600_000_000,
             Unit::Day => 86_400_000_000,
+            Unit::Week => 7 * 86_400_000_000,
         }
     }
 }
@@ -380,8 +384,9 @@ fn walk(
     if limit == 0 {
         return Ok(got);
     }
-    let max: Option<u8> = conn.query_first(format!("SELECT MAX(`{bucket_col}`) FROM `{table}`"))?;
-    let Some(max) = max else { return Ok(got) };
+    // MAX of an empty summary (no ICMP packet yet, say) is NULL: nothing to walk.
+    let max: Option<Option<u8>> = conn.query_first(format!("SELECT MAX(`{bucket_col}`) FROM `{table}`"))?;
+    let Some(max) = max.flatten() else { return Ok(got) };
     let mut b = max;
     while b >= min_bucket.max(1) {
         let mut p = vec![Value::UInt(u64::from(b))];
@@ -568,7 +573,9 @@ fn scans_module(
 
 /// Windows longer than this are drawn per day.
 const HOURLY_MAX_US: i64 = 48 * 3_600_000_000;
-/// At most this many buckets are drawn (the oldest are dropped beyond).
+/// Windows longer than this are drawn per week.
+const DAILY_MAX_US: i64 = 120 * 86_400_000_000;
+/// At most this many buckets are drawn (the oldest are dropped beyond: 38 years of weeks).
 const MAX_BUCKETS: usize = 2000;
 
 fn timeline_module(
@@ -583,6 +590,7 @@ fn timeline_module(
     let start = opts.since.or(first);
     let end = opts.until.or(last.map(|t| Timestamp(t.0 + 1)));
     let unit = match (start, end) {
+        (Some(s), Some(e)) if e.0 - s.0 > DAILY_MAX_US => Unit::Week,
         (Some(s), Some(e)) if e.0 - s.0 > HOURLY_MAX_US => Unit::Day,
         _ => Unit::Hour,
     };
@@ -591,7 +599,8 @@ fn timeline_module(
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let sql = match unit {
             Unit::Hour => format!("SELECT `hour`, `action`, `n` FROM `{st}` {accept}"),
-            Unit::Day => format!(
+            // Weeks are made of day cells below.
+            Unit::Day | Unit::Week => format!(
                 "SELECT CAST(DATE(`hour`) AS DATETIME) AS d, `action`, SUM(`n`) FROM `{st}` {accept} GROUP BY d, `action`"
             ),
         };
@@ -600,7 +609,7 @@ fn timeline_module(
         let f = raw_filter(opts);
         let b = match unit {
             Unit::Hour => "CAST(DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00') AS DATETIME)",
-            Unit::Day => "CAST(DATE(`ts`) AS DATETIME)",
+            Unit::Day | Unit::Week => "CAST(DATE(`ts`) AS DATETIME)",
         };
         let sql = format!(
             "SELECT {b} AS b, `action`, SUM(`repeat`) FROM `{table}` WHERE {f} GROUP BY b, `action`",
@@ -623,7 +632,8 @@ fn timeline_module(
     let mut buckets: Vec<(Timestamp, Vec<u64>)> = Vec::new();
     if let (Some(lo), Some(hi)) = (cells.iter().map(|c| c.0).min(), cells.iter().map(|c| c.0).max()) {
         let u = unit.micros();
-        let n = (((hi.0 - lo.0) / u) as usize + 1).min(MAX_BUCKETS);
+        // Rounded up: week buckets are made of day cells, and the oldest one must be covered.
+        let n = (((hi.0 - lo.0 + u - 1) / u) as usize + 1).min(MAX_BUCKETS);
         let base = hi.0 - (n as i64 - 1) * u;
         buckets = (0..n).map(|i| (Timestamp(base + i as i64 * u), vec![0; actions.len()])).collect();
         for (t, a, c) in &cells {
@@ -729,11 +739,14 @@ pub fn analyze_with(
     for m in mods {
         if rep.packets == 0 {
             // Nothing to aggregate: every module is empty, say so without querying.
+            // The timeline keeps its shape (no bucket), so JSON and CSV readers need no
+            // special case for an empty table.
+            let timeline = (m == Module::Timeline).then(|| Timeline { unit: Unit::Hour, actions: Vec::new(), buckets: Vec::new() });
             rep.sections.push(Section {
                 module: m,
                 columns: columns_of(m),
                 rows: Vec::new(),
-                timeline: None,
+                timeline,
                 via: if have { Via::Summary } else { Via::Packets },
             });
             continue;

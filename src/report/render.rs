@@ -171,6 +171,7 @@ fn timeline_chart(tl: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
         let label = match tl.unit {
             super::query::Unit::Hour => t.to_chrono().format("%Y-%m-%d %H:00").to_string(),
             super::query::Unit::Day => t.to_chrono().format("%Y-%m-%d").to_string(),
+            super::query::Unit::Week => format!("{} +7d", t.to_chrono().format("%Y-%m-%d")),
         };
         let mut bar = String::with_capacity(BAR);
         let mut cum = 0u64;
