@@ -328,3 +328,31 @@ fn import_exit_status_tells_nothing_from_part() {
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains("rows added 1"), "{out}");
 }
+
+/// `--module all` and `--scan-threshold N` as README documents them.
+#[test]
+fn module_all_and_scan_threshold() {
+    use mysql::prelude::Queryable;
+    let db = util::TestDb::new("cli_modall");
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    db.conn().query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
+    let log = h.join("scan.log");
+    let lines: String = (0..4)
+        .map(|p| format!("2026-11-25T10:00:0{p}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT={} WINDOW=1024 RES=0x00 SYN URGP=0\n", 20 + p))
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&log));
+    assert_eq!(code, 0, "{err}");
+    let json = |extra: &[&str]| {
+        let (code, out, err) = run(ipta_db(&db, h).args(["-a", "--format", "json"]).args(extra));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let all = json(&["--module", "all"]);
+    assert_eq!(all["modules"].as_object().unwrap().len(), 9);
+    // Four ports: a scan at threshold 3, none at the default 15.
+    let scans = |v: &serde_json::Value| v["modules"]["scans"]["rows"].as_array().unwrap().len();
+    assert_eq!(scans(&json(&["--module", "scans"])), 0);
+    assert_eq!(scans(&json(&["--module", "scans", "--scan-threshold", "3"])), 1);
+}
