@@ -9,7 +9,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser as ClapParser;
@@ -41,17 +41,13 @@ fn settings(a: &Args) -> Result<Settings> {
     Ok(s)
 }
 
-/// The fan-out directory: `--follow-dir`, else the config key `follow_dir`, else the default
-/// of `ipta --follow` when that directory exists (an administrator made it, see README).
+/// The fan-out directory: the one the settings name, else the default of `ipta --follow` when
+/// that directory exists (an administrator made it, see README).
 fn follow_dir(a: &Args, s: &Settings) -> Option<PathBuf> {
-    if let Some(d) = &a.follow_dir {
-        return Some(d.clone());
-    }
-    if let Some(d) = s.values.get("follow_dir").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    let d = Path::new(ipta::follow::DEFAULT_FOLLOW_DIR);
-    d.is_dir().then(|| d.to_path_buf())
+    ipta::follow::configured_dir(a.follow_dir.as_deref(), &s.values).or_else(|| {
+        let d = Path::new(ipta::follow::DEFAULT_FOLLOW_DIR);
+        d.is_dir().then(|| d.to_path_buf())
+    })
 }
 
 /// Applies the configured retention (`expire = 30d`) once the writer has first connected (so
@@ -62,19 +58,16 @@ fn start_expiry(db: DbSettings, age: Duration, age_text: String, connected: Rece
         if connected.recv().is_err() {
             return; // the writer is gone: exiting
         }
-        let mut schedule = retention::ExpireSchedule::default();
         loop {
-            if schedule.due(Instant::now()) {
-                let res = ipta::store::connect(&db).and_then(|mut c| {
-                    retention::expire_older_than(&mut c, &db.table, age, retention::DEFAULT_CHUNK_ROWS)
-                });
-                match res {
-                    Ok((cutoff, st)) => eprintln!("ipta-ingest: expire = {age_text}: {}", st.describe(&db.table, cutoff)),
-                    // The next hour retries; missing table, database down: said once an hour.
-                    Err(e) => eprintln!("ipta-ingest: expire = {age_text} failed: {e}"),
-                }
+            let res = ipta::store::connect(&db).and_then(|mut c| {
+                retention::expire_older_than(&mut c, &db.table, age, retention::DEFAULT_CHUNK_ROWS)
+            });
+            match res {
+                Ok((cutoff, st)) => eprintln!("ipta-ingest: expire = {age_text}: {}", st.describe(&db.table, cutoff)),
+                // The next hour retries; missing table, database down: said once an hour.
+                Err(e) => eprintln!("ipta-ingest: expire = {age_text} failed: {e}"),
             }
-            std::thread::sleep(Duration::from_secs(60));
+            std::thread::sleep(retention::EXPIRE_INTERVAL);
         }
     });
     if let Err(e) = spawned {

@@ -579,11 +579,7 @@ mod steps {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, Arc::clone(&stop))?;
         }
-        let follow_dir = ctx
-            .cli
-            .follow_dir
-            .clone()
-            .or_else(|| value(ctx, "follow_dir").map(Into::into))
+        let follow_dir = ipta::follow::configured_dir(ctx.cli.follow_dir.as_deref(), &ctx.settings.values)
             .unwrap_or_else(|| ipta::follow::DEFAULT_FOLLOW_DIR.into());
         let opts = ipta::follow::FollowOptions {
             no_header: ctx.cli.no_header,

@@ -29,7 +29,7 @@ use crate::store::{map_err, summary, validate_identifier, StoreError};
 /// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, README.md).
 pub const DEFAULT_CHUNK_ROWS: usize = 1_000;
 
-/// How often a long-running process (ipta-ingest) applies the configured retention at most.
+/// How often a long-running process (ipta-ingest) applies the configured retention.
 pub const EXPIRE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What one `expire` run did.
@@ -72,25 +72,6 @@ pub fn expire_older_than(
     let now = Timestamp(chrono::Utc::now().timestamp_micros());
     let cutoff = cutoff_before(now, age);
     Ok((cutoff, expire(conn, table, cutoff, chunk_rows)?))
-}
-
-/// When a long-running process last applied the retention: `due` says whether the hour since
-/// (`EXPIRE_INTERVAL`) is over, and counts the call as a run when it is.
-#[derive(Debug, Default)]
-pub struct ExpireSchedule {
-    last: Option<std::time::Instant>,
-}
-
-impl ExpireSchedule {
-    pub fn due(&mut self, now: std::time::Instant) -> bool {
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < EXPIRE_INTERVAL => false,
-            _ => {
-                self.last = Some(now);
-                true
-            }
-        }
-    }
 }
 
 /// Deletes the rows of `table` with `ts < cutoff` (a row at exactly `cutoff` stays), in chunks of
@@ -343,16 +324,6 @@ mod tests {
             cutoff_before(now, Duration::from_secs(1)),
             Timestamp(999_999_999_000_000)
         );
-    }
-
-    #[test]
-    fn schedule_runs_at_most_hourly() {
-        let mut s = ExpireSchedule::default();
-        let t0 = std::time::Instant::now();
-        assert!(s.due(t0), "the first call runs");
-        assert!(!s.due(t0 + Duration::from_secs(3599)));
-        assert!(s.due(t0 + Duration::from_secs(3600)));
-        assert!(!s.due(t0 + Duration::from_secs(3601)));
     }
 
     #[test]

@@ -14,20 +14,21 @@
 //! takes its own table locks):
 //! - [`on_insert`]: the writer calls it after inserting a batch, in the same transaction, with
 //!   `inserted[i]` true for the rows really added. Duplicates count nothing.
-//! - [`on_clear`]: call after emptying the packet table (`--clear`).
+//! - `--clear` (`store::tables::clear_table`) drops them with [`on_drop`], truncates the packet
+//!   table and rebuilds them with [`create`] (TRUNCATE cannot share a transaction).
 //! - [`on_delete_range`]: retention (`--expire`, `store::retention`) calls it in each chunk's
 //!   transaction before deleting the rows `from <= ts < to`: their counts are subtracted.
 //! - [`on_drop`]: call when dropping the packet table (`--delete-table`).
 //! - [`create`]: creates the tables and fills them from the packet table's current rows, under
-//!   a table lock. Call it from `--create-table` (cheap on an empty table). When the summary
+//!   a table lock. The first `ipta --analyze` of a table without them calls it. When the summary
 //!   tables do not exist, [`on_insert`] does nothing and the analyzer reads the packet table
 //!   directly (slow, but correct): [`present`] tells which case holds.
 //!
 //! Summary tables carry the comment `ipta-summary` (not the packet tables' marker), so
 //! `--list-tables` does not list them.
 //!
-//! Cost: each batch upserts its distinct keys per summary (about two summary rows per packet on
-//! the generated workload), which costs the writer roughly half its rate (benches/analyze.rs).
+//! Cost: each batch upserts its distinct keys per summary (about 1.3 summary rows per packet on
+//! the generated workload), which leaves the writer 13-29% of its rate (benches/analyze.rs).
 //! For a very large import, [`on_drop`] before and [`create`] after (one aggregate pass per
 //! summary) is cheaper overall; live ingest rates are far below either figure.
 
@@ -171,20 +172,6 @@ pub fn on_drop(conn: &mut impl Queryable, table: &str) -> Result<(), StoreError>
     crate::store::validate_identifier(table)?;
     for s in SUFFIXES {
         conn.query_drop(format!("DROP TABLE IF EXISTS `{table}{s}`")).map_err(sql_err)?;
-    }
-    Ok(())
-}
-
-/// Empties the summaries after the packet table was emptied (`--clear`). Missing summary
-/// tables are not an error.
-pub fn on_clear(conn: &mut impl Queryable, table: &str) -> Result<(), StoreError> {
-    crate::store::validate_identifier(table)?;
-    for s in SUFFIXES {
-        match conn.query_drop(format!("DELETE FROM `{table}{s}`")) {
-            Ok(()) => {}
-            Err(mysql::Error::MySqlError(me)) if me.code == 1146 => {}
-            Err(e) => return Err(sql_err(e)),
-        }
     }
     Ok(())
 }
