@@ -33,6 +33,14 @@ fn ipta_db(db: &util::TestDb, home: &Path) -> Command {
     c
 }
 
+/// A test database with an empty packet table `logs`, and a home directory of its own.
+fn db_with_logs(tag: &str) -> (util::TestDb, tempfile::TempDir) {
+    use mysql::prelude::Queryable;
+    let db = util::TestDb::new(tag);
+    db.conn().query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
+    (db, tempfile::tempdir().unwrap())
+}
+
 fn run(c: &mut Command) -> (i32, String, String) {
     let Output {
         status,
@@ -291,12 +299,9 @@ fn settings_come_from_files_env_and_options() {
 #[test]
 fn newer_table_and_failed_script_statements_exit_non_zero() {
     use mysql::prelude::Queryable;
-    let db = util::TestDb::new("cli_newer");
-    let home = tempfile::tempdir().unwrap();
+    let (db, home) = db_with_logs("cli_newer");
     let h = home.path();
-    let mut c = db.conn();
-    c.query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
-    c.query_drop("ALTER TABLE logs COMMENT = 'ipta-logs v99'").unwrap();
+    db.conn().query_drop("ALTER TABLE logs COMMENT = 'ipta-logs v99'").unwrap();
     let (code, _, err) = run(ipta_db(&db, h).arg("-a"));
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("newer"), "{err}");
@@ -314,11 +319,8 @@ fn newer_table_and_failed_script_statements_exit_non_zero() {
 /// ones is a partial failure (exit 4).
 #[test]
 fn import_exit_status_tells_nothing_from_part() {
-    use mysql::prelude::Queryable;
-    let db = util::TestDb::new("cli_impexit");
-    let home = tempfile::tempdir().unwrap();
+    let (db, home) = db_with_logs("cli_impexit");
     let h = home.path();
-    db.conn().query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
     let missing = h.join("missing.log");
     let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&missing));
     assert_eq!(code, 1, "{err}");
@@ -332,11 +334,8 @@ fn import_exit_status_tells_nothing_from_part() {
 /// `--module all` and `--scan-threshold N` as README documents them.
 #[test]
 fn module_all_and_scan_threshold() {
-    use mysql::prelude::Queryable;
-    let db = util::TestDb::new("cli_modall");
-    let home = tempfile::tempdir().unwrap();
+    let (db, home) = db_with_logs("cli_modall");
     let h = home.path();
-    db.conn().query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
     let log = h.join("scan.log");
     let lines: String = (0..4)
         .map(|p| format!("2026-11-25T10:00:0{p}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT={} WINDOW=1024 RES=0x00 SYN URGP=0\n", 20 + p))
