@@ -9,13 +9,16 @@
 //! seed_logs (the original's table). At each checkpoint the default `ipta --analyze` (all
 //! modules, no window) and the six seed queries are timed on the same server in the same run.
 //!
+//! The summaries run behind the writers (`store::summary`): at each checkpoint the rows not
+//! yet folded are folded (timed and printed), then the analyzer is timed.
+//!
 //! Run: `cargo bench --bench analyze` (needs the server scripts/provision.sh sets up;
 //! `IPTA_TEST_SOCKET` overrides the socket). Options after `--`: `--rows 1000000,10000000`
 //! (checkpoints of one load spread over 30 days; run the bench once per size for a 30-day
 //! spread at each size), `--batch 5000`, `--keep` (leave the database `ipta_bench_analyze`),
-//! `--no-plain` (skip the writer comparison), `--bulk` (write `logs` without summaries and build
-//! them in one pass at each checkpoint: for large sizes on a slow machine; the analyze figures
-//! are the same since the summaries are the same, which tests/analyze_modules.rs checks).
+//! `--no-plain` (skip the writer comparison), `--concurrent-fold` (a folder runs every 2 s
+//! beside the writers, as ipta-ingest's does under sustained load, instead of only at the
+//! checkpoints).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -311,7 +314,7 @@ fn main() {
     let batch: usize = arg("--batch").and_then(|s| s.parse().ok()).unwrap_or(5000);
     let keep = std::env::args().any(|a| a == "--keep");
     let no_plain = std::env::args().any(|a| a == "--no-plain");
-    let bulk = std::env::args().any(|a| a == "--bulk");
+    let concurrent = std::env::args().any(|a| a == "--concurrent-fold");
     let total = *checkpoints.iter().max().expect("--rows");
 
     let mut admin = ipta::store::connect(&settings("")).expect("connect as ipta_test");
@@ -319,9 +322,7 @@ fn main() {
     admin.query_drop(format!("CREATE DATABASE `{DB}` CHARACTER SET utf8mb4")).unwrap();
     let mut c = ipta::store::connect(&settings(DB)).unwrap();
     schema::ensure_table(&mut c, "logs").unwrap();
-    if !bulk {
-        summary::create(&mut c, "logs").unwrap();
-    }
+    summary::create(&mut c, "logs").unwrap();
     schema::ensure_table(&mut c, "logs_plain").unwrap();
     c.query_drop(SEED_TABLE).unwrap();
     let mut w_sum = Writer::new(ipta::store::connect(&settings(DB)).unwrap(), "logs");
@@ -335,11 +336,26 @@ fn main() {
     let mut g = Gen::new(total);
     let mut b = RecordBatch::with_capacity(batch);
     let mut seed = Vec::new();
-    let (mut t_sum, mut t_plain, mut t_seed) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut t_sum, mut t_plain, mut t_seed, mut t_fold) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut seg_sum, mut seg_plain) = (Duration::ZERO, Duration::ZERO);
     let mut done = 0u64;
     let mut seg_start = 0u64;
     for &cp in &checkpoints {
+        // --concurrent-fold: a folder on its own connection folds `logs` every 2 s while the
+        // writers write (ipta-ingest under sustained load does it at most once a minute).
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let folder = concurrent.then(|| {
+            let stop = stop.clone();
+            let mut fc = ipta::store::connect(&settings(DB)).unwrap();
+            std::thread::spawn(move || {
+                let mut rows = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    rows += summary::fold(&mut fc, "logs").expect("fold").rows;
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                rows
+            })
+        });
         while done < cp {
             let n = batch.min((cp - done) as usize);
             g.fill(&mut b, n, &mut seed);
@@ -373,63 +389,50 @@ fn main() {
             done += n as u64;
         }
         let seg = (done - seg_start) as f64;
-        if bulk {
-            println!("\nwriter without summaries, rows {seg_start}..{done}: {:.0} rows/s", seg / secs(seg_sum));
-            let t = Instant::now();
-            // Retried: on this shared machine something has been deleting the server's
-            // temporary files in /tmp under running queries (MariaDB error 6).
-            let mut r = summary::create(&mut c, "logs");
-            for _ in 0..3 {
-                if r.is_ok() {
-                    break;
-                }
-                println!("summary build failed ({}), retrying", r.as_ref().unwrap_err());
-                r = summary::create(&mut c, "logs");
-            }
-            r.expect("build summaries");
-            println!("summaries built in one pass over {done} rows: {:.1} s", secs(t.elapsed()));
-        } else {
-        println!(
-            "\nwriter, rows {seg_start}..{done}: with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept); seed_logs inserts so far {:.1} s",
-            seg / secs(seg_sum),
-            seg / secs(seg_plain),
-            100.0 * secs(seg_plain) / secs(seg_sum),
-            secs(t_seed)
-        );
+        let mut during = 0;
+        if let Some(f) = folder {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            during = f.join().expect("folder thread");
         }
+        if no_plain {
+            println!("\nwriter, rows {seg_start}..{done}: {:.0} rows/s into the table with summaries", seg / secs(seg_sum));
+        } else {
+            println!(
+                "\nwriter, rows {seg_start}..{done}: into the table with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept){}; seed_logs inserts so far {:.1} s",
+                seg / secs(seg_sum),
+                seg / secs(seg_plain),
+                100.0 * secs(seg_plain) / secs(seg_sum),
+                if concurrent { format!(", a folder running beside it folded {during} rows meanwhile") } else { String::new() },
+                secs(t_seed)
+            );
+        }
+        let t = Instant::now();
+        let st = summary::fold(&mut c, "logs").expect("fold");
+        let f = t.elapsed();
+        t_fold += f;
+        println!(
+            "fold of the remaining {} rows: {:.1} s ({:.0} rows/s, {} chunks)",
+            st.rows,
+            secs(f),
+            st.rows as f64 / secs(f).max(1e-9),
+            st.chunks
+        );
         seg_start = done;
         seg_sum = Duration::ZERO;
         seg_plain = Duration::ZERO;
         checkpoint(&mut c, done);
-        if bulk {
-            summary::on_drop(&mut c, "logs").unwrap(); // the next rows are written without them again
-        }
     }
-    if !bulk && !no_plain {
-    println!(
-        "\nwriter overall: with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept)",
-        done as f64 / secs(t_sum),
-        done as f64 / secs(t_plain),
-        100.0 * secs(t_plain) / secs(t_sum)
-    );
-    }
-    // The bulk alternative: write without summaries, then build them in one pass (what
-    // `summary::create` does for a table that has none, e.g. after a big import).
-    if !no_plain && !bulk {
-    let t = Instant::now();
-    if let Err(e) = summary::create(&mut c, "logs_plain") {
-        println!("bulk build failed: {e}");
-    }
-    let build = t.elapsed();
-    println!(
-        "bulk path: summaries of logs_plain built in one pass in {:.1} s; writer without summaries + build = {:.0} rows/s ({:.0}% of the plain writer)",
-        secs(build),
-        done as f64 / (secs(t_plain) + secs(build)),
-        100.0 * secs(t_plain) / (secs(t_plain) + secs(build))
-    );
-    let t = Instant::now();
-    report::run(&mut c, "logs_plain", &AnalyzeOptions::default(), &mut Vec::new()).expect("analyze");
-    println!("ipta --analyze on logs_plain after the build: {:.3} s", secs(t.elapsed()));
+    if !no_plain {
+        println!(
+            "\nwriter overall: into the table with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept); \
+             folds after the writes {:.1} s: writes + folds = {:.0} rows/s ({:.0}% of the writer without summaries)",
+            done as f64 / secs(t_sum),
+            done as f64 / secs(t_plain),
+            100.0 * secs(t_plain) / secs(t_sum),
+            secs(t_fold),
+            done as f64 / (secs(t_sum) + secs(t_fold)),
+            100.0 * secs(t_plain) / (secs(t_sum) + secs(t_fold))
+        );
     }
     let sizes: Vec<(String, u64, u64)> = c
         .query(format!(

@@ -419,3 +419,32 @@ fn configured_expiry_is_applied_by_ingest() {
     assert!(st.success(), "{err}");
     assert!(err.contains("expire = 3d: expired 10 packets older than"), "{err}");
 }
+
+/// The summaries follow what ipta-ingest stores without anyone running `ipta --analyze`: its
+/// folder brings them up to date once the input is quiet, while the process keeps running.
+#[test]
+fn ingest_folds_the_summaries_behind_its_writer() {
+    use mysql::prelude::Queryable;
+    let db = TestDb::new("ingest_fold");
+    let s = &db.settings;
+    let mut c = db.conn();
+    ipta::store::schema::ensure_table(&mut c, &s.table).unwrap();
+    ipta::store::summary::create(&mut c, &s.table).unwrap();
+    let mut ing = Ingest::start(s, &["--batch-size", "20"]);
+    for l in lines(0..150) {
+        ing.send(&l);
+    }
+    ing.flush();
+    assert_eq!(wait_count(s, 150, T), 150, "{}", ing.stderr());
+    let folded = |c: &mut mysql::Conn| -> u64 {
+        c.query_first(format!("SELECT COALESCE(SUM(`n`), 0) FROM `{}__shour`", s.table)).unwrap().unwrap()
+    };
+    let t = Instant::now();
+    while folded(&mut c) < 150 && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(folded(&mut c), 150, "still running, the folder has caught up: {}", ing.stderr());
+    assert_eq!(ipta::store::summary::backlog(&mut c, &s.table).unwrap(), Some(0));
+    let (code, err) = ing.close(T);
+    assert_eq!(code, 0, "{err}");
+}

@@ -154,6 +154,7 @@ fn run(a: Args) -> Result<i32> {
     if let Some((age, text)) = expire {
         start_expiry(db.clone(), age, text, connected_rx);
     }
+    ipta::ingest::fold::start(db.clone(), counters.clone());
     let pipeline = Pipeline::start(connector(db, connected_tx), wo, counters.clone(), rejects.clone());
     let stdout = io::stdout().lock();
     let session = Session::new(

@@ -219,6 +219,9 @@ impl Default for AnalyzeOptions {
     }
 }
 
+/// A fold of at least this many rows is announced on stderr (it takes seconds).
+const FOLD_NOTICE_ROWS: u64 = 500_000;
+
 /// Runs the selected modules on `table` and writes the report. An empty table or window is
 /// reported as such and is not an error.
 pub fn run(
@@ -254,17 +257,26 @@ pub fn run_with_dns(
     let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
     if unfiltered && table.len() <= crate::store::summary::MAX_TABLE_LEN {
         // Summaries make the unfiltered report fast; a table created before them (or by an
-        // older ipta) gets them once, here. Without the privilege to create them the report
-        // still works, from the packet table.
-        let present = crate::store::summary::present(conn, table)?;
-        if !present && table_exists(conn, table)? {
-            eprintln!("ipta: building the summary tables of `{table}` (once; writers wait meanwhile)...");
-            if let Err(e) = crate::store::summary::create(conn, table) {
-                eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
+        // older ipta) gets them once, here, and the analyzer folds in what the writers added
+        // since the last fold. Without the privilege to create them the report still works,
+        // from the packet table.
+        match crate::store::summary::backlog(conn, table)? {
+            None if table_exists(conn, table)? => {
+                eprintln!("ipta: building the summary tables of `{table}` (once; writers go on meanwhile)...");
+                if let Err(e) = crate::store::summary::create(conn, table) {
+                    eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
+                }
             }
+            Some(rows) if rows >= FOLD_NOTICE_ROWS => {
+                eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");
+            }
+            _ => {}
         }
     }
     let mut report = query::analyze(conn, table, opts)?;
+    if let Some(note) = &report.summary_note {
+        eprintln!("ipta: {note}");
+    }
     if opts.rdns && report.packets > 0 {
         let resolver = rdns::Resolver::new(dns.clone());
         render::resolve_names(&mut report, &resolver, conn);

@@ -108,6 +108,8 @@ pub struct Report {
     pub sections: Vec<Section>,
     /// Names found by reverse DNS, by address bytes.
     pub names: HashMap<Vec<u8>, String>,
+    /// Why the summaries could not be used, when they exist but failed (for stderr).
+    pub summary_note: Option<String>,
 }
 
 /// Which path to use.
@@ -699,13 +701,25 @@ pub fn analyze_with(
         return Err(crate::store::StoreError::MissingTable(table.to_string()).into());
     }
     let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
-    let have = path == Path::Auto && unfiltered && summary::present(conn, table)?;
     let mut rep = Report {
         table: table.to_string(),
         filters: describe_filters(opts),
         scan_threshold: opts.scan_threshold,
         ..Default::default()
     };
+    // The summaries run behind the writers: fold in what they have not seen yet, so the
+    // report counts every committed row. Without the privilege (or on any failure) the
+    // packet table answers, and the report says why.
+    let have = path == Path::Auto
+        && unfiltered
+        && summary::present(conn, table)?
+        && match summary::fold(conn, table) {
+            Ok(_) => true,
+            Err(e) => {
+                rep.summary_note = Some(format!("cannot update the summary tables ({e}); analyzing the packet table directly"));
+                false
+            }
+        };
     // Totals first: an empty table or window ends the report here.
     if have {
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };

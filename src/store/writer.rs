@@ -1,4 +1,4 @@
-//! The batch writer: one transaction per batch, idempotent (see `dedup`), summaries kept exact.
+//! The batch writer: one transaction per batch, idempotent (see `dedup`).
 //!
 //! Two ways of sending rows, chosen per writer ([`WriteMethod`]):
 //! - `LOAD DATA LOCAL INFILE ... IGNORE` of the batch streamed from memory (the default): the
@@ -10,17 +10,11 @@
 //!   work dominates. Statement texts are cached per row count and the remainder of a batch is
 //!   cut into power-of-two sizes, so a writer prepares at most a dozen distinct statements.
 //!
-//! Duplicates are detected exactly, because the summary tables must count each row once:
-//! - optimistic path (fresh data, the usual case): insert everything; if the server reports as
-//!   many affected rows as rows sent, every row is new;
-//! - otherwise the transaction is rolled back and redone pessimistically: the existing keys of
-//!   the batch's time range are read first and only the new rows are sent. When the affected
-//!   count still differs (another writer committed the same keys meanwhile), the batch is redone.
-//!
-//! The writer stays pessimistic while batches keep finding duplicates (a re-import), and goes
-//! back to the optimistic path after a batch without any.
+//! Duplicates are skipped by the unique key (`IGNORE`) and counted from the server's affected
+//! rows. The summary tables are not written here: they follow the packet table behind the
+//! writers (`summary::fold`); each transaction only takes the summaries' gate first.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +24,7 @@ use mysql::{TxOpts, Value};
 use crate::record::RecordBatch;
 use crate::store::dedup::record_hash;
 use crate::store::row::{for_each_cell, sql_time, Cell, CivilTime, INSERT_COLUMNS};
-use crate::store::{loaddata, map_err, StoreError};
+use crate::store::{loaddata, map_err, summary, StoreError};
 
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,8 +63,8 @@ pub struct Writer {
     /// Per-batch scratch, kept to avoid allocating per batch.
     hashes: Vec<u64>,
     todo: Vec<u32>,
-    inserted: Vec<bool>,
-    pessimistic: bool,
+    /// `summary::gate_sql` of the table, run first in every transaction.
+    gate_sql: String,
 }
 
 impl Writer {
@@ -97,8 +91,7 @@ impl Writer {
             refused: false,
             hashes: Vec::new(),
             todo: Vec::new(),
-            inserted: Vec::new(),
-            pessimistic: false,
+            gate_sql: summary::gate_sql(table),
         }
     }
 
@@ -181,27 +174,22 @@ impl Writer {
             }
             self.hashes.push(record_hash(&r));
         }
-        if !self.pessimistic {
-            if let Some(stats) = self.write_optimistic(batch)? {
-                return Ok(stats);
-            }
-            self.pessimistic = true;
-        }
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(stats) = self.write_pessimistic(batch)? {
-                self.pessimistic = stats.duplicates > 0;
+            if let Some(stats) = self.write_gated(batch)? {
                 return Ok(stats);
             }
         }
         Err(StoreError::Sql(format!(
-            "table {}: the batch kept colliding with rows other writers inserted at the same time; \
+            "table {}: its summary tables kept being created and dropped during the batch; \
              gave up after {MAX_ATTEMPTS} attempts",
             self.table
         )))
     }
 
-    /// Inserts every row; None (rolled back) when some were already there.
-    fn write_optimistic(&mut self, batch: &RecordBatch) -> Result<Option<WriteStats>, StoreError> {
+    /// Inserts the rows (`IGNORE`: those already there are skipped and counted as duplicates)
+    /// behind the summaries' gate. None (rolled back) when the summaries were created during
+    /// the transaction: the batch must be written again.
+    fn write_gated(&mut self, batch: &RecordBatch) -> Result<Option<WriteStats>, StoreError> {
         let n = batch.len();
         self.todo.clear();
         self.todo.extend(0..n as u32);
@@ -210,6 +198,8 @@ impl Writer {
             .conn
             .start_transaction(TxOpts::default())
             .map_err(|e| map_err(e, &self.table))?;
+        // Before any id is taken (see `summary::gate`).
+        let gated = summary::gate(&mut tx, &self.gate_sql)?;
         let affected = send(
             &mut self.send,
             &mut tx,
@@ -218,77 +208,14 @@ impl Writer {
             &self.todo,
             &mut self.refused,
         )?;
-        if affected != n as u64 {
+        if !gated && summary::gate(&mut tx, &self.gate_sql)? {
             tx.rollback().map_err(|e| map_err(e, &self.table))?;
             return Ok(None);
         }
-        self.inserted.clear();
-        self.inserted.resize(n, true);
-        crate::store::summary::on_insert(&mut tx, &self.table, batch, &self.inserted)?;
         tx.commit().map_err(|e| map_err(e, &self.table))?;
         Ok(Some(WriteStats {
-            inserted: n as u64,
-            duplicates: 0,
-        }))
-    }
-
-    /// Reads the existing keys first, inserts the rest; None (rolled back) when another writer
-    /// got in between.
-    fn write_pessimistic(&mut self, batch: &RecordBatch) -> Result<Option<WriteStats>, StoreError> {
-        let n = batch.len();
-        let table = self.table.as_str();
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for (r, _) in batch.iter() {
-            lo = lo.min(r.ts.micros());
-            hi = hi.max(r.ts.micros());
-        }
-        self.send.no_backslash_escapes = self.conn.no_backslash_escape();
-        let mut tx = self
-            .conn
-            .start_transaction(TxOpts::default())
-            .map_err(|e| map_err(e, table))?;
-        let mut keys: HashSet<(i64, u64, u64)> = HashSet::new();
-        tx.exec_map(
-            format!("SELECT `ts`, `line_hash`, `occ` FROM `{table}` WHERE `ts` BETWEEN ? AND ?"),
-            (
-                date_value(CivilTime::from_micros(lo)),
-                date_value(CivilTime::from_micros(hi)),
-            ),
-            |(ts, h, o): (Value, u64, u64)| {
-                if let Some(us) = micros_of(&ts) {
-                    keys.insert((us, h, o));
-                }
-            },
-        )
-        .map_err(|e| map_err(e, table))?;
-        self.todo.clear();
-        self.inserted.clear();
-        for (i, (r, occ)) in batch.iter().enumerate() {
-            // `insert` is false for keys present before or seen earlier in this batch.
-            let new = keys.insert((r.ts.micros(), self.hashes[i], occ));
-            self.inserted.push(new);
-            if new {
-                self.todo.push(i as u32);
-            }
-        }
-        let expected = self.todo.len() as u64;
-        let affected = send(
-            &mut self.send,
-            &mut tx,
-            batch,
-            &self.hashes,
-            &self.todo,
-            &mut self.refused,
-        )?;
-        if affected != expected {
-            tx.rollback().map_err(|e| map_err(e, table))?;
-            return Ok(None);
-        }
-        crate::store::summary::on_insert(&mut tx, table, batch, &self.inserted)?;
-        tx.commit().map_err(|e| map_err(e, table))?;
-        Ok(Some(WriteStats {
-            inserted: expected,
-            duplicates: n as u64 - expected,
+            inserted: affected,
+            duplicates: n as u64 - affected,
         }))
     }
 }
@@ -404,7 +331,7 @@ fn date_value(c: CivilTime) -> Value {
 }
 
 /// Microseconds of a DATETIME read back from the server.
-fn micros_of(v: &Value) -> Option<i64> {
+pub(crate) fn micros_of(v: &Value) -> Option<i64> {
     match *v {
         Value::Date(y, mo, d, h, mi, s, us) => Some(
             CivilTime {
