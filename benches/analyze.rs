@@ -18,7 +18,7 @@
 //! spread at each size), `--batch 5000`, `--keep` (leave the database `ipta_bench_analyze`),
 //! `--no-plain` (skip the writer comparison), `--concurrent-fold` (a folder runs every 2 s
 //! beside the writers, as ipta-ingest's does under sustained load, instead of only at the
-//! checkpoints).
+//! checkpoints), `--fold-chunk N` (rows per fold transaction at the checkpoints).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -315,6 +315,7 @@ fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
     let no_plain = std::env::args().any(|a| a == "--no-plain");
     let concurrent = std::env::args().any(|a| a == "--concurrent-fold");
+    let chunk: usize = arg("--fold-chunk").and_then(|s| s.parse().ok()).unwrap_or(summary::FOLD_CHUNK_ROWS);
     let total = *checkpoints.iter().max().expect("--rows");
 
     let mut admin = ipta::store::connect(&settings("")).expect("connect as ipta_test");
@@ -407,15 +408,17 @@ fn main() {
             );
         }
         let t = Instant::now();
-        let st = summary::fold(&mut c, "logs").expect("fold");
+        let st = summary::fold_with(&mut c, "logs", chunk).expect("fold");
         let f = t.elapsed();
         t_fold += f;
         println!(
-            "fold of the remaining {} rows: {:.1} s ({:.0} rows/s, {} chunks)",
+            "fold of the remaining {} rows: {:.1} s ({:.0} rows/s, {} chunks of up to {chunk} rows; reading back and aggregating {:.1} s, storing {:.1} s)",
             st.rows,
             secs(f),
             st.rows as f64 / secs(f).max(1e-9),
-            st.chunks
+            st.chunks,
+            secs(st.read_time),
+            secs(st.store_time)
         );
         seg_start = done;
         seg_sum = Duration::ZERO;

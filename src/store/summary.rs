@@ -163,12 +163,15 @@ pub fn present(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreErro
 }
 
 /// What one [`fold`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FoldStats {
     /// Packet rows added to the summaries.
     pub rows: u64,
     /// Transactions (chunks) it took.
     pub chunks: u64,
+    /// Time spent reading the rows back and aggregating them, and storing the aggregates.
+    pub read_time: std::time::Duration,
+    pub store_time: std::time::Duration,
 }
 
 /// Creates the summary tables of `table` (dropping any earlier ones) and folds its current
@@ -276,6 +279,7 @@ pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Resu
             break;
         }
         acc.clear();
+        let started = std::time::Instant::now();
         let mut rows = 0u64;
         let mut last = w;
         {
@@ -288,12 +292,15 @@ pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Resu
         }
         // Fewer rows than asked: nothing else below the cut (gaps are rolled-back ids).
         let new_w = if rows < chunk_rows as u64 { cut } else { last };
+        let read = started.elapsed();
         acc.store(&mut tx, t)?;
         tx.exec_drop(format!("UPDATE `{t}__sstate` SET `w` = ? WHERE `k` = 2"), (new_w,))
             .map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
         stats.rows += rows;
         stats.chunks += 1;
+        stats.read_time += read;
+        stats.store_time += started.elapsed() - read;
     }
     Ok(stats)
 }
