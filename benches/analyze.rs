@@ -16,9 +16,9 @@
 //! `IPTA_TEST_SOCKET` overrides the socket). Options after `--`: `--rows 1000000,10000000`
 //! (checkpoints of one load spread over 30 days; run the bench once per size for a 30-day
 //! spread at each size), `--batch 5000`, `--keep` (leave the database `ipta_bench_analyze`),
-//! `--no-plain` (skip the writer comparison), `--concurrent-fold` (a folder runs every 2 s
-//! beside the writers, as ipta-ingest's does under sustained load, instead of only at the
-//! checkpoints), `--fold-chunk N` (rows per fold transaction at the checkpoints).
+//! `--no-plain` (skip the writer comparison), `--concurrent-fold` (write the rows into
+//! `logs_plain` first, then into `logs` while a folder folds every 2 s beside the writer, as
+//! ipta-ingest's does, instead of alternating batches and folding only at the checkpoints), `--fold-chunk N` (rows per fold transaction at the checkpoints).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -38,6 +38,7 @@ fn arg(name: &str) -> Option<String> {
 }
 
 /// splitmix64: small, fast, deterministic.
+#[derive(Clone)]
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -68,6 +69,7 @@ impl Rng {
 
 const FIRST_OCTETS: [u8; 11] = [45, 61, 89, 103, 112, 117, 185, 193, 194, 212, 222];
 
+#[derive(Clone)]
 struct Gen {
     rng: Rng,
     pool: Vec<Ipv4Addr>,
@@ -305,6 +307,14 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
     }
 }
 
+/// A field of /proc/self/status in KiB (0 when unreadable).
+fn proc_status(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn main() {
     let checkpoints: Vec<u64> = arg("--rows")
         .unwrap_or_else(|| "1000000,10000000".into())
@@ -342,22 +352,61 @@ fn main() {
     let mut done = 0u64;
     let mut seg_start = 0u64;
     for &cp in &checkpoints {
-        // --concurrent-fold: a folder on its own connection folds `logs` every 2 s while the
-        // writers write (ipta-ingest under sustained load does it at most once a minute).
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let folder = concurrent.then(|| {
-            let stop = stop.clone();
-            let mut fc = ipta::store::connect(&settings(DB)).unwrap();
-            std::thread::spawn(move || {
-                let mut rows = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    rows += summary::fold(&mut fc, "logs").expect("fold").rows;
-                    std::thread::sleep(Duration::from_secs(2));
-                }
-                rows
-            })
-        });
-        while done < cp {
+        if concurrent {
+            // The plain table first, no folder anywhere; then the same rows (a second generator
+            // from the same seed) into `logs` while a folder on its own connection folds every
+            // 2 s: the writer's rate with the whole cost of the summaries running beside it.
+            let mut g2 = g.clone();
+            let mut seed2 = Vec::new();
+            let mut k = done;
+            while k < cp {
+                let n = batch.min((cp - k) as usize);
+                g.fill(&mut b, n, &mut seed);
+                let t = Instant::now();
+                w_plain.write(&b).expect("write logs_plain");
+                let p = t.elapsed();
+                t_plain += p;
+                seg_plain += p;
+                let t = Instant::now();
+                seed_insert(&mut c, &seed);
+                t_seed += t.elapsed();
+                k += n as u64;
+            }
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let folder = {
+                let stop = stop.clone();
+                let mut fc = ipta::store::connect(&settings(DB)).unwrap();
+                std::thread::spawn(move || {
+                    let mut rows = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        rows += summary::fold(&mut fc, "logs").expect("fold").rows;
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                    rows
+                })
+            };
+            while done < cp {
+                let n = batch.min((cp - done) as usize);
+                g2.fill(&mut b, n, &mut seed2);
+                let t = Instant::now();
+                w_sum.write(&b).expect("write logs");
+                let a = t.elapsed();
+                t_sum += a;
+                seg_sum += a;
+                done += n as u64;
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let during = folder.join().expect("folder thread");
+            let seg = (done - seg_start) as f64;
+            println!(
+                "\nwriter, rows {seg_start}..{done}: into logs_plain (no summaries, no folder) {:.0} rows/s; \
+                 into logs with a folder beside it {:.0} rows/s ({:.0}% kept; the folder folded {during} rows meanwhile)",
+                seg / secs(seg_plain),
+                seg / secs(seg_sum),
+                100.0 * secs(seg_plain) / secs(seg_sum),
+            );
+        }
+        while !concurrent && done < cp {
             let n = batch.min((cp - done) as usize);
             g.fill(&mut b, n, &mut seed);
             // Alternate the order so neither table always writes into a warmer cache.
@@ -390,26 +439,26 @@ fn main() {
             done += n as u64;
         }
         let seg = (done - seg_start) as f64;
-        let mut during = 0;
-        if let Some(f) = folder {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            during = f.join().expect("folder thread");
-        }
         if no_plain {
             println!("\nwriter, rows {seg_start}..{done}: {:.0} rows/s into the table with summaries", seg / secs(seg_sum));
-        } else {
+        } else if !concurrent {
             println!(
-                "\nwriter, rows {seg_start}..{done}: into the table with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept){}; seed_logs inserts so far {:.1} s",
+                "\nwriter, rows {seg_start}..{done}: into the table with summaries {:.0} rows/s, without {:.0} rows/s ({:.0}% kept); seed_logs inserts so far {:.1} s",
                 seg / secs(seg_sum),
                 seg / secs(seg_plain),
                 100.0 * secs(seg_plain) / secs(seg_sum),
-                if concurrent { format!(", a folder running beside it folded {during} rows meanwhile") } else { String::new() },
                 secs(t_seed)
             );
         }
+        let rss_before = proc_status("VmRSS:");
         let t = Instant::now();
         let st = summary::fold_with(&mut c, "logs", chunk).expect("fold");
         let f = t.elapsed();
+        println!(
+            "bench process memory: {} MiB resident before the fold, peak so far {} MiB",
+            rss_before >> 10,
+            proc_status("VmHWM:") >> 10
+        );
         t_fold += f;
         println!(
             "fold of the remaining {} rows: {:.1} s ({:.0} rows/s, {} chunks of up to {chunk} rows; reading back and aggregating {:.1} s, storing {:.1} s)",

@@ -130,8 +130,23 @@ pub fn run(
         let method = if fast_path { WriteMethod::Auto } else { WriteMethod::Insert };
         Ok(Box::new(Writer::new(conn, &table).with_method(method)))
     };
-    run_with(&connect, files, opts, report)
+    let summary = run_with(&connect, files, opts, report)?;
+    if summary.added() > 0 {
+        // The summaries of `--analyze` follow behind the writers: say when the next report
+        // has a large fold to do first (a failure to ask changes nothing of the import).
+        let backlog = store::connect(db).ok().and_then(|mut c| store::summary::backlog(&mut c, &db.table).ok().flatten());
+        if let Some(n) = backlog.filter(|&n| n >= NOTE_BACKLOG_ROWS) {
+            let _ = writeln!(
+                report,
+                "summary tables: about {n} rows not folded in yet; ipta-ingest's folder or the next ipta --analyze adds them"
+            );
+        }
+    }
+    Ok(summary)
 }
+
+/// A backlog of at least this many rows for the summary tables is mentioned after an import.
+const NOTE_BACKLOG_ROWS: u64 = 100_000;
 
 fn parse_options(opts: &ImportOptions, reference: Timestamp) -> ParseOptions {
     ParseOptions { reference, year: opts.year, tz: opts.tz.clone(), rules: opts.rules.clone() }

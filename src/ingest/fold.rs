@@ -16,6 +16,10 @@ use crate::config::DbSettings;
 use crate::ingest::Counters;
 use crate::store::{summary, StoreError};
 
+/// Rows per fold transaction: smaller than `summary::FOLD_CHUNK_ROWS`, so that ipta-ingest
+/// stays small (about 100 bytes per distinct key of a chunk are held while it is stored).
+pub const CHUNK_ROWS: usize = 50_000;
+
 /// How often the folder looks at the worker's progress.
 pub const POLL: Duration = Duration::from_secs(2);
 
@@ -52,8 +56,8 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
             continue;
         }
         let res = match conn.as_mut() {
-            Some(c) => summary::fold(c, &db.table),
-            None => crate::store::connect(&db).and_then(|c| summary::fold(conn.insert(c), &db.table)),
+            Some(c) => summary::fold_with(c, &db.table, CHUNK_ROWS),
+            None => crate::store::connect(&db).and_then(|c| summary::fold_with(conn.insert(c), &db.table, CHUNK_ROWS)),
         };
         match res {
             // No summaries (nobody ran ipta --analyze on this table yet): nothing to keep.

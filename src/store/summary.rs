@@ -123,10 +123,11 @@ fn ddl(table: &str) -> Vec<String> {
              `action` VARCHAR(64) NOT NULL, `n` BIGINT UNSIGNED NOT NULL, \
              PRIMARY KEY (`hour`, `action`)){tail}"
         ),
-        // Row 1: the writers' gate; row 2: `w`, the last packet id folded in.
+        // Row 1: the writers' gate; row 2: `w`, the last packet id folded in. Created with
+        // its rows in one statement, and last: once `present` sees it, it is usable.
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}__sstate` (`k` TINYINT UNSIGNED NOT NULL, \
-             `w` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`k`)){tail}"
+             `w` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`k`)){tail} SELECT 1 AS `k`, 0 AS `w` UNION ALL SELECT 2, 0"
         ),
     ]
 }
@@ -183,8 +184,6 @@ pub fn create(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreErr
     for s in ddl(table) {
         conn.query_drop(s).map_err(sql_err)?;
     }
-    conn.query_drop(format!("INSERT INTO `{table}__sstate` (`k`, `w`) VALUES (1, 0), (2, 0)"))
-        .map_err(sql_err)?;
     // A writer that inserted before the state table existed took no gate: wait for it to
     // finish (its transaction holds the table's metadata lock), so the first cut sees its rows.
     conn.query_drop(format!("LOCK TABLES `{table}` WRITE")).map_err(sql_err)?;
@@ -503,7 +502,7 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
             "INSERT INTO `{t}__shour` (`hour`,`action`,`n`) \
              SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), `action`, SUM(`repeat`) FROM `{t}` GROUP BY 1, 2"
         ),
-        format!("INSERT INTO `{t}__sstate` (`k`, `w`) SELECT 1, 0 UNION ALL SELECT 2, COALESCE(MAX(`id`), 0) FROM `{t}`"),
+        format!("UPDATE `{t}__sstate` SET `w` = (SELECT COALESCE(MAX(`id`), 0) FROM `{t}`) WHERE `k` = 2"),
     ];
     for s in stmts {
         conn.query_drop(s).map_err(sql_err)?;

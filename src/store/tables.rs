@@ -119,8 +119,8 @@ pub fn clear_table(conn: &mut mysql::Conn, table: &str) -> Result<u64, StoreErro
     let rows = count_rows(conn, table)?;
     // TRUNCATE is instant whatever the size, unlike DELETE of every row, but it commits on its
     // own, so it cannot share a transaction with the summaries. Hence: drop the summaries
-    // (writers then skip them), truncate, and build them again from what the table holds now
-    // (under a table lock, so rows a writer added meanwhile are counted). Whatever step an
+    // (writers then skip them), truncate, and create them again (empty, watermark 0) and fold
+    // in what the table holds now (rows a writer added meanwhile). Whatever step an
     // interruption stops at, no summary disagrees with the table: missing ones are rebuilt by
     // the next `ipta --analyze`.
     let had_summaries = crate::store::summary::present(conn, table)?;
