@@ -307,6 +307,31 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
     }
 }
 
+/// Writes the rows `span.0..span.1` of `g` into `w` in batches; returns the time spent in the
+/// writer. `after` gets each batch's rows for the original's table.
+fn write_span(
+    g: &mut Gen,
+    w: &mut Writer,
+    b: &mut RecordBatch,
+    seed: &mut Vec<Value>,
+    span: (u64, u64),
+    batch: usize,
+    mut after: impl FnMut(&[Value]),
+) -> Duration {
+    let (mut k, end) = span;
+    let mut spent = Duration::ZERO;
+    while k < end {
+        let n = batch.min((end - k) as usize);
+        g.fill(b, n, seed);
+        let t = Instant::now();
+        w.write(b).expect("write");
+        spent += t.elapsed();
+        after(seed);
+        k += n as u64;
+    }
+    spent
+}
+
 /// A field of /proc/self/status in KiB (0 when unreadable).
 fn proc_status(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -357,21 +382,13 @@ fn main() {
             // from the same seed) into `logs` while a folder on its own connection folds every
             // 2 s: the writer's rate with the whole cost of the summaries running beside it.
             let mut g2 = g.clone();
-            let mut seed2 = Vec::new();
-            let mut k = done;
-            while k < cp {
-                let n = batch.min((cp - k) as usize);
-                g.fill(&mut b, n, &mut seed);
+            let p = write_span(&mut g, &mut w_plain, &mut b, &mut seed, (done, cp), batch, |seed| {
                 let t = Instant::now();
-                w_plain.write(&b).expect("write logs_plain");
-                let p = t.elapsed();
-                t_plain += p;
-                seg_plain += p;
-                let t = Instant::now();
-                seed_insert(&mut c, &seed);
+                seed_insert(&mut c, seed);
                 t_seed += t.elapsed();
-                k += n as u64;
-            }
+            });
+            t_plain += p;
+            seg_plain += p;
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let folder = {
                 let stop = stop.clone();
@@ -385,16 +402,10 @@ fn main() {
                     rows
                 })
             };
-            while done < cp {
-                let n = batch.min((cp - done) as usize);
-                g2.fill(&mut b, n, &mut seed2);
-                let t = Instant::now();
-                w_sum.write(&b).expect("write logs");
-                let a = t.elapsed();
-                t_sum += a;
-                seg_sum += a;
-                done += n as u64;
-            }
+            let a = write_span(&mut g2, &mut w_sum, &mut b, &mut seed, (done, cp), batch, |_| {});
+            t_sum += a;
+            seg_sum += a;
+            done = cp;
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let during = folder.join().expect("folder thread");
             let seg = (done - seg_start) as f64;
