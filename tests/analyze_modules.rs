@@ -644,3 +644,22 @@ fn a_fold_waits_for_writers_holding_lower_ids() {
     let n: u64 = c.query_first("SELECT SUM(`n`) FROM `logs__shour`").unwrap().unwrap();
     assert_eq!(n, 2);
 }
+
+/// A writer that last saw no summaries skips the gate before inserting; when they exist by
+/// its commit, it must write the batch again behind the gate, counted once.
+#[test]
+fn a_writer_notices_summaries_created_between_its_batches() {
+    let db = util::TestDb::new("an_appear");
+    let mut c = db.conn();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    let mut w = Writer::new(db.conn(), "logs");
+    assert_eq!(w.write(&batch_of(FIXTURE, "before")).unwrap().inserted, 10);
+    summary::create(&mut c, "logs").unwrap();
+    let st = w.write(&batch_of(FIXTURE, "after")).unwrap();
+    assert_eq!((st.inserted, st.duplicates), (10, 0), "the retried batch counts once");
+    let n: u64 = c.query_first("SELECT COUNT(*) FROM `logs`").unwrap().unwrap();
+    assert_eq!(n, 20);
+    let (fast, raw) = both(&mut c, &opts());
+    assert_same(&fast, &raw);
+    assert_eq!(fast.packets, 2 * 17);
+}

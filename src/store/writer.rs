@@ -65,6 +65,8 @@ pub struct Writer {
     todo: Vec<u32>,
     /// `summary::gate_sql` of the table, run first in every transaction.
     gate_sql: String,
+    /// Whether the last batch found summary tables (then the gate is taken first).
+    summaries: bool,
 }
 
 impl Writer {
@@ -92,6 +94,7 @@ impl Writer {
             hashes: Vec::new(),
             todo: Vec::new(),
             gate_sql: summary::gate_sql(table),
+            summaries: true,
         }
     }
 
@@ -198,8 +201,10 @@ impl Writer {
             .conn
             .start_transaction(TxOpts::default())
             .map_err(|e| map_err(e, &self.table))?;
-        // Before any id is taken (see `summary::gate`).
-        let gated = summary::gate(&mut tx, &self.gate_sql)?;
+        // Before any id is taken (see `summary::gate`). While the table has no summaries the
+        // check before commit is enough (summaries that appear meanwhile make the batch go
+        // again, gated), so the usual case costs one query per batch either way.
+        let gated = self.summaries && summary::gate(&mut tx, &self.gate_sql)?;
         let affected = send(
             &mut self.send,
             &mut tx,
@@ -209,9 +214,11 @@ impl Writer {
             &mut self.refused,
         )?;
         if !gated && summary::gate(&mut tx, &self.gate_sql)? {
+            self.summaries = true;
             tx.rollback().map_err(|e| map_err(e, &self.table))?;
             return Ok(None);
         }
+        self.summaries = gated;
         tx.commit().map_err(|e| map_err(e, &self.table))?;
         Ok(Some(WriteStats {
             inserted: affected,
