@@ -315,6 +315,14 @@ fn newer_table_and_failed_script_statements_exit_non_zero() {
     assert!(err.contains("1 statement failed"), "{err}");
 }
 
+/// One dropped SYN from 203.0.113.9 at 2026-11-25T10:00:0`second`, to port `dpt`.
+fn syn_line(second: u32, dpt: u16) -> String {
+    format!(
+        "2026-11-25T10:00:0{second}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 \
+         LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT={dpt} WINDOW=1024 RES=0x00 SYN URGP=0\n"
+    )
+}
+
 /// An import of which nothing could be read fails (exit 1); one file failing among readable
 /// ones is a partial failure (exit 4).
 #[test]
@@ -325,7 +333,7 @@ fn import_exit_status_tells_nothing_from_part() {
     let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&missing));
     assert_eq!(code, 1, "{err}");
     let good = h.join("good.log");
-    std::fs::write(&good, "2026-11-25T10:00:00+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0\n").unwrap();
+    std::fs::write(&good, syn_line(0, 22)).unwrap();
     let (code, out, err) = run(ipta_db(&db, h).arg("-i").arg(&missing).arg(&good));
     assert_eq!(code, 4, "{out}{err}");
     assert!(out.contains("rows added 1"), "{out}");
@@ -338,7 +346,7 @@ fn module_all_and_scan_threshold() {
     let h = home.path();
     let log = h.join("scan.log");
     let lines: String = (0..4)
-        .map(|p| format!("2026-11-25T10:00:0{p}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT={} WINDOW=1024 RES=0x00 SYN URGP=0\n", 20 + p))
+        .map(|p| syn_line(p, 20 + p as u16))
         .collect();
     std::fs::write(&log, lines).unwrap();
     let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&log));

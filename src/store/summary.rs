@@ -697,14 +697,15 @@ impl Fold {
         let txt = |i: u32| names.get(i);
         let mark = next_mark();
 
-        let mut sp: Vec<((AddrKey, Value), u64)> =
-            self.sp.drain().map(|((s, p), n)| ((s, Value::Int(i64::from(p))), n)).collect();
-        sp.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0).then_with(|| cmp_int(&a.0 .1, &b.0 .1)));
+        let mut sp: Vec<((AddrKey, i32), u64)> = self.sp.drain().collect();
+        sp.sort_unstable();
+        let sp: Vec<((AddrKey, Value), u64)> =
+            sp.into_iter().map(|((s, p), n)| ((s, Value::Int(i64::from(p))), n)).collect();
         let new_ports = new_pairs(tx, &name(t, "__ssp"), "dpt", &sp, mark)?;
         drop(sp);
-        let mut sd: Vec<(AddrKey, AddrKey, u64)> = self.sd.drain().map(|((s, d), n)| (s, d, n)).collect();
+        let mut sd: Vec<((AddrKey, AddrKey), u64)> = self.sd.drain().collect();
         sd.sort_unstable();
-        let sd: Vec<((AddrKey, Value), u64)> = sd.into_iter().map(|(s, d, n)| ((s, d.value()), n)).collect();
+        let sd: Vec<((AddrKey, Value), u64)> = sd.into_iter().map(|((s, d), n)| ((s, d.value()), n)).collect();
         let new_hosts = new_pairs(tx, &name(t, "__ssd"), "dst", &sd, mark)?;
         drop(sd);
 
@@ -771,13 +772,6 @@ impl Fold {
             },
         )?;
         Ok(())
-    }
-}
-
-fn cmp_int(a: &Value, b: &Value) -> std::cmp::Ordering {
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => x.cmp(y),
-        _ => std::cmp::Ordering::Equal,
     }
 }
 

@@ -62,7 +62,6 @@ pub struct Writer {
     refused: bool,
     /// Per-batch scratch, kept to avoid allocating per batch.
     hashes: Vec<u64>,
-    todo: Vec<u32>,
     /// `summary::gate_sql` of the table, run first in every transaction.
     gate_sql: String,
     /// Whether the last batch found summary tables (then the gate is taken first).
@@ -92,7 +91,6 @@ impl Writer {
             },
             refused: false,
             hashes: Vec::new(),
-            todo: Vec::new(),
             gate_sql: summary::gate_sql(table),
             summaries: true,
         }
@@ -194,8 +192,6 @@ impl Writer {
     /// the transaction: the batch must be written again.
     fn write_gated(&mut self, batch: &RecordBatch) -> Result<Option<WriteStats>, StoreError> {
         let n = batch.len();
-        self.todo.clear();
-        self.todo.extend(0..n as u32);
         self.send.no_backslash_escapes = self.conn.no_backslash_escape();
         let mut tx = self
             .conn
@@ -210,7 +206,6 @@ impl Writer {
             &mut tx,
             batch,
             &self.hashes,
-            &self.todo,
             &mut self.refused,
         )?;
         if !gated && summary::gate(&mut tx, &self.gate_sql)? {
@@ -248,16 +243,15 @@ fn is_local_infile_refusal(e: &mysql::Error) -> bool {
     matches!(e, mysql::Error::MySqlError(m) if matches!(m.code, 1148 | 3948 | 2068 | 4166))
 }
 
-/// Sends the rows `idx` of the batch; returns how many the server really inserted.
+/// Sends the rows of the batch; returns how many the server really inserted.
 fn send(
     s: &mut Sender,
     tx: &mut mysql::Transaction<'_>,
     batch: &RecordBatch,
     hashes: &[u64],
-    idx: &[u32],
     refused: &mut bool,
 ) -> Result<u64, StoreError> {
-    if idx.is_empty() {
+    if batch.is_empty() {
         return Ok(0);
     }
     let table = s.table.as_str();
@@ -269,16 +263,14 @@ fn send(
             table,
             batch,
             hashes,
-            idx,
         )
         .map_err(|e| map_err(e, table));
     }
     {
         let mut f = s.file.lock().unwrap_or_else(|p| p.into_inner());
         f.clear();
-        for &i in idx {
-            let (r, occ) = batch.get(i as usize);
-            loaddata::put_row(&mut f, &r, hashes[i as usize], occ);
+        for (i, (r, occ)) in batch.iter().enumerate() {
+            loaddata::put_row(&mut f, &r, hashes[i], occ);
         }
     }
     match tx.query_drop(&s.load_sql[usize::from(s.no_backslash_escapes)]) {
@@ -289,7 +281,7 @@ fn send(
         }
     }
     let affected = tx.affected_rows();
-    if tx.warnings() > 0 && affected == idx.len() as u64 {
+    if tx.warnings() > 0 && affected == batch.len() as u64 {
         // All rows went in, yet the server changed something: refuse silently altered data.
         let bad = loaddata::non_duplicate_warnings(tx).map_err(|e| map_err(e, table))?;
         if !bad.is_empty() {
@@ -376,7 +368,7 @@ fn is_packet_too_large(e: &mysql::Error) -> bool {
     )
 }
 
-/// Inserts the rows `idx` of the batch; returns the affected (really inserted) count.
+/// Inserts the rows of the batch; returns the affected (really inserted) count.
 fn insert_rows(
     tx: &mut mysql::Transaction<'_>,
     sql: &mut HashMap<usize, String>,
@@ -384,20 +376,19 @@ fn insert_rows(
     table: &str,
     batch: &RecordBatch,
     hashes: &[u64],
-    idx: &[u32],
 ) -> Result<u64, mysql::Error> {
     let mut affected = 0;
-    let mut rest = idx;
-    while !rest.is_empty() {
+    let mut start = 0;
+    while start < batch.len() {
+        let left = batch.len() - start;
         // Full statements, then the remainder in power-of-two pieces (few distinct texts).
-        let take = if rest.len() >= per_statement {
+        let take = if left >= per_statement {
             per_statement
         } else {
-            1usize << (usize::BITS - 1 - rest.len().leading_zeros())
+            1usize << (usize::BITS - 1 - left.leading_zeros())
         };
-        let (chunk, tail) = rest.split_at(take);
-        affected += insert_chunk(tx, sql, table, batch, hashes, chunk)?;
-        rest = tail;
+        affected += insert_chunk(tx, sql, table, batch, hashes, start..start + take)?;
+        start += take;
     }
     Ok(affected)
 }
@@ -410,12 +401,12 @@ fn insert_chunk(
     table: &str,
     batch: &RecordBatch,
     hashes: &[u64],
-    chunk: &[u32],
+    chunk: std::ops::Range<usize>,
 ) -> Result<u64, mysql::Error> {
     let mut values = Vec::with_capacity(chunk.len() * INSERT_COLUMNS.len());
-    for &i in chunk {
-        let (r, occ) = batch.get(i as usize);
-        for_each_cell(&r, hashes[i as usize], occ, |c| push_cell(&mut values, c));
+    for i in chunk.clone() {
+        let (r, occ) = batch.get(i);
+        for_each_cell(&r, hashes[i], occ, |c| push_cell(&mut values, c));
     }
     let text = sql
         .entry(chunk.len())
@@ -423,9 +414,9 @@ fn insert_chunk(
     match tx.exec_drop(text.as_str(), values) {
         Ok(()) => Ok(tx.affected_rows()),
         Err(e) if is_packet_too_large(&e) && chunk.len() > 1 => {
-            let (a, b) = chunk.split_at(chunk.len() / 2);
-            Ok(insert_chunk(tx, sql, table, batch, hashes, a)?
-                + insert_chunk(tx, sql, table, batch, hashes, b)?)
+            let mid = chunk.start + chunk.len() / 2;
+            Ok(insert_chunk(tx, sql, table, batch, hashes, chunk.start..mid)?
+                + insert_chunk(tx, sql, table, batch, hashes, mid..chunk.end)?)
         }
         Err(e) => Err(e),
     }
