@@ -30,6 +30,7 @@ use crate::config::DbSettings;
 use crate::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind};
 use crate::record::{RecordBatch, Timestamp};
 use crate::store::dedup::{record_hash, Occurrences};
+use crate::store::sink::{BatchStore, RetryPolicy, Sink, SinkError, SinkEvent};
 use crate::store::writer::{WriteMethod, WriteStats, Writer};
 use crate::store::{self, StoreError};
 
@@ -45,14 +46,9 @@ pub const DEFAULT_WRITERS: usize = 2;
 /// make the batches (and the memory they keep) grow without bound.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// Waits between attempts when the database connection is lost mid-import.
-const RETRY_DELAYS: [Duration; 5] = [
-    Duration::from_millis(200),
-    Duration::from_millis(500),
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
+/// How long an import waits for a database that stopped taking writes (down, read-only,
+/// locked...) before it stops with a database error; `ImportOptions::outage_wait` overrides it.
+pub const DEFAULT_OUTAGE_WAIT: Duration = Duration::from_secs(60);
 
 /// The parser's words for the same rejection, so `--scan` and `--import` agree.
 const TOO_LONG: &str = "the line is longer than 64 KiB";
@@ -76,6 +72,8 @@ pub struct ImportOptions {
     /// Send rows with prepared INSERTs only, never with `LOAD DATA LOCAL INFILE` (the store
     /// writer's default, see `store::writer::WriteMethod`).
     pub no_load_data: bool,
+    /// How long to wait out a database outage; None = [`DEFAULT_OUTAGE_WAIT`].
+    pub outage_wait: Option<Duration>,
 }
 
 /// What stops an import as a whole. Problems with single files or lines do not: they are in
@@ -88,24 +86,17 @@ pub enum ImportError {
     /// The database cannot be reached or refuses the writes (after retrying).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database stopped taking writes (down, read-only, full, locked...) for longer than
+    /// the import waits. Nothing was counted as refused for it.
+    #[error("{0} (waited for the database to take writes again; no row was counted as refused for this)")]
+    Unavailable(StoreError),
     #[error("cannot write the import summary: {0}")]
     Report(#[source] io::Error),
 }
 
-/// Where batches go: the store's [`Writer`], or a stand-in in tests.
-pub trait Sink: Send {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError>;
-}
-
-impl Sink for Writer {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
-        Writer::write(self, batch)
-    }
-}
-
-/// Opens a new sink (a new connection); called once per writer and again after a lost
-/// connection.
-pub type Connect<'a> = dyn Fn() -> Result<Box<dyn Sink>, StoreError> + Sync + 'a;
+/// Opens a new store (a new connection); called once per writer and again after a failure
+/// that broke one.
+pub type Connect<'a> = dyn Fn() -> Result<Box<dyn BatchStore>, StoreError> + Sync + 'a;
 
 /// Imports `files` (`-` = stdin) into the table of `db` and writes the summary to `report`.
 pub fn run(
@@ -121,7 +112,7 @@ pub fn run(
     store::schema::check_table(&mut conn, &table)?;
     let first = std::sync::Mutex::new(Some(conn));
     let fast_path = !opts.no_load_data;
-    let connect = move || -> Result<Box<dyn Sink>, StoreError> {
+    let connect = move || -> Result<Box<dyn BatchStore>, StoreError> {
         let spare = first.lock().ok().and_then(|mut c| c.take());
         let conn = match spare {
             Some(c) => c,
@@ -182,10 +173,16 @@ pub fn run_with(
     let batch_rows = if opts.batch_rows == 0 { DEFAULT_BATCH_ROWS } else { opts.batch_rows };
     // Every writer connects first: a wrong password or a missing database stops the import
     // before any file is read.
-    let mut sinks = Vec::with_capacity(writers);
+    let mut stores = Vec::with_capacity(writers);
     for _ in 0..writers {
-        sinks.push(connect()?);
+        stores.push(connect()?);
     }
+    let policy = RetryPolicy {
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(4),
+        give_up_after: Some(opts.outage_wait.unwrap_or(DEFAULT_OUTAGE_WAIT)),
+        wait_for_setup: false,
+    };
 
     let order = files::import_order(files);
     let mut summary = ImportSummary {
@@ -217,9 +214,10 @@ pub fn run_with(
     let mut fatal: Option<StoreError> = None;
 
     std::thread::scope(|s| {
-        for sink in sinks {
+        for store in stores {
             let (work_rx, free_tx, ev_tx, abort) = (work_rx.clone(), free_tx.clone(), ev_tx.clone(), &abort);
-            s.spawn(move || writer_loop(sink, connect, work_rx, free_tx, ev_tx, abort));
+            let sink = import_sink(connect, policy.clone(), abort).with_store(store);
+            s.spawn(move || writer_loop(sink, work_rx, free_tx, ev_tx, abort));
         }
         {
             let (ev_tx, abort, pb, order) = (ev_tx.clone(), &abort, pb.clone(), &order);
@@ -251,7 +249,10 @@ pub fn run_with(
     match fatal {
         Some(e) => {
             let _ = writeln!(report, "import stopped: {e} (the rows counted as added are stored)");
-            Err(ImportError::Store(e))
+            Err(match e.class() {
+                store::ErrorClass::Outage => ImportError::Unavailable(e),
+                _ => ImportError::Store(e),
+            })
         }
         None => Ok(summary),
     }
@@ -456,23 +457,48 @@ impl Reader<'_> {
     }
 }
 
+/// A writer's sink: waits out an outage for the policy's time (saying so on stderr once per
+/// outage), and stops waiting when another writer has stopped the import.
+fn import_sink<'a>(connect: &'a Connect<'a>, policy: RetryPolicy, abort: &'a AtomicBool) -> Sink<'a> {
+    let wait = policy.give_up_after.unwrap_or_default();
+    let pause = move |delay: Duration| {
+        let until = Instant::now() + delay;
+        while !abort.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(100)));
+        }
+        false
+    };
+    let events = move |ev: SinkEvent<'_>| match ev {
+        SinkEvent::Down(e) => eprintln!(
+            "ipta: database unavailable ({e}); waiting up to {} s for it to take writes again",
+            wait.as_secs()
+        ),
+        SinkEvent::Up(t) => eprintln!("ipta: database available again after {:.1} s", t.as_secs_f64()),
+        SinkEvent::Retry => {}
+    };
+    Sink::new(Box::new(move || connect()), policy, Box::new(pause), Box::new(events))
+}
+
 fn writer_loop(
-    sink: Box<dyn Sink>,
-    connect: &Connect<'_>,
+    mut sink: Sink<'_>,
     work_rx: Receiver<Chunk>,
     free_tx: Sender<Chunk>,
     ev_tx: Sender<Event>,
     abort: &AtomicBool,
 ) {
-    let mut sink = Some(sink);
-    let mut scratch = RecordBatch::new();
     for chunk in work_rx.iter() {
         if !abort.load(Ordering::Relaxed) {
-            match write_chunk(&mut sink, connect, &chunk, &mut scratch, abort) {
+            match write_chunk(&mut sink, &chunk) {
                 Ok((stats, refused)) => {
                     let _ = ev_tx.send(Event::Written { file: chunk.file, stats, refused });
                 }
-                Err(e) => {
+                // Another writer stopped the import; it reported why.
+                Err(SinkError::Stopped) => {}
+                Err(SinkError::Store(e)) => {
                     abort.store(true, Ordering::Relaxed);
                     let _ = ev_tx.send(Event::Fatal(e));
                 }
@@ -483,111 +509,17 @@ fn writer_loop(
     }
 }
 
-/// Writes a batch, reconnecting when the connection was lost (the unique key makes a
-/// repeated batch harmless, even one whose COMMIT may or may not have happened).
-fn write_retrying(
-    sink: &mut Option<Box<dyn Sink>>,
-    connect: &Connect<'_>,
-    batch: &RecordBatch,
-    abort: &AtomicBool,
-) -> Result<WriteStats, StoreError> {
-    let mut attempt = 0;
-    loop {
-        let result = match sink {
-            Some(s) => s.write(batch),
-            None => match connect() {
-                Ok(s) => sink.insert(s).write(batch),
-                Err(e) => Err(e),
-            },
-        };
-        match result {
-            // A deadlock between two writers rolled the batch back: the same connection can
-            // simply try again.
-            Err(e) if is_transient(&e) && attempt < RETRY_DELAYS.len() && !abort.load(Ordering::Relaxed) => {
-                std::thread::sleep(RETRY_DELAYS[0]);
-                attempt += 1;
-            }
-            Err(e) if e.is_retryable() && attempt < RETRY_DELAYS.len() && !abort.load(Ordering::Relaxed) => {
-                *sink = None;
-                std::thread::sleep(RETRY_DELAYS[attempt]);
-                attempt += 1;
-            }
-            other => return other,
-        }
+/// Writes a chunk through the sink: the rows refused for their own fault are reported with
+/// their line numbers, the rest is stored. If every row of a chunk of several is refused, the
+/// cause is not likely the data (a column changed under ipta, say): the import stops.
+fn write_chunk(sink: &mut Sink<'_>, chunk: &Chunk) -> Result<(WriteStats, Vec<(u64, String)>), SinkError> {
+    let mut w = sink.write(&chunk.batch)?;
+    let len = chunk.batch.len();
+    if len > 1 && w.refused.len() == len {
+        return Err(SinkError::Store(w.refused.swap_remove(0).1));
     }
-}
-
-/// InnoDB's deadlock (1213) and lock wait timeout (1205): the transaction was rolled back and
-/// may succeed when run again. `store::map_err` reports them as `Sql` with the code at the end.
-fn is_transient(e: &StoreError) -> bool {
-    matches!(e, StoreError::Sql(m) if m.ends_with("(error 1213)") || m.ends_with("(error 1205)"))
-}
-
-/// Writes a chunk. When the database refuses it for its data (not for a lost connection or a
-/// missing table), the chunk is split in halves until the refused rows are found: they are
-/// reported with their line numbers and the rest is stored. If every row of a chunk of several
-/// is refused, the cause is not the data: the import stops.
-fn write_chunk(
-    sink: &mut Option<Box<dyn Sink>>,
-    connect: &Connect<'_>,
-    chunk: &Chunk,
-    scratch: &mut RecordBatch,
-    abort: &AtomicBool,
-) -> Result<(WriteStats, Vec<(u64, String)>), StoreError> {
-    match write_retrying(sink, connect, &chunk.batch, abort) {
-        Ok(s) => Ok((s, Vec::new())),
-        Err(StoreError::Sql(msg)) => {
-            let mut out = (WriteStats::default(), Vec::new());
-            let len = chunk.batch.len();
-            if len == 1 {
-                out.1.push((chunk.lines[0], msg));
-                return Ok(out);
-            }
-            let mid = len / 2;
-            isolate(sink, connect, chunk, 0, mid, scratch, &mut out, abort)?;
-            isolate(sink, connect, chunk, mid, len, scratch, &mut out, abort)?;
-            if out.1.len() == len {
-                return Err(StoreError::Sql(msg));
-            }
-            Ok(out)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn isolate(
-    sink: &mut Option<Box<dyn Sink>>,
-    connect: &Connect<'_>,
-    chunk: &Chunk,
-    lo: usize,
-    hi: usize,
-    scratch: &mut RecordBatch,
-    out: &mut (WriteStats, Vec<(u64, String)>),
-    abort: &AtomicBool,
-) -> Result<(), StoreError> {
-    scratch.clear();
-    for i in lo..hi {
-        let (r, tag) = chunk.batch.get(i);
-        scratch.push(&r, tag);
-    }
-    match write_retrying(sink, connect, scratch, abort) {
-        Ok(s) => {
-            out.0.inserted += s.inserted;
-            out.0.duplicates += s.duplicates;
-            Ok(())
-        }
-        Err(StoreError::Sql(msg)) if hi - lo == 1 => {
-            out.1.push((chunk.lines[lo], msg));
-            Ok(())
-        }
-        Err(StoreError::Sql(_)) => {
-            let mid = (lo + hi) / 2;
-            isolate(sink, connect, chunk, lo, mid, scratch, out, abort)?;
-            isolate(sink, connect, chunk, mid, hi, scratch, out, abort)
-        }
-        Err(e) => Err(e),
-    }
+    let refused = w.refused.into_iter().map(|(i, e)| (chunk.lines[i], e.to_string())).collect();
+    Ok((w.stats, refused))
 }
 
 #[cfg(test)]
@@ -599,26 +531,32 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// A table in memory: the unique key `(ts, line_hash, occ)`, rows refused when their host
-    /// is `bad`, and a number of writes that fail as if the connection was lost.
+    /// is `bad` (error 1406), a number of writes that fail as if the connection was lost, and
+    /// a number that the server answers with `read_only_code` (an outage, not the data).
     #[derive(Clone, Default)]
     struct MemTable {
         keys: Arc<Mutex<HashSet<(i64, u64, u64)>>>,
         lose_connection: Arc<AtomicUsize>,
+        read_only: Arc<AtomicUsize>,
         connects: Arc<AtomicUsize>,
         fail_all: bool,
     }
 
-    impl Sink for MemTable {
+    impl BatchStore for MemTable {
         fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
             if self.lose_connection.load(Ordering::SeqCst) > 0 {
                 self.lose_connection.fetch_sub(1, Ordering::SeqCst);
                 return Err(StoreError::ConnectionLost("gone".into()));
             }
+            if self.read_only.load(Ordering::SeqCst) > 0 {
+                self.read_only.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::Server { code: 1290, message: "read-only".into() });
+            }
             if self.fail_all {
                 return Err(StoreError::MissingTable("logs".into()));
             }
             if batch.iter().any(|(r, _)| r.host == Some("bad")) {
-                return Err(StoreError::Sql("Data too long for column 'host'".into()));
+                return Err(StoreError::Server { code: 1406, message: "Data too long for column 'host'".into() });
             }
             let mut keys = self.keys.lock().unwrap();
             let mut s = WriteStats::default();
@@ -634,7 +572,7 @@ mod tests {
     }
 
     fn import(t: &MemTable, files: &[PathBuf]) -> (Result<ImportSummary, ImportError>, String) {
-        let connect = || -> Result<Box<dyn Sink>, StoreError> {
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> {
             t.connects.fetch_add(1, Ordering::SeqCst);
             Ok(Box::new(t.clone()))
         };
@@ -707,7 +645,7 @@ mod tests {
 
     #[test]
     fn bad_options_and_a_dead_database_stop_before_reading() {
-        let connect = || -> Result<Box<dyn Sink>, StoreError> { Err(StoreError::Connect("refused".into())) };
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> { Err(StoreError::Connect("refused".into())) };
         let mut out = Vec::new();
         let r = run_with(&connect, &[PathBuf::from("/nonexistent")], &ImportOptions::default(), &mut out);
         assert!(matches!(r, Err(ImportError::Store(StoreError::Connect(_)))));
@@ -727,38 +665,74 @@ mod tests {
         c
     }
 
+    fn test_sink<'a>(connect: &'a Connect<'a>, abort: &'a AtomicBool) -> Sink<'a> {
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            give_up_after: Some(Duration::from_secs(5)),
+            wait_for_setup: false,
+        };
+        import_sink(connect, policy, abort)
+    }
+
     #[test]
     fn refused_rows_are_isolated_and_the_rest_is_stored() {
         let t = MemTable::default();
-        let connect = || -> Result<Box<dyn Sink>, StoreError> { Ok(Box::new(t.clone())) };
-        let recs: Vec<Record> = (0..9).map(|i| rec(if i == 4 || i == 7 { "bad" } else { "fw1" }, i)).collect();
-        let mut sink: Option<Box<dyn Sink>> = Some(Box::new(t.clone()));
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> { Ok(Box::new(t.clone())) };
         let abort = AtomicBool::new(false);
-        let (stats, refused) = write_chunk(&mut sink, &connect, &chunk_of(&recs), &mut RecordBatch::new(), &abort).unwrap();
+        let mut sink = test_sink(&connect, &abort);
+        let recs: Vec<Record> = (0..9).map(|i| rec(if i == 4 || i == 7 { "bad" } else { "fw1" }, i)).collect();
+        let (stats, refused) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!(stats.inserted, 7);
         assert_eq!(refused.iter().map(|r| r.0).collect::<Vec<_>>(), [5, 8]);
         // A chunk where every row is refused is not a data problem: it stops the import.
         let all_bad: Vec<Record> = (0..4).map(|i| rec("bad", i)).collect();
-        assert!(write_chunk(&mut sink, &connect, &chunk_of(&all_bad), &mut RecordBatch::new(), &abort).is_err());
+        assert!(write_chunk(&mut sink, &chunk_of(&all_bad)).is_err());
     }
 
     #[test]
     fn a_lost_connection_is_retried_on_a_new_one() {
         let t = MemTable::default();
         t.lose_connection.store(2, Ordering::SeqCst);
-        let connect = || -> Result<Box<dyn Sink>, StoreError> {
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> {
             t.connects.fetch_add(1, Ordering::SeqCst);
             Ok(Box::new(t.clone()))
         };
-        let mut sink: Option<Box<dyn Sink>> = Some(Box::new(t.clone()));
         let abort = AtomicBool::new(false);
+        let mut sink = test_sink(&connect, &abort);
         let recs: Vec<Record> = (0..3).map(|i| rec("fw1", i)).collect();
-        let (stats, _) = write_chunk(&mut sink, &connect, &chunk_of(&recs), &mut RecordBatch::new(), &abort).unwrap();
+        let (stats, _) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!(stats.inserted, 3);
-        assert_eq!(t.connects.load(Ordering::SeqCst), 2);
+        assert_eq!(t.connects.load(Ordering::SeqCst), 3);
         // Written again: all duplicates.
-        let (stats, _) = write_chunk(&mut sink, &connect, &chunk_of(&recs), &mut RecordBatch::new(), &abort).unwrap();
+        let (stats, _) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!((stats.inserted, stats.duplicates), (0, 3));
+    }
+
+    #[test]
+    fn a_read_only_server_is_waited_out_and_nothing_is_counted_as_refused() {
+        let t = MemTable::default();
+        t.read_only.store(4, Ordering::SeqCst);
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> { Ok(Box::new(t.clone())) };
+        let abort = AtomicBool::new(false);
+        let mut sink = test_sink(&connect, &abort);
+        let recs: Vec<Record> = (0..5).map(|i| rec("fw1", i)).collect();
+        let (stats, refused) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
+        assert_eq!(stats.inserted, 5);
+        assert!(refused.is_empty(), "{refused:?}");
+        // Past the policy's wait the import stops with the server's error, still rejecting nothing.
+        t.read_only.store(usize::MAX, Ordering::SeqCst);
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+            give_up_after: Some(Duration::from_millis(30)),
+            wait_for_setup: false,
+        };
+        let mut sink = import_sink(&connect, policy, &abort);
+        match write_chunk(&mut sink, &chunk_of(&[rec("fw1", 100)])) {
+            Err(SinkError::Store(e)) => assert_eq!(e.server_code(), Some(1290)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -776,12 +750,6 @@ mod tests {
         assert!(s.files[0].failures[0].contains("read error at the start"), "{:?}", s.files[0]);
         assert_eq!(s.files[1].lines, 2);
         assert!(s.files[1].failures.is_empty());
-    }
-
-    #[test]
-    fn deadlocks_are_retried_not_taken_for_bad_data() {
-        assert!(is_transient(&StoreError::Sql("Deadlock found when trying to get lock; try restarting transaction (error 1213)".into())));
-        assert!(!is_transient(&StoreError::Sql("Data too long for column 'host' at row 1 (error 1406)".into())));
     }
 
     #[test]

@@ -434,12 +434,9 @@ impl<P: LineParser, W: Write> Session<P, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::worker::{BatchStore, Connector, WorkerOptions};
+    use crate::ingest::worker::WorkerOptions;
     use crate::parse::{Reject, RejectKind};
     use crate::record::Record;
-    use crate::store::writer::WriteStats;
-    use crate::store::StoreError;
-    use std::sync::atomic::AtomicBool;
 
     /// Stand-in parser: `<ts> IPT: <action> ...` is a packet at time `ts` (seconds), a line
     /// containing `IPT: BAD` is rejected, anything else is not ours.
@@ -463,47 +460,8 @@ mod tests {
         }
     }
 
-    /// A table in memory: unique on (ts, hash, occ), like the real one.
-    #[derive(Clone, Default)]
-    struct Table {
-        down: Arc<AtomicBool>,
-        rows: Arc<Mutex<Vec<(i64, u64, u64)>>>,
-    }
-    struct TableStore(Table);
-    impl BatchStore for TableStore {
-        fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err(StoreError::ConnectionLost("down".into()));
-            }
-            let mut rows = self.0.rows.lock().unwrap();
-            let mut st = WriteStats::default();
-            for (r, occ) in b.iter() {
-                let k = (r.ts.0, record_hash(&r), occ);
-                if rows.contains(&k) {
-                    st.duplicates += 1;
-                } else {
-                    rows.push(k);
-                    st.inserted += 1;
-                }
-            }
-            Ok(st)
-        }
-    }
-    impl Table {
-        fn connector(&self) -> Connector {
-            let t = self.clone();
-            Box::new(move || {
-                if t.down.load(Ordering::SeqCst) {
-                    Err(StoreError::Connect("down".into()))
-                } else {
-                    Ok(Box::new(TableStore(t.clone())) as Box<dyn BatchStore>)
-                }
-            })
-        }
-        fn len(&self) -> usize {
-            self.rows.lock().unwrap().len()
-        }
-    }
+    /// The table in memory of the write path's tests.
+    type Table = crate::store::sink::tests::Fake;
 
     fn opts(mode: Mode) -> SessionOptions {
         SessionOptions {

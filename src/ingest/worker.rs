@@ -3,12 +3,12 @@
 //!
 //! The reader thread hands over numbered batches through a bounded channel: its capacity is the
 //! buffer that absorbs a database outage, and once it is full the reader blocks, which stops it
-//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The worker retries a
-//! batch until it is committed: a lost connection or a server that is down is retried with capped
-//! exponential back-off after a reconnect, and each change of state (down, up again) is logged
-//! once. Because the insert is idempotent (see `store::dedup`), retrying a batch whose commit
-//! outcome is unknown is safe. A batch the server refuses for its data is written row by row so
-//! that one bad row cannot wedge the stream; rows refused alone go to the rejects file.
+//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The batch goes through
+//! the store's one write path (`store::sink`): any outage, including a server that answers
+//! with an error that is not the row's fault (read-only, full, locked, killed), is waited out
+//! with capped exponential back-off for as long as the process runs, and each change of state
+//! (down, up again) is logged once. Only rows refused for their own fault (by error code) go to
+//! the rejects file; the rest of their batch is stored.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,22 +20,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::Counters;
 use crate::record::RecordBatch;
-use crate::store::writer::{WriteStats, Writer};
-use crate::store::StoreError;
-
-/// Something batches can be written to: the store's `Writer`, or a fake in tests.
-pub trait BatchStore: Send {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError>;
-}
-
-impl BatchStore for Writer {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
-        Writer::write(self, batch)
-    }
-}
-
-/// Opens a fresh store (a new connection); called again after every failure.
-pub type Connector = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> + Send>;
+use crate::store::sink::{RetryPolicy, Sink, SinkError, SinkEvent};
+pub use crate::store::sink::{BatchStore, Connector};
 
 /// Tuning of the worker.
 #[derive(Clone, Debug)]
@@ -102,7 +88,7 @@ impl Pipeline {
     /// Starts the worker thread. It connects lazily, so a database that is down at start only
     /// delays writing.
     pub fn start(
-        connector: Connector,
+        connector: Connector<'static>,
         opts: WorkerOptions,
         counters: Arc<Counters>,
         rejects: Option<Arc<Mutex<Rejects>>>,
@@ -114,18 +100,46 @@ impl Pipeline {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let policy = RetryPolicy {
+            backoff_min: opts.backoff_min,
+            backoff_max: opts.backoff_max,
+            give_up_after: None,
+            // An administrator can create the table or grant access while rsyslog keeps the
+            // lines: wait for that too.
+            wait_for_setup: true,
+        };
+        let pause = {
+            let stop = stop.clone();
+            Box::new(move |delay: Duration| {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                match stop_rx.recv_timeout(delay) {
+                    Err(RecvTimeoutError::Timeout) => !stop.load(Ordering::SeqCst),
+                    _ => false,
+                }
+            })
+        };
+        let events = {
+            let (counters, buffer_rows, backoff_max) = (counters.clone(), opts.buffer_rows, opts.backoff_max);
+            Box::new(move |ev: SinkEvent<'_>| match ev {
+                SinkEvent::Down(e) => eprintln!(
+                    "ipta-ingest: database unavailable ({e}); buffering up to {buffer_rows} rows and retrying (back-off up to {} ms)",
+                    backoff_max.as_millis()
+                ),
+                SinkEvent::Up(t) => eprintln!("ipta-ingest: database available again after {:.1} s", t.as_secs_f64()),
+                SinkEvent::Retry => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
         let w = Worker {
             rx,
             free_tx,
-            stop_rx,
-            stop: stop.clone(),
             progress: progress.clone(),
-            connector,
-            store: None,
-            opts,
+            sink: Sink::new(connector, policy, pause, events),
             counters,
             rejects,
-            down_since: None,
         };
         let thread = std::thread::Builder::new()
             .name("ipta-db-writer".into())
@@ -236,28 +250,13 @@ impl Drop for Pipeline {
     }
 }
 
-/// How one write attempt (with its retries) ended.
-enum Attempt {
-    Written,
-    /// The server refused the data (not a connection problem): retrying cannot help.
-    Refused(String),
-    /// Shutting down while the database was unavailable.
-    Stopped,
-}
-
 struct Worker {
     rx: Receiver<Job>,
     free_tx: Sender<RecordBatch>,
-    stop_rx: Receiver<()>,
-    stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
-    connector: Connector,
-    store: Option<Box<dyn BatchStore>>,
-    opts: WorkerOptions,
+    sink: Sink<'static>,
     counters: Arc<Counters>,
     rejects: Option<Arc<Mutex<Rejects>>>,
-    /// Set while the database is unreachable: when and why, for the state-change messages.
-    down_since: Option<Instant>,
 }
 
 impl Worker {
@@ -265,10 +264,7 @@ impl Worker {
         // Connect (and create the table) at once, so a misconfiguration or an outage shows
         // in the log at start rather than with the first packet. Failing here only logs: the
         // first batch retries.
-        match (self.connector)() {
-            Ok(s) => self.store = Some(s),
-            Err(e) => self.went_down(&e),
-        }
+        self.sink.connect_now();
         // Blocks in recv while idle: no polling, no CPU.
         while let Ok(mut job) = self.rx.recv() {
             let rows = self.write_job(&job.batch);
@@ -281,121 +277,30 @@ impl Worker {
         }
     }
 
-    /// Sleeps for the back-off delay unless told to stop; returns false when stopping.
-    fn pause(&self, delay: Duration) -> bool {
-        if self.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        match self.stop_rx.recv_timeout(delay) {
-            Err(RecvTimeoutError::Timeout) => !self.stop.load(Ordering::SeqCst),
-            _ => false,
-        }
-    }
-
-    fn went_down(&mut self, e: &StoreError) {
-        if self.down_since.is_none() {
-            self.down_since = Some(Instant::now());
-            eprintln!(
-                "ipta-ingest: database unavailable ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
-                self.opts.buffer_rows,
-                self.opts.backoff_max.as_millis()
-            );
-        }
-    }
-
-    fn came_up(&mut self) {
-        if let Some(t) = self.down_since.take() {
-            eprintln!(
-                "ipta-ingest: database available again after {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
-
-    fn account(&self, st: WriteStats) {
-        let c = &self.counters;
-        c.inserted.fetch_add(st.inserted, Ordering::Relaxed);
-        c.duplicates.fetch_add(st.duplicates, Ordering::Relaxed);
-    }
-
     /// Writes one batch, retrying until it is committed or the process stops. Returns the
     /// rows dealt with (written, found present or rejected); 0 when given up.
     fn write_job(&mut self, batch: &RecordBatch) -> u64 {
         if batch.is_empty() {
             return 0;
         }
-        match self.write_retrying(batch) {
-            Attempt::Written => {
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        match self.sink.write(batch) {
+            Ok(w) => {
+                let c = &self.counters;
+                c.inserted.fetch_add(w.stats.inserted, Ordering::Relaxed);
+                c.duplicates.fetch_add(w.stats.duplicates, Ordering::Relaxed);
+                c.batches.fetch_add(1, Ordering::Relaxed);
+                for (i, e) in &w.refused {
+                    self.reject_row(batch, *i, &e.to_string());
+                }
                 batch.len() as u64
             }
-            Attempt::Refused(msg) if batch.len() > 1 => {
-                // The server refused the data: find the row(s) it refuses.
-                let n = self.write_rows(batch, &msg);
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                n
-            }
-            Attempt::Refused(msg) => {
-                self.reject_row(batch, 0, &msg);
-                1
-            }
-            Attempt::Stopped => 0,
-        }
-    }
-
-    /// Writes a refused batch one row at a time, so that only the bad rows are lost (to the
-    /// rejects file, with the server's reason).
-    fn write_rows(&mut self, batch: &RecordBatch, first_error: &str) -> u64 {
-        eprintln!("ipta-ingest: the database refused a batch ({first_error}); writing it row by row");
-        let mut one = RecordBatch::with_capacity(1);
-        let mut n = 0;
-        for i in 0..batch.len() {
-            let (rec, tag) = batch.get(i);
-            one.clear();
-            one.push(&rec, tag);
-            match self.write_retrying(&one) {
-                Attempt::Written => {}
-                Attempt::Refused(msg) => self.reject_row(batch, i, &msg),
-                Attempt::Stopped => break,
-            }
-            n += 1;
-        }
-        n
-    }
-
-    /// One batch, one transaction, retried through outages with capped exponential back-off.
-    fn write_retrying(&mut self, batch: &RecordBatch) -> Attempt {
-        let mut delay = self.opts.backoff_min;
-        loop {
-            let result = match &mut self.store {
-                Some(store) => store.write(batch),
-                None => (self.connector)().and_then(|mut s| {
-                    let r = s.write(batch);
-                    self.store = Some(s);
-                    r
-                }),
-            };
-            match result {
-                Ok(st) => {
-                    self.came_up();
-                    self.account(st);
-                    return Attempt::Written;
-                }
-                Err(StoreError::Sql(msg)) => {
-                    self.came_up();
-                    return Attempt::Refused(msg);
-                }
-                Err(e) => {
-                    // Down, lost, or not set up (no table, no access): a new connection after a
-                    // pause may help, a wedged one never does.
-                    self.store = None;
-                    self.went_down(&e);
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    if !self.pause(delay) {
-                        return Attempt::Stopped;
-                    }
-                    delay = (delay * 2).min(self.opts.backoff_max);
-                }
+            // Shutting down while the database was unavailable: the rows stay unwritten and
+            // unconfirmed (counted by `Pipeline::finish`).
+            Err(SinkError::Stopped) => 0,
+            // Not reached with this policy (it waits for everything); said all the same.
+            Err(SinkError::Store(e)) => {
+                eprintln!("ipta-ingest: a batch could not be written: {e}");
+                0
             }
         }
     }
@@ -417,60 +322,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::record::{Record, Timestamp};
-    use std::sync::atomic::AtomicUsize;
-
-    /// A store that fails while `down` is set and remembers every row it took.
-    #[derive(Clone, Default)]
-    pub(crate) struct Fake {
-        pub down: Arc<AtomicBool>,
-        pub rows: Arc<Mutex<Vec<(i64, u64)>>>,
-        pub connects: Arc<AtomicUsize>,
-    }
-    struct FakeStore(Fake);
-    impl BatchStore for FakeStore {
-        fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err(StoreError::ConnectionLost("fake".into()));
-            }
-            if b.iter().any(|(r, _)| r.action == "BAD") {
-                return Err(StoreError::Sql("fake refusal".into()));
-            }
-            let mut rows = self.0.rows.lock().unwrap();
-            let mut st = WriteStats::default();
-            for (r, tag) in b.iter() {
-                let k = (r.ts.0, tag);
-                if rows.contains(&k) {
-                    st.duplicates += 1;
-                } else {
-                    rows.push(k);
-                    st.inserted += 1;
-                }
-            }
-            Ok(st)
-        }
-    }
-    impl Fake {
-        pub(crate) fn connector(&self) -> Connector {
-            let f = self.clone();
-            Box::new(move || {
-                f.connects.fetch_add(1, Ordering::SeqCst);
-                if f.down.load(Ordering::SeqCst) {
-                    Err(StoreError::Connect("fake down".into()))
-                } else {
-                    Ok(Box::new(FakeStore(f.clone())) as Box<dyn BatchStore>)
-                }
-            })
-        }
-    }
-
-    fn batch(ts: &[i64], action: &str) -> RecordBatch {
-        let mut b = RecordBatch::new();
-        for &t in ts {
-            let r = Record { ts: Timestamp(t), action, prefix: "IPT: ", repeat: 1, ..Default::default() };
-            b.push(&r, 0);
-        }
-        b
-    }
+    use crate::store::sink::tests::{batch, Fake};
 
     fn fast() -> WorkerOptions {
         WorkerOptions {
@@ -489,7 +341,7 @@ mod tests {
         assert_eq!(p.submit(Some(batch(&[1, 2], "DROP")), Duration::from_secs(1)), Submit::Queued);
         assert_eq!(p.submit(Some(batch(&[3], "DROP")), Duration::from_secs(1)), Submit::Queued);
         assert!(p.wait_done(2, Duration::from_secs(5)));
-        assert_eq!(*fake.rows.lock().unwrap(), vec![(1, 0), (2, 0), (3, 0)]);
+        assert_eq!(fake.rows.lock().unwrap().iter().map(|k| (k.0, k.2)).collect::<Vec<_>>(), vec![(1, 0), (2, 0), (3, 0)]);
         assert_eq!(p.finish(Duration::from_secs(1)), 0);
         assert_eq!(c.inserted.load(Ordering::SeqCst), 3);
         assert_eq!(c.batches.load(Ordering::SeqCst), 2);

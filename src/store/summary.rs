@@ -135,8 +135,7 @@ fn ddl(table: &str) -> Vec<String> {
 fn sql_err(e: mysql::Error) -> StoreError {
     match &e {
         mysql::Error::MySqlError(me) if me.code == 1146 => StoreError::MissingTable(me.message.clone()),
-        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => StoreError::ConnectionLost(e.to_string()),
-        _ => StoreError::Sql(e.to_string()),
+        _ => crate::store::map_err(e, ""),
     }
 }
 

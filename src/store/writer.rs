@@ -39,7 +39,7 @@ pub struct WriteStats {
 /// (65,535 per statement) would allow 1,310 rows of 50 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 1000;
 
-/// How often a batch is redone when concurrent writers keep inserting the same keys.
+/// How often a batch is redone when its table's summaries keep appearing and disappearing.
 const MAX_ATTEMPTS: u32 = 5;
 
 /// How a [`Writer`] sends rows.
@@ -130,19 +130,10 @@ impl Writer {
 
     /// Writes the batch in one transaction: all rows or none. Rows already present are
     /// counted as duplicates, not written again.
+    /// Nothing is retried here: what an error means is `StoreError::class`'s to say, and the
+    /// sink (`store::sink`) acts on it.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match self.write_fallback(batch) {
-                // Deadlock or lock wait timeout with another writer: the server rolled the
-                // transaction back; the batch is simply sent again after a short pause.
-                Err(e) if e.is_transient() && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)));
-                }
-                r => return r,
-            }
-        }
+        self.write_fallback(batch)
     }
 
     /// One write, switching to INSERT when the server refuses LOAD DATA.
@@ -167,7 +158,7 @@ impl Writer {
         self.hashes.clear();
         for (i, (r, _)) in batch.iter().enumerate() {
             if sql_time(r.ts).is_none() {
-                return Err(StoreError::Sql(format!(
+                return Err(StoreError::Refused(format!(
                     "record {} of the batch: time {} is outside what DATETIME holds (years 1000-9999)",
                     i + 1,
                     r.ts.micros()
@@ -285,7 +276,7 @@ fn send(
         // All rows went in, yet the server changed something: refuse silently altered data.
         let bad = loaddata::non_duplicate_warnings(tx).map_err(|e| map_err(e, table))?;
         if !bad.is_empty() {
-            return Err(StoreError::Sql(format!(
+            return Err(StoreError::Refused(format!(
                 "the server changed values while loading (batch rolled back): {}",
                 bad.join("; ")
             )));
