@@ -103,6 +103,23 @@ impl<'a> Sink<'a> {
         Sink { connector, store: None, policy, pause, events, down_since: None, scratch: RecordBatch::new() }
     }
 
+    /// A sink that waits out outages for up to `give_up_after` (back-off from 20 ms to 1 s),
+    /// sleeping between attempts and reporting nothing: for tools, benches and tests that
+    /// write from several connections at once (their deadlocks are outages like any other).
+    pub fn waiting(connector: Connector<'a>, give_up_after: Duration) -> Sink<'a> {
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(1),
+            give_up_after: Some(give_up_after),
+            wait_for_setup: false,
+        };
+        let pause = |d| {
+            std::thread::sleep(d);
+            true
+        };
+        Sink::new(connector, policy, Box::new(pause), Box::new(|_| {}))
+    }
+
     /// Uses `store` until it fails.
     pub fn with_store(mut self, store: Box<dyn BatchStore>) -> Self {
         self.store = Some(store);
