@@ -14,6 +14,12 @@
 //!   reply to a line not read yet, and a dot before a reply is skipped by rsyslog anyway.
 //! - A line that is not ipta's is acknowledged and counted; a line the parser rejects is
 //!   acknowledged, counted and written with its reason to the rejects file.
+//!
+//! Relays. On a central log host, rsyslog's template puts `@relay=<address> ` (the sending
+//! relay's address, `%fromhost-ip%`) in front of each line. The session takes it off before
+//! parsing and stores the address in the row's `relay` column. The sender cannot forge it: its
+//! own text only starts after the prefix, and a line of the normal template always starts with a
+//! time stamp, never with `@`. A prefix whose address does not parse rejects the line.
 
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -44,6 +50,20 @@ impl LineParser for Parser {
     fn set_now(&mut self, now: Timestamp) {
         self.set_reference(now);
     }
+}
+
+/// What a central log host's template puts in front of a line: `@relay=<address> `.
+pub const RELAY_PREFIX: &[u8] = b"@relay=";
+
+/// Splits `@relay=<address> ` off a line: `Ok(None)` when the line has no such prefix,
+/// `Ok(Some((address, rest)))`, or `Err(())` for a prefix without a valid IP address.
+fn split_relay(line: &[u8]) -> Result<Option<(&str, &[u8])>, ()> {
+    let Some(rest) = line.strip_prefix(RELAY_PREFIX) else { return Ok(None) };
+    let end = memchr::memchr(b' ', rest).ok_or(())?;
+    let addr = std::str::from_utf8(&rest[..end]).map_err(|_| ())?;
+    // Parsing an address allocates nothing.
+    addr.parse::<std::net::IpAddr>().map_err(|_| ())?;
+    Ok(Some((addr, &rest[end + 1..])))
 }
 
 /// How often the parser's reference time is moved to now. A year-less stamp is never put after
@@ -295,8 +315,17 @@ impl<P: LineParser, W: Write> Session<P, W> {
 
     fn store(&mut self, line: &[u8]) -> io::Result<()> {
         self.counters.read.fetch_add(1, Ordering::Relaxed);
+        let (relay, line) = match split_relay(line) {
+            Ok(Some((a, rest))) => (Some(a), rest),
+            Ok(None) => (None, line),
+            Err(()) => {
+                self.reject(line, "the relay prefix `@relay=<address> ` has no valid IP address");
+                return Ok(());
+            }
+        };
         match self.parser.parse_line(line) {
-            Outcome::Packet(rec) => {
+            Outcome::Packet(mut rec) => {
+                rec.relay = relay;
                 let hash = record_hash(&rec);
                 let occ = self.occ.next(rec.ts, hash);
                 self.batch.push(&rec, u64::from(occ));
@@ -317,22 +346,22 @@ impl<P: LineParser, W: Write> Session<P, W> {
             Outcome::NotOurs => {
                 self.counters.not_ours.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Rejected(r) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                match &self.rejects {
-                    Some(f) => f.lock().unwrap().write_line(line, r.reason),
-                    None if !self.told_no_rejects => {
-                        self.told_no_rejects = true;
-                        eprintln!(
-                            "ipta-ingest: rejected a line ({}); give --rejects FILE to keep such lines",
-                            r.reason
-                        );
-                    }
-                    None => {}
-                }
-            }
+            Outcome::Rejected(r) => self.reject(line, r.reason),
         }
         Ok(())
+    }
+
+    /// Counts a rejected line and keeps it, with its reason, in the rejects file.
+    fn reject(&mut self, line: &[u8], reason: &str) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        match &self.rejects {
+            Some(f) => f.lock().unwrap().write_line(line, reason),
+            None if !self.told_no_rejects => {
+                self.told_no_rejects = true;
+                eprintln!("ipta-ingest: rejected a line ({reason}); give --rejects FILE to keep such lines");
+            }
+            None => {}
+        }
     }
 
     /// Takes back the occurrence numbers of the unconfirmed unit (it will be sent again).
@@ -746,5 +775,15 @@ mod tests {
         assert_eq!(rows.len(), 1, "the line after the long one is stored");
         assert_eq!(Counters::get(&c.rejected), 1, "the long line is rejected, not dropped");
         assert_eq!(Counters::get(&c.read), 2);
+    }
+
+    #[test]
+    fn relay_prefix_is_split_off_and_checked() {
+        assert_eq!(split_relay(b"2026-01-01T00:00:00Z fw1 x"), Ok(None));
+        assert_eq!(split_relay(b"@relay=192.0.2.7 rest of line"), Ok(Some(("192.0.2.7", &b"rest of line"[..]))));
+        assert_eq!(split_relay(b"@relay=2001:db8::1 x"), Ok(Some(("2001:db8::1", &b"x"[..]))));
+        assert_eq!(split_relay(b"@relay=fw1.example.net x"), Err(()));
+        assert_eq!(split_relay(b"@relay=192.0.2.7"), Err(()));
+        assert_eq!(split_relay(b"@relay= x"), Err(()));
     }
 }
