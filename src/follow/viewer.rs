@@ -47,7 +47,10 @@ impl Drop for FifoGuard {
 fn remove_stale(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for ent in rd.flatten() {
-        if let Some(pid) = fifo_pid(ent.file_name().as_bytes()) {
+        let name = ent.file_name();
+        // A FIFO still under its temporary name belongs to a viewer that died while making it.
+        let name = name.as_bytes();
+        if let Some(pid) = fifo_pid(name.strip_prefix(b".tmp-").unwrap_or(name)) {
             if !pid_alive(pid) {
                 let _ = fs::remove_file(ent.path());
             }
