@@ -35,7 +35,8 @@ if [ -f "$conf" ] && grep -Eq '^[[:space:]]*db_user[[:space:]]*=[[:space:]]*ipta
   pass=$(sed -nE 's/^[[:space:]]*db_pass[[:space:]]*=[[:space:]]*([^[:space:]]*)[[:space:]]*$/\1/p' "$conf" | tail -n 1)
 fi
 if ! good "$pass"; then
-  pass=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+  pass=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  pass=${pass:0:24}
 fi
 good "$pass" || { echo "ipta-account.sh: could not generate a password" >&2; exit 1; }
 

@@ -27,7 +27,9 @@ sql() { $SUDO mariadb --socket="$sock" -N "$@"; }
 
 user="ipta_test_$$"
 # 32 characters of [A-Za-z0-9]: safe inside an SQL string literal.
-pass=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)
+# (No `head` at the end of the pipe: with pipefail, its early exit could fail the pipeline.)
+pass=$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+pass=${pass:0:32}
 [ ${#pass} -eq 32 ] || { echo "test-account.sh: could not generate a password" >&2; exit 1; }
 
 drop() {
