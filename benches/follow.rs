@@ -27,7 +27,7 @@ mod util;
 
 use ipta::follow::viewer::view_lines;
 use ipta::follow::{follow_ingest, FollowFormat, FollowOptions};
-use ipta::ingest::fanout::FanOut;
+use ipta::follow::fanout::FanOut;
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
 

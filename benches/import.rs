@@ -28,7 +28,7 @@ use ipta::config::DbSettings;
 use ipta::import::{self, ImportOptions};
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
-use ipta::store::dedup::{record_hash, Occurrences};
+use ipta::record::dedup::{record_hash, Occurrences};
 use ipta::store::loaddata::load_data;
 use mysql::prelude::Queryable;
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
-use ipta::store::dedup::{record_hash, Occurrences};
+use ipta::record::dedup::{record_hash, Occurrences};
 use mysql::prelude::Queryable;
 
 #[path = "../examples/genlog.rs"]

@@ -9,7 +9,7 @@
 use std::io::{self, BufRead, Write};
 
 use crate::parse::{Outcome, ParseOptions, Parser, MAX_LINE};
-use crate::report::packet::{write_json, write_text};
+use crate::follow::packet::{write_json, write_text};
 
 /// How packets are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

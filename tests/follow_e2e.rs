@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipta::follow::{follow_file, follow_ingest, FollowFormat, FollowOptions};
-use ipta::ingest::fanout::FanOut;
+use ipta::follow::fanout::FanOut;
 use ipta::parse::ParseOptions;
 
 fn opts(dir: &Path) -> FollowOptions {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use ipta::follow::viewer::view_lines;
 use ipta::follow::{follow_ingest, FollowFormat, FollowOptions};
-use ipta::ingest::fanout::{FanOut, DROPPED_MARKER, PIPE_BUF};
+use ipta::follow::fanout::{FanOut, DROPPED_MARKER, PIPE_BUF};
 use ipta::parse::ParseOptions;
 
 static SEQ: AtomicU32 = AtomicU32::new(500);

@@ -70,7 +70,7 @@ fn parsing_and_json_allocate_nothing_per_line() {
     // Warm up: the zone's first lookups and the output buffer.
     for l in &lines {
         if let Outcome::Packet(r) = p.parse(l) {
-            ipta::report::packet::write_json(&r, &mut out);
+            ipta::follow::packet::write_json(&r, &mut out);
             out.clear();
         }
     }
@@ -80,7 +80,7 @@ fn parsing_and_json_allocate_nothing_per_line() {
         for l in &lines {
             if let Outcome::Packet(r) = p.parse(l) {
                 packets += 1;
-                ipta::report::packet::write_json(&r, &mut out);
+                ipta::follow::packet::write_json(&r, &mut out);
                 out.clear();
             }
         }

@@ -37,7 +37,7 @@ fn render(o: &Outcome<'_>) -> String {
         Outcome::Rejected(r) => format!("Rejected {:?}: {}", r.kind, r.reason),
         Outcome::Packet(r) => {
             let mut b = Vec::new();
-            ipta::report::packet::write_json(r, &mut b);
+            ipta::follow::packet::write_json(r, &mut b);
             String::from_utf8(b).unwrap()
         }
     }

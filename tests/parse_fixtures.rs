@@ -95,7 +95,7 @@ fn every_fixture_gives_its_record() {
             }
             Outcome::Packet(r) => {
                 let mut b = Vec::new();
-                ipta::report::packet::write_json(r, &mut b);
+                ipta::follow::packet::write_json(r, &mut b);
                 (String::from_utf8(b).unwrap(), Some(String::from_utf8_lossy(r.message).into_owned()))
             }
         };

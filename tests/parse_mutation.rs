@@ -46,10 +46,10 @@ fn check(ps: &mut [Parser], line: &[u8]) {
                 assert!(r.repeat >= 1);
                 assert!(!r.action.is_empty());
                 let mut out = Vec::new();
-                ipta::report::packet::write_json(&r, &mut out);
+                ipta::follow::packet::write_json(&r, &mut out);
                 serde_json::from_slice::<serde_json::Value>(&out).expect("JSON of a record parses");
                 out.clear();
-                ipta::report::packet::write_text(&r, &mut out);
+                ipta::follow::packet::write_text(&r, &mut out);
             }
             Outcome::Rejected(rj) => assert!(!rj.reason.is_empty()),
             Outcome::NotOurs => {}

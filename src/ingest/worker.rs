@@ -6,7 +6,7 @@
 //! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The worker retries a
 //! batch until it is committed: a lost connection or a server that is down is retried with capped
 //! exponential back-off after a reconnect, and each change of state (down, up again) is logged
-//! once. Because the insert is idempotent (see `store::dedup`), retrying a batch whose commit
+//! once. Because the insert is idempotent (see `record::dedup`), retrying a batch whose commit
 //! outcome is unknown is safe. A batch the server refuses for its data is written row by row so
 //! that one bad row cannot wedge the stream; rows refused alone go to the rejects file.
 

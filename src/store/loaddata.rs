@@ -13,7 +13,7 @@ use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, TxOpts};
 
 use crate::record::{Record, RecordBatch};
-use crate::store::dedup::record_hash;
+use crate::record::dedup::record_hash;
 use crate::store::row::{for_each_cell, sql_time, Cell, INSERT_COLUMNS};
 use crate::store::writer::WriteStats;
 use crate::store::{map_err, StoreError};

@@ -1,6 +1,5 @@
 //! MySQL/MariaDB: connection, schema, batch writer, queries, summaries.
 
-pub mod dedup;
 pub mod loaddata;
 pub mod retention;
 pub mod row;

@@ -1,4 +1,4 @@
-//! The batch writer: one transaction per batch, idempotent (see `dedup`).
+//! The batch writer: one transaction per batch, idempotent (see `record::dedup`).
 //!
 //! Two ways of sending rows, chosen per writer ([`WriteMethod`]):
 //! - `LOAD DATA LOCAL INFILE ... IGNORE` of the batch streamed from memory (the default): the
@@ -22,7 +22,7 @@ use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
 use crate::record::RecordBatch;
-use crate::store::dedup::record_hash;
+use crate::record::dedup::record_hash;
 use crate::store::row::{for_each_cell, sql_time, Cell, CivilTime, INSERT_COLUMNS};
 use crate::store::{loaddata, map_err, summary, StoreError};
 
