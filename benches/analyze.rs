@@ -188,7 +188,7 @@ impl Gen {
                 IpAddr::V4(x) => Value::UInt(u64::from(u32::from(x))),
                 IpAddr::V6(_) => Value::NULL, // the original stored IPv6 as NULL
             };
-            seed.push(ipta::store::summary::ts_value(r.ts));
+            seed.push(ipta::store::value::ts_value(r.ts));
             seed.push(Value::Bytes(if_in.as_bytes().to_vec()));
             seed.push(Value::Bytes(if_out.as_bytes().to_vec()));
             seed.push(v4(src));
@@ -294,7 +294,7 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
     // The same report with a window reads the packet table (index on ts): one day, one week.
     for (label, since) in [("last 24h", "24h"), ("last 7d", "7d")] {
         let last: Option<mysql::Value> = c.query_first("SELECT MAX(ts) FROM logs").unwrap();
-        let now = ipta::report::query::value_ts(last.as_ref()).unwrap_or_default();
+        let now = ipta::store::value::value_ts(last.as_ref()).unwrap_or_default();
         let o = AnalyzeOptions {
             since: Some(report::parse_time_arg(since, now).unwrap()),
             ..Default::default()

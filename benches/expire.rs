@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipta::record::Timestamp;
-use ipta::store::retention::{expire, ts_value};
+use ipta::store::retention::expire;
+use ipta::store::value::ts_value;
 use mysql::prelude::Queryable;
 
 /// 2020-01-01T00:00:00Z.

@@ -124,7 +124,7 @@ fn rows(rep: &Report, m: Module) -> Vec<String> {
                 .filter(|c| !matches!(c, Cell::Time(_)))
                 .map(|c| match c {
                     Cell::Count(n) => n.to_string(),
-                    Cell::Addr(b) => ipta::report::render::addr_of(b).map(|a| a.to_string()).unwrap_or("-".into()),
+                    Cell::Addr(b) => ipta::store::value::addr_of(b).map(|a| a.to_string()).unwrap_or("-".into()),
                     Cell::Port(p) => p.map(|p| p.to_string()).unwrap_or("-".into()),
                     Cell::Text(t) if t.is_empty() => "-".into(),
                     Cell::Text(t) => t.clone(),

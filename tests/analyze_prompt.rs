@@ -59,7 +59,7 @@ fn dns_cache_table_feeds_the_report() {
     let names = r.resolve_all(&[ip, "2001:db8::9".parse().unwrap()], Some(&mut c));
     assert_eq!(names.get(&ip).map(String::as_str), Some("scanner.example"));
     assert_eq!(names.len(), 1);
-    assert_eq!(r.lookup(ip).as_deref(), Some("scanner.example"));
+    assert_eq!(r.name(ip, std::time::Instant::now()).as_deref(), Some("scanner.example"));
     // The report shows the name for the rows shown.
     schema::ensure_table(&mut c, "logs").unwrap();
     summary::create(&mut c, "logs").unwrap();

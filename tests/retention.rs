@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipta::record::Timestamp;
-use ipta::store::retention::{expire, ts_value};
+use ipta::store::retention::expire;
+use ipta::store::value::ts_value;
 use ipta::store::StoreError;
 use mysql::prelude::Queryable;
 

@@ -10,7 +10,6 @@
 pub mod display;
 pub mod fanout;
 pub mod packet;
-pub mod rdns;
 pub mod tail;
 pub mod viewer;
 
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::follow::fanout::DROPPED_MARKER;
 use crate::parse::{Outcome, ParseOptions, Parser};
 use crate::record::{RecordBatch, Timestamp};
+use crate::report::rdns::{DnsSettings, Resolver};
 
 use display::{Display, DisplayOptions, Width};
 
@@ -146,7 +146,7 @@ pub struct Follower {
     display: Display,
     batch: RecordBatch,
     items: Vec<Item>,
-    resolver: Option<rdns::Resolver>,
+    resolver: Option<Resolver>,
     json: Vec<u8>,
 }
 
@@ -176,7 +176,7 @@ impl Follower {
             display,
             batch: RecordBatch::with_capacity(256),
             items: Vec::with_capacity(256),
-            resolver: (opts.rdns && opts.format == FollowFormat::Text).then(rdns::Resolver::new),
+            resolver: (opts.rdns && opts.format == FollowFormat::Text).then(|| Resolver::new(DnsSettings::live())),
             json: Vec::with_capacity(1024),
         })
     }

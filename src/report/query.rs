@@ -18,6 +18,7 @@ use mysql::{Row, Value};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
 use crate::store::summary;
+use crate::store::value::{ts_value, value_ts};
 
 /// One value of a report row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,11 +218,11 @@ fn raw_filter(opts: &AnalyzeOptions) -> Filter {
     }
     if let Some(s) = opts.since {
         c.push("`ts` >= ?");
-        params.push(summary::ts_value(s));
+        params.push(ts_value(s));
     }
     if let Some(u) = opts.until {
         c.push("`ts` < ?");
-        params.push(summary::ts_value(u));
+        params.push(ts_value(u));
     }
     if let Some(h) = &opts.host {
         c.push("`host` = ?");
@@ -293,29 +294,6 @@ fn get_bytes(row: &Row, i: usize) -> Vec<u8> {
 
 fn get_text(row: &Row, i: usize) -> String {
     String::from_utf8_lossy(&get_bytes(row, i)).into_owned()
-}
-
-/// A DATETIME value as a Timestamp (the store keeps UTC).
-pub fn value_ts(v: Option<&Value>) -> Option<Timestamp> {
-    use chrono::{NaiveDate, NaiveDateTime};
-    match v? {
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            let dt = NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))?
-                .and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us)?;
-            Some(Timestamp(dt.and_utc().timestamp_micros()))
-        }
-        Value::Bytes(b) => {
-            let s = std::str::from_utf8(b).ok()?;
-            let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
-                })
-                .ok()?;
-            Some(Timestamp(dt.and_utc().timestamp_micros()))
-        }
-        _ => None,
-    }
 }
 
 fn cell(row: &Row, i: usize, k: Kind) -> Cell {

@@ -14,7 +14,8 @@ use mysql::{LocalInfileHandler, TxOpts};
 
 use crate::record::{Record, RecordBatch};
 use crate::record::dedup::record_hash;
-use crate::store::row::{for_each_cell, sql_time, Cell, INSERT_COLUMNS};
+use crate::store::row::{for_each_cell, Cell, INSERT_COLUMNS};
+use crate::store::value::sql_time;
 use crate::store::writer::WriteStats;
 use crate::store::{map_err, StoreError};
 

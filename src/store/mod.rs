@@ -7,6 +7,7 @@ pub mod schema;
 pub mod summary;
 pub mod tables;
 pub mod tls;
+pub mod value;
 pub mod writer;
 
 use crate::config::DbSettings;

@@ -23,7 +23,8 @@ use mysql::{TxOpts, Value};
 
 use crate::record::RecordBatch;
 use crate::record::dedup::record_hash;
-use crate::store::row::{for_each_cell, sql_time, Cell, CivilTime, INSERT_COLUMNS};
+use crate::store::row::{for_each_cell, Cell, INSERT_COLUMNS};
+use crate::store::value::{datetime_value, sql_time};
 use crate::store::{loaddata, map_err, summary, StoreError};
 
 /// What one batch did.
@@ -317,37 +318,6 @@ fn insert_sql(table: &str, rows: usize) -> String {
     s
 }
 
-fn date_value(c: CivilTime) -> Value {
-    Value::Date(
-        c.year as u16,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        c.micro,
-    )
-}
-
-/// Microseconds of a DATETIME read back from the server.
-pub(crate) fn micros_of(v: &Value) -> Option<i64> {
-    match *v {
-        Value::Date(y, mo, d, h, mi, s, us) => Some(
-            CivilTime {
-                year: i32::from(y),
-                month: mo,
-                day: d,
-                hour: h,
-                minute: mi,
-                second: s,
-                micro: us,
-            }
-            .to_micros(),
-        ),
-        _ => None,
-    }
-}
-
 fn push_cell(out: &mut Vec<Value>, c: Cell<'_>) {
     out.push(match c {
         Cell::Null => Value::NULL,
@@ -355,7 +325,7 @@ fn push_cell(out: &mut Vec<Value>, c: Cell<'_>) {
         Cell::Bool(b) => Value::Int(i64::from(b)),
         Cell::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
         Cell::Ip(b, len) => Value::Bytes(b[..len as usize].to_vec()),
-        Cell::DateTime(t) => date_value(t),
+        Cell::DateTime(t) => datetime_value(t),
     });
 }
 
@@ -434,10 +404,5 @@ mod tests {
         assert!(s.contains("`repeat`"));
     }
 
-    #[test]
-    fn dates_read_back_as_micros() {
-        let us = 1_762_320_908_123_456;
-        assert_eq!(micros_of(&date_value(CivilTime::from_micros(us))), Some(us));
-        assert_eq!(micros_of(&Value::NULL), None);
-    }
+
 }

@@ -12,6 +12,7 @@ use mysql::Value;
 use super::gate::{lock_watermark, read_committed};
 use super::*;
 use crate::record::Timestamp;
+use crate::store::value::value_ts;
 use crate::store::StoreError;
 
 /// Packet rows read back and aggregated per fold transaction. Larger chunks touch fewer
@@ -255,11 +256,7 @@ impl Fold {
     fn add_row(&mut self, row: &mysql::Row) -> Result<u64, StoreError> {
         let bad = |what: &str| StoreError::Sql(format!("fold: unexpected {what} in a packet row"));
         let id = cell_int(row.as_ref(0)).ok_or_else(|| bad("id"))? as u64;
-        let ts = row
-            .as_ref(1)
-            .and_then(crate::store::writer::micros_of)
-            .map(Timestamp)
-            .ok_or_else(|| bad("ts"))?;
+        let ts = value_ts(row.as_ref(1)).ok_or_else(|| bad("ts"))?;
         let action = self.names.id(cell_bytes(row.as_ref(2)).ok_or_else(|| bad("action"))?);
         let if_in = cell_bytes(row.as_ref(3));
         let inbound = if_in.is_some_and(|i| !i.is_empty());

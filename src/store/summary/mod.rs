@@ -56,8 +56,8 @@ pub use schema::{create, on_drop, present, rebuild_with_sql};
 
 use mysql::Value;
 
-use crate::record::Timestamp;
 use crate::store::StoreError;
+use crate::store::value::ts_value;
 
 // The summary tables of a packet table `T` are `T` followed by one of these suffixes: the
 // only place they are spelled (the DDL, the fold, retention and the analyzer's queries all
@@ -117,21 +117,6 @@ fn check_len(table: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
-}
-
-/// A `Value` for a DATETIME(6) column.
-pub fn ts_value(t: Timestamp) -> Value {
-    use chrono::{Datelike, Timelike};
-    let d = t.to_chrono();
-    Value::Date(
-        d.year() as u16,
-        d.month() as u8,
-        d.day() as u8,
-        d.hour() as u8,
-        d.minute() as u8,
-        d.second() as u8,
-        t.subsec_micros(),
-    )
 }
 
 fn bytes_value(s: &[u8]) -> Value {
