@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::parse::RejectKind;
+use crate::units::human_size;
 
 /// How many line numbers of each rejection reason are kept to show.
 pub const FIRST_LINES: usize = 5;
@@ -153,7 +154,7 @@ impl ImportSummary {
             self.files.len(),
             if self.files.len() == 1 { "" } else { "s" },
             self.lines(),
-            human_bytes(self.bytes()),
+            human_size(self.bytes()),
             secs,
             rate
         )?;
@@ -169,21 +170,6 @@ impl ImportSummary {
                 n => format!(", {n} file{} FAILED", if n == 1 { "" } else { "s" }),
             }
         )
-    }
-}
-
-fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 
