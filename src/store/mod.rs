@@ -12,6 +12,15 @@ pub mod writer;
 
 use crate::config::DbSettings;
 
+/// What one batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Rows added.
+    pub inserted: u64,
+    /// Rows that were there already (same `(ts, line_hash, occ)`).
+    pub duplicates: u64,
+}
+
 /// What can go wrong talking to the database. `is_retryable` tells the writers whether waiting
 /// and reconnecting can help (server down, connection lost) or not (bad data, no such table).
 #[derive(Debug, thiserror::Error)]

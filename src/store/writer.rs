@@ -25,16 +25,8 @@ use crate::record::RecordBatch;
 use crate::record::dedup::record_hash;
 use crate::store::row::{for_each_cell, Cell, INSERT_COLUMNS};
 use crate::store::value::{datetime_value, sql_time};
+pub use crate::store::WriteStats;
 use crate::store::{loaddata, map_err, summary, StoreError};
-
-/// What one batch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Rows added.
-    pub inserted: u64,
-    /// Rows that were there already (same `(ts, line_hash, occ)`).
-    pub duplicates: u64,
-}
 
 /// Rows per INSERT statement: 1,000 is where the measured rate levels off; the placeholder cap
 /// (65,535 per statement) would allow 1,310 rows of 50 columns.
