@@ -1,5 +1,5 @@
 //! `ipta` without a database: help, version, license, usage errors, the two-letter options,
-//! features not in this build yet, and a closed stdout pipe.
+//! `--scan` of compressed input, and a closed stdout pipe.
 mod util;
 
 use std::io::Read;

@@ -35,9 +35,7 @@ struct PartialFailure(String);
 #[error("cancelled: {0}")]
 struct Cancelled(String);
 
-/// What one invocation does, in execution order. The arguments of features not in this build
-/// yet are read once their modules are wired into `run_step`.
-#[allow(dead_code)]
+/// What one invocation does, in execution order.
 #[derive(Clone, Debug)]
 enum Step {
     SaveDb,

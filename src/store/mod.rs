@@ -1,4 +1,7 @@
-//! MySQL/MariaDB: connection, schema, batch writer, queries, summaries.
+//! MySQL/MariaDB: connection and error classification (this file), the packet table's schema,
+//! one record as a row's cells ([`row`]), how times and addresses are stored ([`value`]), the
+//! batch writer ([`writer`], [`loaddata`]), the summary tables ([`summary`]), table commands,
+//! retention and TLS.
 
 pub mod loaddata;
 pub mod retention;
