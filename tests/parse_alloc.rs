@@ -1,6 +1,10 @@
 //! Memory: parsing and rendering allocate nothing per line, and a scan of a 10 MB line needs
 //! no more than a bounded buffer. A counting global allocator (this test binary's own) watches.
 //! The tests run one at a time under a lock, since the counters are global.
+//!
+//! This is a test binary of its own, not a module of `tests/it/`: a `#[global_allocator]` is
+//! process-wide, so inside the shared binary it would count every other test's allocations
+//! (running on other threads) and slow them all down.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;

@@ -2,8 +2,8 @@
 //! spawns the built ipta-ingest through omprog (its own config, work directory, pid file and a
 //! TCP port on 127.0.0.1; the system's rsyslog is not touched).
 
-mod ingest_support;
-mod util;
+use crate::ingest_support;
+use crate::util;
 
 use std::io::Write;
 use std::net::TcpStream;

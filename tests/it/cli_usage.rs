@@ -1,6 +1,6 @@
 //! `ipta` without a database: help, version, license, usage errors, the two-letter options,
 //! `--scan` of compressed input, and a closed stdout pipe.
-mod util;
+use crate::util;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! `ipta` as a user runs it: the built binary against a private test database, with a private
 //! HOME and no system config, covering the table commands, settings, errors and exit codes.
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

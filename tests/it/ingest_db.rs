@@ -1,8 +1,8 @@
 //! ipta-ingest against a real MariaDB: the three omprog modes, replays after a crash, signals,
 //! the rejects file, and a private server stopped and restarted under a running ingest.
 
-mod ingest_support;
-mod util;
+use crate::ingest_support;
+use crate::util;
 
 use std::time::{Duration, Instant};
 

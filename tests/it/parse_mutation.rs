@@ -7,8 +7,7 @@
 use ipta::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind, MAX_LINE};
 use ipta::record::Timestamp;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+use crate::genlog;
 
 use genlog::Rng;
 

@@ -1,5 +1,5 @@
 //! The test harness reaches the real server and the schema contract creates a table there.
-mod util;
+use crate::util;
 
 use mysql::prelude::Queryable;
 

@@ -1,6 +1,6 @@
 //! The batch writer, `load_data` and the schema functions against the real server: idempotency,
 //! repeated packets, NULLs, IPv4/IPv6 round trips, hostile text stored verbatim, versions.
-mod util;
+use crate::util;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::store::schema::{self, TableStatus, Upgrade};

@@ -1,6 +1,6 @@
 //! `-ai` (the SQL prompt) from a pipe, and reverse DNS through the cache table
 //! (`--dns-create-table`, `--dns-prune`, `--dns-dump`, names in the report).
-mod util;
+use crate::util;
 
 use std::io::Cursor;
 use std::net::IpAddr;

@@ -1,7 +1,6 @@
 //! The writer's automatic fallback: a server that refuses LOAD DATA LOCAL INFILE (as MySQL 8
 //! does by default) still gets every row, exactly once, through prepared INSERTs. Runs against a
 //! private throwaway mariadbd started with `--local-infile=0`, never the shared server.
-mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,7 @@
 //! idempotency (re-import, rotated or compressed copy, grown file), bad input, mixed formats,
 //! the original's strict-mode failure case, and agreement with `--scan`.
 
-mod util;
+use crate::util;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

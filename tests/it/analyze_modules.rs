@@ -2,7 +2,7 @@
 //! module on both paths (summaries and packet table), every filter, window edges, IPv6-only
 //! data, JSON shape, an empty table, and summaries staying exact through duplicates and clear.
 //! Connections run with ONLY_FULL_GROUP_BY so every query is checked for well-defined values.
-mod util;
+use crate::util;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, Timestamp};
 use ipta::report::query::{self, Cell, Path, Report, Via};

@@ -3,8 +3,8 @@
 //! genuine repeats kept), then `--clear` and the import again. After each step the summary
 //! tables, folded in small chunks, must equal a rebuild by the server's GROUP BY.
 
-mod ingest_support;
-mod util;
+use crate::ingest_support;
+use crate::util;
 
 use std::path::PathBuf;
 use std::time::Duration;

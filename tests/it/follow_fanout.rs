@@ -369,6 +369,14 @@ fn missing_follow_dir_is_a_clear_error() {
     assert!(e.contains("does not exist") && e.contains("ipta-ingest"), "{e}");
 }
 
+/// The test name of [`child_process_entry`] as libtest knows it: its module path without the
+/// crate's name (`follow_fanout::child_process_entry` in the `it` binary).
+fn child_entry_name() -> String {
+    let path = module_path!();
+    let in_binary = path.split_once("::").map_or("", |(_, rest)| rest);
+    if in_binary.is_empty() { "child_process_entry".into() } else { format!("{in_binary}::child_process_entry") }
+}
+
 /// The body of child processes started by other tests: a real viewer (`follow_ingest`) on the
 /// directory in IPTA_FOLLOW_TEST_CHILD_DIR, printing to stdout. Does nothing in a normal run.
 #[test]
@@ -385,7 +393,7 @@ fn child_process_entry() {
 /// A real viewer in a child process; its stdout lines are collected.
 fn child_viewer(dir: &Path) -> (Kid, Arc<Mutex<Vec<String>>>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &child_entry_name(), "--nocapture", "--test-threads=1"])
         .env("IPTA_FOLLOW_TEST_CHILD_DIR", dir)
         .stdout(Stdio::piped())
         .spawn()
@@ -473,7 +481,7 @@ fn viewer_without_rights_gets_a_clear_error() {
     let root = unsafe { libc::geteuid() } == 0;
     for p in [&ro, &closed] {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        cmd.args(["--exact", &child_entry_name(), "--nocapture", "--test-threads=1"])
             .env("IPTA_FOLLOW_TEST_CHILD_DIR", p);
         if root {
             cmd.uid(65534).gid(65534);

@@ -2,7 +2,7 @@
 //! cutoff go (a row at the cutoff stays), in as many chunks as asked, idempotently, and writers
 //! keep inserting while a large expiry runs (the longest insert stall is measured and printed).
 
-mod util;
+use crate::util;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
