@@ -6,27 +6,14 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipta::follow::{follow_file, follow_ingest, FollowFormat, FollowOptions};
 use ipta::follow::fanout::FanOut;
-use ipta::parse::ParseOptions;
 
-fn opts(dir: &Path) -> FollowOptions {
-    FollowOptions {
-        no_header: false,
-        no_counter: false,
-        no_local: false,
-        no_accept: false,
-        rdns: false,
-        format: FollowFormat::Text,
-        width: Some(0),
-        parse: ParseOptions { reference: Default::default(), year: None, tz: Some("UTC".into()), rules: Default::default() },
-        follow_dir: dir.to_path_buf(),
-    }
-}
+use crate::util::{follow_opts as opts, SharedOut};
 
 /// A kernel line as rsyslog hands it to ipta-ingest (RFC 3339 stamp with the year).
 fn fw_line(host: &str, action: &str, ifc: &str, src: &str, spt: u32, dpt: u32) -> String {
@@ -35,25 +22,6 @@ fn fw_line(host: &str, action: &str, ifc: &str, src: &str, spt: u32, dpt: u32) -
          MAC=02:00:bc:7e:5d:a0:00:13:5f:21:29:40:08:00 SRC={src} DST=192.0.2.10 LEN=60 TOS=0x00 \
          PREC=0x00 TTL=56 ID=16687 DF PROTO=TCP SPT={spt} DPT={dpt} WINDOW=14600 RES=0x00 SYN URGP=0"
     )
-}
-
-#[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedOut {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedOut {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(String::from).collect()
-    }
 }
 
 struct Run {

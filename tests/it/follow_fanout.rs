@@ -5,7 +5,7 @@
 //! (`cat`, `sleep`) holding a FIFO when a test must stop or kill them.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -18,9 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipta::follow::viewer::view_lines;
-use ipta::follow::{follow_ingest, FollowFormat, FollowOptions};
+use ipta::follow::follow_ingest;
 use ipta::follow::fanout::{FanOut, DROPPED_MARKER, PIPE_BUF};
-use ipta::parse::ParseOptions;
+
+use crate::util::{follow_opts as opts, SharedOut};
 
 static SEQ: AtomicU32 = AtomicU32::new(500);
 
@@ -303,39 +304,6 @@ fn over_long_line_is_skipped_and_counted() {
     assert_eq!(f.too_long_total(), 1);
     drop(g);
     v.finish();
-}
-
-fn opts(dir: &Path) -> FollowOptions {
-    FollowOptions {
-        no_header: false,
-        no_counter: false,
-        no_local: false,
-        no_accept: false,
-        rdns: false,
-        format: FollowFormat::Text,
-        width: Some(0),
-        parse: ParseOptions {
-            reference: Default::default(),
-            year: None,
-            tz: None,
-            rules: Default::default(),
-        },
-        follow_dir: dir.to_path_buf(),
-    }
-}
-
-/// A `Write` shared with the test thread.
-#[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedOut {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: a private database per test on the real server,
-//! dropped again at the end, and the path of the built binaries.
+//! dropped again at the end, the path of the built binaries, output captured across threads,
+//! and the options of a follow run.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -82,5 +83,47 @@ pub fn bin(name: &str) -> std::path::PathBuf {
         "ipta" => env!("CARGO_BIN_EXE_ipta").into(),
         "ipta-ingest" => env!("CARGO_BIN_EXE_ipta-ingest").into(),
         other => panic!("no binary {other}"),
+    }
+}
+
+/// A `Write` shared with the test thread: what a follower or a report writes on another thread.
+#[derive(Clone, Default)]
+pub struct SharedOut(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    /// What was written so far, as lines.
+    pub fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(String::from).collect()
+    }
+}
+
+/// Follow options for tests: everything shown, text, no terminal width, times in UTC, the
+/// fan-out directory `dir`.
+pub fn follow_opts(dir: &std::path::Path) -> ipta::follow::FollowOptions {
+    ipta::follow::FollowOptions {
+        no_header: false,
+        no_counter: false,
+        no_local: false,
+        no_accept: false,
+        rdns: false,
+        format: ipta::follow::FollowFormat::Text,
+        width: Some(0),
+        parse: ipta::parse::ParseOptions {
+            reference: Default::default(),
+            year: None,
+            tz: Some("UTC".into()),
+            rules: Default::default(),
+        },
+        follow_dir: dir.to_path_buf(),
     }
 }
