@@ -317,10 +317,8 @@ fn newer_table_and_failed_script_statements_exit_non_zero() {
 
 /// One dropped SYN from 203.0.113.9 at 2026-11-25T10:00:0`second`, to port `dpt`.
 fn syn_line(second: u32, dpt: u16) -> String {
-    format!(
-        "2026-11-25T10:00:0{second}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 \
-         LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT={dpt} WINDOW=1024 RES=0x00 SYN URGP=0\n"
-    )
+    let stamp = format!("2026-11-25T10:00:0{second}+00:00");
+    util::Syn { stamp: &stamp, dst: "192.0.2.1", dpt: u32::from(dpt), ..Default::default() }.line() + "\n"
 }
 
 /// An import of which nothing could be read fails (exit 1); one file failing among readable

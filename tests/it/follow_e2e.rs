@@ -13,15 +13,10 @@ use std::time::{Duration, Instant};
 use ipta::follow::{follow_file, follow_ingest, FollowFormat, FollowOptions};
 use ipta::follow::fanout::FanOut;
 
-use crate::util::{follow_opts as opts, SharedOut};
+use crate::util::{follow_opts as opts, SharedOut, Syn};
 
-/// A kernel line as rsyslog hands it to ipta-ingest (RFC 3339 stamp with the year).
 fn fw_line(host: &str, action: &str, ifc: &str, src: &str, spt: u32, dpt: u32) -> String {
-    format!(
-        "2026-11-25T10:16:44.000000+00:00 {host} kernel: IPT: {action} IN={ifc} OUT= \
-         MAC=02:00:bc:7e:5d:a0:00:13:5f:21:29:40:08:00 SRC={src} DST=192.0.2.10 LEN=60 TOS=0x00 \
-         PREC=0x00 TTL=56 ID=16687 DF PROTO=TCP SPT={spt} DPT={dpt} WINDOW=14600 RES=0x00 SYN URGP=0"
-    )
+    Syn { host, action, ifc, src, spt, dpt, ..Syn::default() }.line()
 }
 
 struct Run {

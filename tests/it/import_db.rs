@@ -42,13 +42,8 @@ fn count(db: &TestDb, filter: &str) -> u64 {
 
 /// A syslog line (RFC 3164 stamp given) carrying a TCP packet numbered `n`.
 fn line(stamp: &str, n: u32) -> String {
-    format!(
-        "{stamp} fw1 kernel: [{n}.000001] IPT: DROP IN=eth0 OUT= MAC=00:16:3e:11:22:33:52:54:00:00:00:01:08:00 \
-         SRC=203.0.113.{} DST=198.51.100.1 LEN=40 TOS=0x00 PREC=0x00 TTL=50 ID={n} PROTO=TCP SPT={} DPT=22 \
-         WINDOW=1024 RES=0x00 SYN URGP=0 \n",
-        n % 250 + 1,
-        1024 + n % 60000
-    )
+    let src = format!("203.0.113.{}", n % 250 + 1);
+    util::Syn { stamp, src: &src, dst: "198.51.100.1", spt: 1024 + n % 60000, id: n, ..Default::default() }.line() + "\n"
 }
 
 fn write(path: &Path, lines: &[String], mtime: Option<&str>) {

@@ -1,6 +1,6 @@
 //! Shared helpers of the integration tests: a private database per test on the real server,
 //! dropped again at the end, the path of the built binaries, output captured across threads,
-//! and the options of a follow run.
+//! the options of a follow run, and firewall log lines.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -125,5 +125,51 @@ pub fn follow_opts(dir: &std::path::Path) -> ipta::follow::FollowOptions {
             rules: Default::default(),
         },
         follow_dir: dir.to_path_buf(),
+    }
+}
+
+/// A logged TCP SYN as rsyslog renders it, the one log-line builder of the tests: fill in what
+/// a test cares about, take the rest from `Default`, and call [`Syn::line`].
+#[derive(Clone, Copy, Debug)]
+pub struct Syn<'a> {
+    /// The syslog time stamp, RFC 3339 or RFC 3164 (`Nov 25 10:16:44`).
+    pub stamp: &'a str,
+    pub host: &'a str,
+    pub action: &'a str,
+    /// The input interface.
+    pub ifc: &'a str,
+    pub src: &'a str,
+    pub dst: &'a str,
+    pub spt: u32,
+    pub dpt: u32,
+    /// The IP ID; give lines that must stay distinct different ones.
+    pub id: u32,
+}
+
+impl Default for Syn<'_> {
+    fn default() -> Self {
+        Syn {
+            stamp: "2026-11-25T10:16:44.000000+00:00",
+            host: "fw1",
+            action: "DROP",
+            ifc: "eth0",
+            src: "203.0.113.9",
+            dst: "192.0.2.10",
+            spt: 4444,
+            dpt: 22,
+            id: 1,
+        }
+    }
+}
+
+impl Syn<'_> {
+    /// The line, without a newline.
+    pub fn line(&self) -> String {
+        let Syn { stamp, host, action, ifc, src, dst, spt, dpt, id } = *self;
+        format!(
+            "{stamp} {host} kernel: IPT: {action} IN={ifc} OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 \
+             SRC={src} DST={dst} LEN=60 TOS=0x00 PREC=0x00 TTL=52 ID={id} DF PROTO=TCP SPT={spt} DPT={dpt} \
+             WINDOW=64240 RES=0x00 SYN URGP=0"
+        )
     }
 }

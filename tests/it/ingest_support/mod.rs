@@ -12,17 +12,9 @@ use ipta::config::DbSettings;
 
 /// A realistic line as rsyslog's template renders it; `i` makes it unique.
 pub fn line(i: u32) -> String {
-    format!(
-        "2026-11-25T09:{:02}:{:02}.{:06}+00:00 fw1 kernel: IPT: DROP IN=eth0 OUT= \
-         MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=203.0.113.{} DST=192.0.2.10 LEN=60 \
-         TOS=0x00 PREC=0x00 TTL=52 ID={} DF PROTO=TCP SPT={} DPT=22 WINDOW=64240 RES=0x00 SYN URGP=0",
-        (i / 60) % 60,
-        i % 60,
-        i % 1_000_000,
-        i % 250 + 1,
-        i % 65536,
-        1024 + i % 60000
-    )
+    let stamp = format!("2026-11-25T09:{:02}:{:02}.{:06}+00:00", (i / 60) % 60, i % 60, i % 1_000_000);
+    let src = format!("203.0.113.{}", i % 250 + 1);
+    crate::util::Syn { stamp: &stamp, src: &src, spt: 1024 + i % 60000, id: i % 65536, ..Default::default() }.line()
 }
 
 /// A running ipta-ingest with rsyslog's side of the pipes.
