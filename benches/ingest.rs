@@ -25,19 +25,11 @@ use ipta::record::{RecordBatch, Timestamp};
 use ipta::record::dedup::{record_hash, Occurrences};
 use mysql::prelude::Queryable;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+mod common;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::genlog;
 
-/// The project's workload generator (examples/genlog.rs, the same mix as shared/genlog.py),
+/// The project's workload generator (`ipta_dev::genlog`, the same mix as shared/genlog.py),
 /// in rsyslog's file format (RFC 3339 headers), seed 7.
 fn workload(n: usize) -> Vec<u8> {
     let mut g = genlog::Gen::new(7, genlog::Style::Rfc3339);
@@ -47,15 +39,6 @@ fn workload(n: usize) -> Vec<u8> {
         out.push(b'\n');
     }
     out
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn cpu_ms(pid: u32) -> u64 {
@@ -117,9 +100,9 @@ fn finish(mut child: Child) -> String {
 }
 
 fn main() {
-    let n = arg("--lines", 1_000_000);
-    let txn = arg("--txn", 500);
-    let ingest_batch = arg("--ingest-batch", 0);
+    let n = common::num("--lines", 1_000_000);
+    let txn = common::num("--txn", 500);
+    let ingest_batch = common::num("--ingest-batch", 0);
     let batch_flag = ingest_batch.to_string();
     let mut txn_args = vec!["--confirm"];
     if ingest_batch > 0 {
@@ -175,7 +158,7 @@ fn main() {
         commit_wait += c.elapsed();
     }
     let txn_secs = t.elapsed().as_secs_f64();
-    let txn_rss = status_kib(pid, "VmHWM:");
+    let txn_rss = common::status_kib(pid, "VmHWM:");
     let txn_rows = db.count("txn");
     let cpu0 = cpu_ms(pid);
     std::thread::sleep(Duration::from_secs(3));
@@ -196,11 +179,11 @@ fn main() {
     };
     let mut peak = 0;
     while !feeder.is_finished() {
-        peak = peak.max(status_kib(pid, "VmHWM:"));
+        peak = peak.max(common::status_kib(pid, "VmHWM:"));
         std::thread::sleep(Duration::from_millis(20));
     }
     feeder.join().unwrap();
-    peak = peak.max(status_kib(pid, "VmHWM:"));
+    peak = peak.max(common::status_kib(pid, "VmHWM:"));
     let plain_report = finish(child);
     let plain_secs = t.elapsed().as_secs_f64();
     let plain_rows = db.count("plain");
@@ -256,10 +239,10 @@ fn main() {
     let mut stable = 0;
     while stable < 10 && !feeder.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
-        let now = status_kib(pid, "VmHWM:");
+        let now = common::status_kib(pid, "VmHWM:");
         if now == last { stable += 1 } else { stable = 0; last = now; }
     }
-    let down_rss = status_kib(pid, "VmHWM:");
+    let down_rss = common::status_kib(pid, "VmHWM:");
     let blocked = !feeder.is_finished();
     let _ = child.kill();
     let _ = child.wait();

@@ -17,8 +17,9 @@ use std::time::Instant;
 use ipta::parse::{ActionRules, Outcome, ParseOptions, Parser};
 use ipta::record::Timestamp;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+mod common;
+
+use common::genlog;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

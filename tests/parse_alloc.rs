@@ -46,8 +46,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+use ipta_dev::genlog;
 
 fn opts() -> ParseOptions {
     ParseOptions {

@@ -3,17 +3,14 @@
 //! goes next to the others and gets one line below (`mod area_topic;`); it reaches the shared
 //! helpers as `crate::util` (a database per test, the built binaries, captured output, option
 //! sets, firewall log lines) and `crate::ingest_support` (a running ipta-ingest, a private
-//! `mariadbd`).
+//! `mariadbd`); the workload generator is the dev crate's (`ipta_dev::genlog`, shared with the
+//! benchmarks).
 //!
 //! Not here: `tests/parse_alloc.rs`, which installs a counting global allocator and so needs a
 //! process of its own.
 
 mod ingest_support;
 mod util;
-/// The workload generator of `examples/genlog.rs` (the example is its command line).
-#[path = "../../examples/genlog.rs"]
-#[allow(dead_code)]
-mod genlog;
 
 mod analyze_modules;
 mod analyze_prompt;

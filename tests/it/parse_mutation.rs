@@ -7,7 +7,7 @@
 use ipta::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind, MAX_LINE};
 use ipta::record::Timestamp;
 
-use crate::genlog;
+use ipta_dev::genlog;
 
 use genlog::Rng;
 
