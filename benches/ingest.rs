@@ -120,7 +120,7 @@ fn main() {
     let data = workload(n);
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     println!(
-        "ingest bench: {} lines (examples/genlog.rs, seed 7, RFC 3339 headers, {:.1} MB), made in {:.1?}",
+        "ingest bench: {} lines (dev/src/genlog.rs, seed 7, RFC 3339 headers, {:.1} MB), made in {:.1?}",
         lines.len(),
         data.len() as f64 / 1e6,
         t.elapsed()

@@ -24,7 +24,7 @@ use crate::record::Timestamp;
 use crate::store::value::ts_value;
 use crate::store::{map_err, summary, validate_identifier, StoreError};
 
-/// Rows per chunk when the caller has no better idea. Measured (tests/retention.rs, 2 cores,
+/// Rows per chunk when the caller has no better idea. Measured (tests/it/retention.rs, 2 cores,
 /// MariaDB 10.11, moderate load): with 1,000-row chunks a concurrent writer's longest stall was
 /// 4-38 ms, with 5,000 65-90 ms, with 20,000 ~140 ms (a chunk's commit delays the writer's).
 /// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, README.md).
