@@ -576,7 +576,7 @@ fn viewer_fifo_is_writable_only_by_ingests_user_and_the_viewer() {
     chown(&dir, ingest, group);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o3770)).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &child_entry_name(), "--nocapture", "--test-threads=1"])
         .env("IPTA_FOLLOW_TEST_CHILD_DIR", &dir)
         .uid(viewer)
         .gid(group)
