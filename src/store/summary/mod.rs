@@ -40,8 +40,9 @@
 //! `--list-tables` does not list them.
 
 //!
-//! The code is split by concern: [`schema`] (DDL, create, drop, rebuild), [`gate`] (the locks),
-//! [`fold`] (the fold engine), [`retention`] (subtracting deleted rows). This file holds what
+//! The code is split by concern: `schema.rs` (DDL, create, drop, rebuild), `gate.rs` (the
+//! locks), `fold.rs` (the fold engine), `retention.rs` (subtracting deleted rows), each
+//! re-exported here so callers name `store::summary::X` only. This file holds what
 //! they share: the table names, defined once, and the conversions of values.
 
 mod fold;
