@@ -27,7 +27,7 @@ use mysql::prelude::Queryable;
 
 mod common;
 
-use common::genlog;
+use common::{genlog, TestDb};
 
 /// The project's workload generator (`ipta_dev::genlog`, the same mix as shared/genlog.py),
 /// in rsyslog's file format (RFC 3339 headers), seed 7.
@@ -49,45 +49,23 @@ fn cpu_ms(pid: u32) -> u64 {
     ticks * 1000 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64
 }
 
-struct Db {
-    socket: String,
-    name: String,
-}
-
-impl Db {
-    fn opts(&self, db: bool) -> mysql::OptsBuilder {
-        mysql::OptsBuilder::new()
-            .user(Some(common::credentials().0))
-            .pass(Some(common::credentials().1))
-            .socket(Some(self.socket.clone()))
-            .db_name(db.then(|| self.name.clone()))
-    }
-    fn conn(&self) -> mysql::Conn {
-        mysql::Conn::new(self.opts(true)).unwrap()
-    }
-    fn count(&self, table: &str) -> u64 {
-        self.conn().query_first(format!("SELECT COUNT(*) FROM `{table}`")).unwrap().unwrap_or(0)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Ok(mut c) = mysql::Conn::new(self.opts(false)) {
-            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
-        }
-    }
-}
-
-fn spawn(db: &Db, table: &str, extra: &[&str], socket: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ipta-ingest"))
-        .args(["-u", &common::credentials().0, "-d", &db.name, "-t", table, "--db-socket", socket])
+/// ipta-ingest for `table` of `db`, connecting through `socket` (the server's, or one where no
+/// server listens).
+fn spawn(db: &TestDb, table: &str, extra: &[&str], socket: &str) -> Child {
+    let s = &db.settings;
+    Command::new(common::bin("ipta-ingest"))
+        .args(["-u", &s.user, "-d", &s.database, "-t", table, "--db-socket", socket])
         .args(extra)
-        .env("IPTA_DB_PASS", common::credentials().1)
+        .env("IPTA_DB_PASS", &s.password)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ipta-ingest")
+}
+
+fn count(db: &TestDb, table: &str) -> u64 {
+    db.conn().query_first(format!("SELECT COUNT(*) FROM `{table}`")).unwrap().unwrap_or(0)
 }
 
 fn finish(mut child: Child) -> String {
@@ -108,13 +86,8 @@ fn main() {
     if ingest_batch > 0 {
         txn_args.extend(["--batch-size", batch_flag.as_str()]);
     }
-    let socket =
-        std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into());
-    let db = Db { socket: socket.clone(), name: format!("ipta_bench_ingest_{}", std::process::id()) };
-    mysql::Conn::new(db.opts(false))
-        .expect("connect with the test account")
-        .query_drop(format!("CREATE DATABASE `{}` CHARACTER SET utf8mb4", db.name))
-        .unwrap();
+    let db = TestDb::new("bench_ingest");
+    let socket = db.settings.socket.as_deref().expect("the test database is on a socket").to_string_lossy().into_owned();
 
     let t = Instant::now();
     let data = workload(n);
@@ -159,7 +132,7 @@ fn main() {
     }
     let txn_secs = t.elapsed().as_secs_f64();
     let txn_rss = common::status_kib(pid, "VmHWM:");
-    let txn_rows = db.count("txn");
+    let txn_rows = count(&db, "txn");
     let cpu0 = cpu_ms(pid);
     std::thread::sleep(Duration::from_secs(3));
     let idle_cpu = cpu_ms(pid) - cpu0;
@@ -186,7 +159,7 @@ fn main() {
     peak = peak.max(common::status_kib(pid, "VmHWM:"));
     let plain_report = finish(child);
     let plain_secs = t.elapsed().as_secs_f64();
-    let plain_rows = db.count("plain");
+    let plain_rows = count(&db, "plain");
 
     // 3. LOAD DATA LOCAL INFILE of the same rows.
     let mut parser = Parser::new(ParseOptions {

@@ -5,10 +5,11 @@
 
 use std::io::{BufRead, Write};
 
-use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
+use comfy_table::CellAlignment;
 use mysql::prelude::Queryable;
 use mysql::Value;
 
+use super::render::text_table;
 use super::ReportError;
 
 /// Splits input into statements at `;` outside quotes and comments.
@@ -104,12 +105,7 @@ fn execute(conn: &mut mysql::Conn, sql: &str, out: &mut dyn Write, tty: bool) ->
             let _ = writeln!(out, "OK, {n} row(s) affected ({:.3} s)", started.elapsed().as_secs_f64());
             continue;
         }
-        let mut t = Table::new();
-        t.load_preset(if tty { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
-        if !tty {
-            t.force_no_tty();
-        }
-        t.set_content_arrangement(ContentArrangement::Disabled);
+        let mut t = text_table(tty);
         t.set_header(cols.clone());
         let mut numeric = vec![true; cols.len()];
         let mut n = 0u64;

@@ -111,12 +111,7 @@ pub fn table(rep: &Report, out: &mut dyn Write, tty: bool) -> std::io::Result<()
             writeln!(out, "  (none)")?;
             continue;
         }
-        let mut t = Table::new();
-        t.load_preset(if tty { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
-        if !tty {
-            t.force_no_tty();
-        }
-        t.set_content_arrangement(ContentArrangement::Disabled);
+        let mut t = text_table(tty);
         t.set_header(s.columns.iter().map(|c| c.header).collect::<Vec<_>>());
         for r in &s.rows {
             t.add_row(r.iter().map(|c| cell_text(c, rep)).collect::<Vec<_>>());
@@ -307,6 +302,18 @@ pub fn csv(rep: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An empty text table as both the report and the SQL prompt draw them: UTF-8 borders on a
+/// terminal, plain ASCII otherwise, never wrapped.
+pub(crate) fn text_table(tty: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(if tty { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
+    if !tty {
+        t.force_no_tty();
+    }
+    t.set_content_arrangement(ContentArrangement::Disabled);
+    t
 }
 
 #[cfg(test)]

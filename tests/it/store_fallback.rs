@@ -2,114 +2,17 @@
 //! does by default) still gets every row, exactly once, through prepared INSERTs. Runs against a
 //! private throwaway mariadbd started with `--local-infile=0`, never the shared server.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use ipta::record::{Record, RecordBatch, Timestamp};
 use ipta::store::writer::{WriteMethod, WriteStats, Writer};
 use mysql::prelude::Queryable;
 
-/// A private server in a temporary directory; killed and removed on drop.
-struct PrivateServer {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl PrivateServer {
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("s")
-    }
-
-    fn start(extra: &[&str]) -> Option<PrivateServer> {
-        let which = |p: &str| {
-            ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(p))
-                .find(|p| p.exists())
-        };
-        let (Some(install), Some(server)) = (which("mariadb-install-db"), which("mariadbd")) else {
-            eprintln!("skipped: mariadb-install-db/mariadbd not installed");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let ok = Command::new(install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mariadb-install-db failed");
-        let sock = dir.path().join("s");
-        let child = Command::new(server)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", sock.display()))
-            .args([
-                "--skip-networking",
-                "--user=root",
-                "--character-set-server=utf8mb4",
-            ])
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                dir.path().join("err.log").display()
-            ))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = PrivateServer { child, dir };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(30) {
-            if s.root().is_ok() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("private mariadbd did not start");
-    }
-
-    fn root(&self) -> mysql::Result<mysql::Conn> {
-        mysql::Conn::new(
-            mysql::OptsBuilder::new()
-                .user(Some("root"))
-                .socket(Some(self.socket().to_string_lossy().into_owned())),
-        )
-    }
-}
-
-impl Drop for PrivateServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::ingest_support::PrivateServer;
 
 #[test]
 fn refused_local_infile_falls_back_to_insert() {
-    let Some(server) = PrivateServer::start(&["--local-infile=0"]) else {
-        return;
-    };
-    let mut root = server.root().unwrap();
-    root.query_drop("CREATE DATABASE ipta CHARACTER SET utf8mb4")
-        .unwrap();
-    let settings = ipta::config::DbSettings {
-        user: "root".into(),
-        password: String::new(),
-        database: "ipta".into(),
-        socket: Some(server.socket()),
-        ..Default::default()
-    };
+    let mut server = PrivateServer::new();
+    server.start_with(&["--local-infile=0"]);
+    let settings = server.settings("ipta");
     let mut c = ipta::store::connect(&settings).unwrap();
     ipta::store::schema::ensure_table(&mut c, "logs").unwrap();
 

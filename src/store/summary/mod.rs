@@ -38,11 +38,11 @@
 //!
 //! Summary tables carry the comment `ipta-summary` (not the packet tables' marker), so
 //! `--list-tables` does not list them.
-
 //!
-//! The code is split by concern: [`schema`] (DDL, create, drop, rebuild), [`gate`] (the locks),
-//! [`fold`] (the fold engine), [`retention`] (subtracting deleted rows). This file holds what
-//! they share: the table names, defined once, and the conversions of values.
+//! The code is split by concern: `schema.rs` (DDL, create, drop, rebuild), `gate.rs` (the
+//! locks), `fold.rs` (the fold engine), `retention.rs` (subtracting deleted rows), each
+//! re-exported here so callers name `store::summary::X` only. This file holds what
+//! they share: the table names, defined once, and the error and length checks.
 
 mod fold;
 mod gate;
@@ -92,8 +92,9 @@ pub const SUFFIXES: &[&str] = &[
 /// The comment every summary table carries.
 pub const SUMMARY_COMMENT: &str = "ipta-summary";
 
-/// Longest packet-table name that still leaves room for the summary suffixes.
-pub const MAX_TABLE_LEN: usize = 64 - 9;
+/// Longest packet-table name that still leaves room for the summary suffixes (`INPORT` is the
+/// longest; a unit test checks that against [`SUFFIXES`]).
+pub const MAX_TABLE_LEN: usize = 64 - INPORT.len();
 
 /// The name of one summary table (`table` validated by the caller).
 pub fn name(table: &str, suffix: &str) -> String {
@@ -120,4 +121,17 @@ fn check_len(table: &str) -> Result<(), StoreError> {
 
 fn bytes_value(s: &[u8]) -> Value {
     Value::Bytes(s.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_summary_name_fits_beside_the_longest_table_name() {
+        assert_eq!(MAX_TABLE_LEN, 55);
+        for s in SUFFIXES {
+            assert!(MAX_TABLE_LEN + s.len() <= 64, "{s}");
+        }
+    }
 }

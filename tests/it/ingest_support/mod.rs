@@ -214,6 +214,11 @@ impl PrivateServer {
     }
 
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts the server with further `mariadbd` options (`--local-infile=0`).
+    pub fn start_with(&mut self, extra: &[&str]) {
         assert!(self.child.is_none());
         let data = self.dir.path().join("data");
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
@@ -224,6 +229,7 @@ impl PrivateServer {
             .arg(format!("--pid-file={}", self.dir.path().join("pid").display()))
             .args(["--skip-networking", "--user=root", "--character-set-server=utf8mb4"])
             .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
