@@ -647,7 +647,9 @@ fn classify(e: &anyhow::Error, db: Option<&ipta::config::DbSettings>) -> (u8, Op
                 | StoreError::MissingTable(_)
                 | StoreError::Schema(_) => exit::NOT_SET_UP,
                 StoreError::BadIdentifier { .. } => exit::USAGE,
-                StoreError::Sql(_) => exit::ERROR,
+                // A server condition (read-only, disk full, deadlock...) is an outage.
+                StoreError::Server { .. } if se.is_outage() => exit::UNREACHABLE,
+                StoreError::Server { .. } | StoreError::BadRow(_) | StoreError::Sql(_) => exit::ERROR,
             };
             return (code, advice);
         }

@@ -3,12 +3,12 @@
 //!
 //! The reader thread hands over numbered batches through a bounded channel: its capacity is the
 //! buffer that absorbs a database outage, and once it is full the reader blocks, which stops it
-//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The worker retries a
-//! batch until it is committed: a lost connection or a server that is down is retried with capped
-//! exponential back-off after a reconnect, and each change of state (down, up again) is logged
-//! once. Because the insert is idempotent (see `store::dedup`), retrying a batch whose commit
-//! outcome is unknown is safe. A batch the server refuses for its data is written row by row so
-//! that one bad row cannot wedge the stream; rows refused alone go to the rejects file.
+//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. Writing itself is the
+//! store's [`Sink`]: it retries a batch through any outage (never giving up, and never rejecting
+//! a row for a server condition) and isolates rows the server refuses for their data. What is
+//! ingest's own is here: the pipeline thread, the confirmation bookkeeping (a batch counts as
+//! done only once committed or its refused rows are in the rejects file), logging each change of
+//! state (down, up again) once, and stopping the waits at shutdown.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,22 +20,14 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::Counters;
 use crate::record::RecordBatch;
-use crate::store::writer::{WriteStats, Writer};
-use crate::store::StoreError;
+use crate::store::sink::{Hooks, Policy, Sink, SinkError};
+use crate::store::writer::WriteStats;
+use crate::store::{ErrorClass, StoreError};
 
-/// Something batches can be written to: the store's `Writer`, or a fake in tests.
-pub trait BatchStore: Send {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError>;
-}
-
-impl BatchStore for Writer {
-    fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
-        Writer::write(self, batch)
-    }
-}
+pub use crate::store::sink::BatchStore;
 
 /// Opens a fresh store (a new connection); called again after every failure.
-pub type Connector = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> + Send>;
+pub type Connector = crate::store::sink::Connect<'static>;
 
 /// Tuning of the worker.
 #[derive(Clone, Debug)]
@@ -114,18 +106,28 @@ impl Pipeline {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let policy = Policy {
+            backoff_min: opts.backoff_min,
+            backoff_max: opts.backoff_max,
+            // rsyslog keeps the lines while they are not confirmed: wait as long as it takes,
+            // for a setup error too (an administrator can fix it without restarting us).
+            max_attempts: None,
+            wait_on_config: true,
+        };
         let w = Worker {
             rx,
             free_tx,
-            stop_rx,
-            stop: stop.clone(),
             progress: progress.clone(),
-            connector,
-            store: None,
-            opts,
-            counters,
+            sink: Sink::new(connector, policy),
+            hooks: State {
+                stop_rx,
+                stop: stop.clone(),
+                counters,
+                opts,
+                down_since: None,
+            },
             rejects,
-            down_since: None,
+            refused: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ipta-db-writer".into())
@@ -236,28 +238,73 @@ impl Drop for Pipeline {
     }
 }
 
-/// How one write attempt (with its retries) ended.
-enum Attempt {
-    Written,
-    /// The server refused the data (not a connection problem): retrying cannot help.
-    Refused(String),
-    /// Shutting down while the database was unavailable.
-    Stopped,
-}
-
 struct Worker {
     rx: Receiver<Job>,
     free_tx: Sender<RecordBatch>,
+    progress: Arc<Progress>,
+    sink: Sink<'static>,
+    hooks: State,
+    rejects: Option<Arc<Mutex<Rejects>>>,
+    /// Rows the sink found refused in the current batch (kept to reuse its memory).
+    refused: Vec<(usize, StoreError)>,
+}
+
+/// What the sink's waits need: the stop signal, the counters, the state-change messages.
+struct State {
     stop_rx: Receiver<()>,
     stop: Arc<AtomicBool>,
-    progress: Arc<Progress>,
-    connector: Connector,
-    store: Option<Box<dyn BatchStore>>,
-    opts: WorkerOptions,
     counters: Arc<Counters>,
-    rejects: Option<Arc<Mutex<Rejects>>>,
-    /// Set while the database is unreachable: when and why, for the state-change messages.
+    opts: WorkerOptions,
+    /// Set while the database is unavailable: since when, for the state-change messages.
     down_since: Option<Instant>,
+}
+
+impl Hooks for State {
+    /// Sleeps for the back-off delay unless told to stop; returns false when stopping.
+    fn pause(&mut self, delay: Duration) -> bool {
+        if self.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.stop_rx.recv_timeout(delay) {
+            Err(RecvTimeoutError::Timeout) => !self.stop.load(Ordering::SeqCst),
+            _ => false,
+        }
+    }
+
+    fn failed(&mut self, e: &StoreError) {
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        self.went_down(e);
+    }
+
+    fn recovered(&mut self) {
+        if let Some(t) = self.down_since.take() {
+            eprintln!(
+                "ipta-ingest: database available again after {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn isolating(&mut self, e: &StoreError) {
+        eprintln!("ipta-ingest: the database refused a batch ({e}); looking for the refused rows");
+    }
+}
+
+impl State {
+    fn went_down(&mut self, e: &StoreError) {
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            let what = match e.class() {
+                ErrorClass::Config => "database not set up for ipta",
+                _ => "database unavailable",
+            };
+            eprintln!(
+                "ipta-ingest: {what} ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
+                self.opts.buffer_rows,
+                self.opts.backoff_max.as_millis()
+            );
+        }
+    }
 }
 
 impl Worker {
@@ -265,9 +312,8 @@ impl Worker {
         // Connect (and create the table) at once, so a misconfiguration or an outage shows
         // in the log at start rather than with the first packet. Failing here only logs: the
         // first batch retries.
-        match (self.connector)() {
-            Ok(s) => self.store = Some(s),
-            Err(e) => self.went_down(&e),
+        if let Err(e) = self.sink.connect() {
+            self.hooks.went_down(&e);
         }
         // Blocks in recv while idle: no polling, no CPU.
         while let Ok(mut job) = self.rx.recv() {
@@ -281,39 +327,8 @@ impl Worker {
         }
     }
 
-    /// Sleeps for the back-off delay unless told to stop; returns false when stopping.
-    fn pause(&self, delay: Duration) -> bool {
-        if self.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        match self.stop_rx.recv_timeout(delay) {
-            Err(RecvTimeoutError::Timeout) => !self.stop.load(Ordering::SeqCst),
-            _ => false,
-        }
-    }
-
-    fn went_down(&mut self, e: &StoreError) {
-        if self.down_since.is_none() {
-            self.down_since = Some(Instant::now());
-            eprintln!(
-                "ipta-ingest: database unavailable ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
-                self.opts.buffer_rows,
-                self.opts.backoff_max.as_millis()
-            );
-        }
-    }
-
-    fn came_up(&mut self) {
-        if let Some(t) = self.down_since.take() {
-            eprintln!(
-                "ipta-ingest: database available again after {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
-
     fn account(&self, st: WriteStats) {
-        let c = &self.counters;
+        let c = &self.hooks.counters;
         c.inserted.fetch_add(st.inserted, Ordering::Relaxed);
         c.duplicates.fetch_add(st.duplicates, Ordering::Relaxed);
     }
@@ -324,89 +339,33 @@ impl Worker {
         if batch.is_empty() {
             return 0;
         }
-        match self.write_retrying(batch) {
-            Attempt::Written => {
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.refused.clear();
+        match self.sink.write(batch, &mut self.hooks, &mut self.refused) {
+            Ok(st) => {
+                self.account(st);
+                let refused = std::mem::take(&mut self.refused);
+                for (i, e) in &refused {
+                    self.reject_row(batch, *i, e);
+                }
+                self.refused = refused;
+                if self.refused.is_empty() || batch.len() > 1 {
+                    self.hooks.counters.batches.fetch_add(1, Ordering::Relaxed);
+                }
                 batch.len() as u64
             }
-            Attempt::Refused(msg) if batch.len() > 1 => {
-                // The server refused the data: find the row(s) it refuses.
-                let n = self.write_rows(batch, &msg);
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                n
-            }
-            Attempt::Refused(msg) => {
-                self.reject_row(batch, 0, &msg);
-                1
-            }
-            Attempt::Stopped => 0,
+            // Shutting down while the database was unavailable; with an endless policy the
+            // sink never gives up otherwise.
+            Err(SinkError::Stopped) | Err(SinkError::Failed(_)) => 0,
         }
     }
 
-    /// Writes a refused batch one row at a time, so that only the bad rows are lost (to the
-    /// rejects file, with the server's reason).
-    fn write_rows(&mut self, batch: &RecordBatch, first_error: &str) -> u64 {
-        eprintln!("ipta-ingest: the database refused a batch ({first_error}); writing it row by row");
-        let mut one = RecordBatch::with_capacity(1);
-        let mut n = 0;
-        for i in 0..batch.len() {
-            let (rec, tag) = batch.get(i);
-            one.clear();
-            one.push(&rec, tag);
-            match self.write_retrying(&one) {
-                Attempt::Written => {}
-                Attempt::Refused(msg) => self.reject_row(batch, i, &msg),
-                Attempt::Stopped => break,
-            }
-            n += 1;
-        }
-        n
-    }
-
-    /// One batch, one transaction, retried through outages with capped exponential back-off.
-    fn write_retrying(&mut self, batch: &RecordBatch) -> Attempt {
-        let mut delay = self.opts.backoff_min;
-        loop {
-            let result = match &mut self.store {
-                Some(store) => store.write(batch),
-                None => (self.connector)().and_then(|mut s| {
-                    let r = s.write(batch);
-                    self.store = Some(s);
-                    r
-                }),
-            };
-            match result {
-                Ok(st) => {
-                    self.came_up();
-                    self.account(st);
-                    return Attempt::Written;
-                }
-                Err(StoreError::Sql(msg)) => {
-                    self.came_up();
-                    return Attempt::Refused(msg);
-                }
-                Err(e) => {
-                    // Down, lost, or not set up (no table, no access): a new connection after a
-                    // pause may help, a wedged one never does.
-                    self.store = None;
-                    self.went_down(&e);
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    if !self.pause(delay) {
-                        return Attempt::Stopped;
-                    }
-                    delay = (delay * 2).min(self.opts.backoff_max);
-                }
-            }
-        }
-    }
-
-    fn reject_row(&self, batch: &RecordBatch, i: usize, why: &str) {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    fn reject_row(&self, batch: &RecordBatch, i: usize, why: &StoreError) {
+        self.hooks.counters.rejected.fetch_add(1, Ordering::Relaxed);
         let (rec, _) = batch.get(i);
         match &self.rejects {
             Some(r) => {
                 let mut r = r.lock().unwrap();
-                r.write_record(&rec, why);
+                r.write_record(&rec, &why.to_string());
             }
             None => eprintln!("ipta-ingest: the database refused a row: {why}"),
         }
@@ -433,7 +392,7 @@ mod tests {
                 return Err(StoreError::ConnectionLost("fake".into()));
             }
             if b.iter().any(|(r, _)| r.action == "BAD") {
-                return Err(StoreError::Sql("fake refusal".into()));
+                return Err(StoreError::Server { code: 1406, message: "fake refusal".into() });
             }
             let mut rows = self.0.rows.lock().unwrap();
             let mut st = WriteStats::default();
