@@ -382,6 +382,8 @@ mod tests {
     #[derive(Clone, Default)]
     pub(crate) struct Fake {
         pub down: Arc<AtomicBool>,
+        /// Every write is answered as by a read-only server (1290) while set.
+        pub read_only: Arc<AtomicBool>,
         pub rows: Arc<Mutex<Vec<(i64, u64)>>>,
         pub connects: Arc<AtomicUsize>,
     }
@@ -390,6 +392,9 @@ mod tests {
         fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
             if self.0.down.load(Ordering::SeqCst) {
                 return Err(StoreError::ConnectionLost("fake".into()));
+            }
+            if self.0.read_only.load(Ordering::SeqCst) {
+                return Err(StoreError::Server { code: 1290, message: "read-only".into() });
             }
             if b.iter().any(|(r, _)| r.action == "BAD") {
                 return Err(StoreError::Server { code: 1406, message: "fake refusal".into() });
@@ -489,6 +494,26 @@ mod tests {
         assert_eq!(p.finish(Duration::from_secs(5)), 0);
         assert_eq!(fake.rows.lock().unwrap().len(), 2);
         assert_eq!(c.rejected.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_read_only_server_is_an_outage_not_a_reject() {
+        let fake = Fake::default();
+        fake.read_only.store(true, Ordering::SeqCst);
+        let c = Arc::new(Counters::default());
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        p.submit(Some(batch(&[1, 2], "DROP")), Duration::from_secs(1));
+        // Not done (so not confirmed) while the server stays read-only, and nothing rejected.
+        assert!(!p.wait_done(1, Duration::from_millis(100)));
+        assert_eq!(c.rejected.load(Ordering::SeqCst), 0);
+        assert!(c.retries.load(Ordering::SeqCst) > 0);
+        // The connection was kept: the server answered, it only said no for now.
+        assert_eq!(fake.connects.load(Ordering::SeqCst), 1);
+        fake.read_only.store(false, Ordering::SeqCst);
+        assert!(p.wait_done(1, Duration::from_secs(5)));
+        assert_eq!(p.finish(Duration::from_secs(1)), 0);
+        assert_eq!(fake.rows.lock().unwrap().len(), 2);
+        assert_eq!(c.rejected.load(Ordering::SeqCst), 0);
     }
 
     #[test]
