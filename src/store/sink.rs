@@ -67,6 +67,17 @@ pub trait Hooks {
     fn isolating(&mut self, _e: &StoreError) {}
 }
 
+/// Hooks that just sleep through the back-off and never stop early: for callers without a
+/// shutdown to honour (tests, benchmarks, one-off tools).
+pub struct Sleep;
+
+impl Hooks for Sleep {
+    fn pause(&mut self, delay: Duration) -> bool {
+        std::thread::sleep(delay);
+        true
+    }
+}
+
 /// Why a write did not finish.
 #[derive(Debug)]
 pub enum SinkError {
