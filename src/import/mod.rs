@@ -481,7 +481,7 @@ fn writer_loop(
     ev_tx: Sender<Event>,
     abort: &AtomicBool,
 ) {
-    let mut sink = store::sink::Sink::new(Box::new(move || connect()), RETRY).with_store(store);
+    let mut sink = store::sink::Sink::new(Box::new(connect), RETRY).with_store(store);
     let mut hooks = ImportHooks { abort };
     let mut refused = Vec::new();
     for chunk in work_rx.iter() {
@@ -669,7 +669,7 @@ mod tests {
     }
 
     fn sink_of<'a>(connect: &'a Connect<'a>) -> store::sink::Sink<'a> {
-        store::sink::Sink::new(Box::new(move || connect()), RETRY)
+        store::sink::Sink::new(Box::new(connect), RETRY)
     }
 
     #[test]
