@@ -123,10 +123,17 @@ impl<'a> Sink<'a> {
         self
     }
 
-    /// Connects now unless connected, so that a failure shows at once.
+    /// Connects now unless connected, so that a failure shows at once. A failure counts as
+    /// the start of an outage: the first write that works calls [`Hooks::recovered`].
     pub fn connect(&mut self) -> Result<(), StoreError> {
         if self.store.is_none() {
-            self.store = Some((self.connect)()?);
+            match (self.connect)() {
+                Ok(s) => self.store = Some(s),
+                Err(e) => {
+                    self.failing = true;
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -483,6 +490,32 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(m.writes.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_failed_first_connect_is_recovered_from() {
+        let m = Mem::default();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (m2, d2) = (m.clone(), down.clone());
+        let mut sink = Sink::new(
+            Box::new(move || {
+                if d2.load(Ordering::SeqCst) {
+                    Err(StoreError::Connect("down".into()))
+                } else {
+                    Ok(Box::new(m2.clone()) as Box<dyn BatchStore>)
+                }
+            }),
+            forever(),
+        );
+        assert!(sink.connect().is_err());
+        down.store(false, Ordering::SeqCst);
+        let mut log = Log::default();
+        sink.write(&batch(&["DROP"]), &mut log, &mut Vec::new())
+            .unwrap();
+        assert_eq!(
+            log.recovered, 1,
+            "the outage seen at connect ends with the first write"
+        );
     }
 
     #[test]
