@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README's quick start, on a fresh Debian or Ubuntu machine (as root, or a user with sudo):
-# installs and starts MariaDB when needed, creates the ipta user and database, builds ipta,
-# creates the packet table, imports the sample log of examples/ and prints the analysis.
+# installs and starts MariaDB when needed, builds ipta, creates the database ipta and the user
+# ipta with a generated password (saved in ~/.ipta-conf, mode 0600), creates the packet table,
+# imports the sample log of examples/ and prints the analysis.
 # Running it again is harmless: every step checks before it acts, and importing the same log
 # twice adds no row.
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "MariaDB: install when missing, start when stopped, create user and database ipta"
+step "MariaDB: install when missing, start when stopped, create the database ipta"
 ./scripts/provision.sh
 
 step "Build tools and Rust"
@@ -20,9 +21,14 @@ step "Build (release)"
 cargo build --release --locked --bins
 IPTA=./target/release/ipta
 
-# The quick start uses the defaults (user ipta, password ipta, database ipta, table logs on the
-# local server) whatever the invoking user's ~/.ipta-conf says.
-export IPTA_DB_HOST=localhost IPTA_DB_USER=ipta IPTA_DB_PASS=ipta IPTA_DB_NAME=ipta IPTA_DB_TABLE=logs
+# The account ipta gets a generated password (kept from an earlier run), never the well-known
+# `ipta`; it is saved with the other settings (database ipta, table logs on the local server)
+# in ~/.ipta-conf, which the commands below read. Settings in the environment would win over
+# the file: they are cleared.
+unset IPTA_DB_HOST IPTA_DB_PORT IPTA_DB_SOCKET IPTA_DB_USER IPTA_DB_PASS IPTA_DB_NAME IPTA_DB_TABLE \
+  IPTA_DB_TLS IPTA_DB_TLS_CA IPTA_CONFIG
+step "Database user ipta (generated password, saved in ~/.ipta-conf)"
+./scripts/ipta-account.sh --ipta "$IPTA"
 
 step "Create the packet table"
 $IPTA --create-table

@@ -6,5 +6,8 @@ cd "$(dirname "$0")"
 ./scripts/provision.sh --rsyslog
 ./scripts/ensure-rust.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-export IPTA_TEST_SOCKET=${IPTA_TEST_SOCKET:-/run/mysqld/mysqld.sock}
-cargo test --release --locked
+sock=${IPTA_TEST_SOCKET:-/run/mysqld/mysqld.sock}
+# The tests' database account exists only while they run: a random password, passed in the
+# environment, dropped afterwards (also on failure or Ctrl-C).
+./scripts/test-account.sh --socket "$sock" -- cargo test --release --locked
+./scripts/check-accounts.sh --socket "$sock"

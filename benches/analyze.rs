@@ -246,8 +246,8 @@ fn seed_insert(c: &mut mysql::Conn, vals: &[Value]) {
 
 fn settings(db: &str) -> DbSettings {
     DbSettings {
-        user: "ipta_test".into(),
-        password: "ipta_test".into(),
+        user: test_account().0,
+        password: test_account().1,
         database: db.into(),
         socket: Some(std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into()).into()),
         ..DbSettings::default()
@@ -353,7 +353,7 @@ fn main() {
     let chunk: usize = arg("--fold-chunk").and_then(|s| s.parse().ok()).unwrap_or(summary::FOLD_CHUNK_ROWS);
     let total = *checkpoints.iter().max().expect("--rows");
 
-    let mut admin = ipta::store::connect(&settings("")).expect("connect as ipta_test");
+    let mut admin = ipta::store::connect(&settings("")).expect("connect with the test account");
     admin.query_drop(format!("DROP DATABASE IF EXISTS `{DB}`")).unwrap();
     admin.query_drop(format!("CREATE DATABASE `{DB}` CHARACTER SET utf8mb4")).unwrap();
     let mut c = ipta::store::connect(&settings(DB)).unwrap();
@@ -510,4 +510,10 @@ fn main() {
     if !keep {
         admin.query_drop(format!("DROP DATABASE IF EXISTS `{DB}`")).unwrap();
     }
+}
+
+/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
+fn test_account() -> (String, String) {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
+    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
 }

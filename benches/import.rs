@@ -43,8 +43,8 @@ fn num(name: &str, default: usize) -> usize {
 
 fn settings(database: &str) -> DbSettings {
     DbSettings {
-        user: "ipta_test".into(),
-        password: "ipta_test".into(),
+        user: test_account().0,
+        password: test_account().1,
         database: database.into(),
         socket: Some(std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into()).into()),
         table: "imp".into(),
@@ -282,4 +282,10 @@ fn main() {
         ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", "),
         peak
     );
+}
+
+/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
+fn test_account() -> (String, String) {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
+    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
 }

@@ -74,8 +74,8 @@ struct Db {
 impl Db {
     fn opts(&self, db: bool) -> mysql::OptsBuilder {
         mysql::OptsBuilder::new()
-            .user(Some("ipta_test"))
-            .pass(Some("ipta_test"))
+            .user(Some(test_account().0))
+            .pass(Some(test_account().1))
             .socket(Some(self.socket.clone()))
             .db_name(db.then(|| self.name.clone()))
     }
@@ -97,9 +97,9 @@ impl Drop for Db {
 
 fn spawn(db: &Db, table: &str, extra: &[&str], socket: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ipta-ingest"))
-        .args(["-u", "ipta_test", "-d", &db.name, "-t", table, "--db-socket", socket])
+        .args(["-u", &test_account().0, "-d", &db.name, "-t", table, "--db-socket", socket])
         .args(extra)
-        .env("IPTA_DB_PASS", "ipta_test")
+        .env("IPTA_DB_PASS", test_account().1)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,7 +129,7 @@ fn main() {
         std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into());
     let db = Db { socket: socket.clone(), name: format!("ipta_bench_ingest_{}", std::process::id()) };
     mysql::Conn::new(db.opts(false))
-        .expect("connect as ipta_test (run scripts/provision.sh)")
+        .expect("connect with the test account")
         .query_drop(format!("CREATE DATABASE `{}` CHARACTER SET utf8mb4", db.name))
         .unwrap();
 
@@ -301,4 +301,10 @@ fn main() {
     );
     println!("transaction run: {txn_report}");
     println!("plain run: {plain_report}");
+}
+
+/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
+fn test_account() -> (String, String) {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
+    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
 }

@@ -101,13 +101,13 @@ fn main() {
     let db = format!("ipta_bench_store_{}", std::process::id());
     let opts = |db: Option<&str>| {
         mysql::OptsBuilder::new()
-            .user(Some("ipta_test"))
-            .pass(Some("ipta_test"))
+            .user(Some(test_account().0))
+            .pass(Some(test_account().1))
             .socket(Some(socket.clone()))
             .db_name(db.map(str::to_string))
     };
     let mut admin =
-        mysql::Conn::new(opts(None)).expect("connect as ipta_test (run scripts/provision.sh)");
+        mysql::Conn::new(opts(None)).expect("connect with the test account");
     admin
         .query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))
         .unwrap();
@@ -201,4 +201,10 @@ fn main() {
     }
 
     admin.query_drop(format!("DROP DATABASE `{db}`")).unwrap();
+}
+
+/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
+fn test_account() -> (String, String) {
+    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
+    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
 }

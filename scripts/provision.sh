@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Makes this machine ready for ipta and its tests: installs MariaDB (and, with --rsyslog, rsyslog)
-# when missing, starts the server when it is not running, creates the ipta user and database and
-# the test user. Safe to run again. Needs root (or sudo).
+# when missing, starts the server when it is not running and creates the database ipta. It
+# creates no account: the quick start's `ipta` account (with a generated password) is made by
+# scripts/ipta-account.sh, the tests' account lives only while they run (scripts/test-account.sh).
+# A leftover `ipta_test` account with the old well-known password is removed. Safe to run again.
+# Needs root (or sudo). --socket PATH: another server than /run/mysqld/mysqld.sock.
 set -euo pipefail
 
 want_rsyslog=0
-for a in "$@"; do
-  case "$a" in
-    --rsyslog) want_rsyslog=1 ;;
-    *) echo "provision.sh: unknown option $a" >&2; exit 2 ;;
+sock=/run/mysqld/mysqld.sock
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rsyslog) want_rsyslog=1; shift ;;
+    --socket) sock="$2"; shift 2 ;;
+    --socket=*) sock="${1#--socket=}"; shift ;;
+    *) echo "provision.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
@@ -42,7 +48,6 @@ if [ "$want_rsyslog" -eq 1 ] && ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
-sock=/run/mysqld/mysqld.sock
 if ! $SUDO mariadb-admin --socket="$sock" ping >/dev/null 2>&1; then
   echo "provision: starting MariaDB" >&2
   if ! $SUDO service mariadb start >/dev/null 2>&1; then
@@ -59,14 +64,16 @@ fi
 
 $SUDO mariadb --socket="$sock" <<'SQL'
 CREATE DATABASE IF NOT EXISTS ipta CHARACTER SET utf8mb4;
-CREATE USER IF NOT EXISTS 'ipta'@'localhost' IDENTIFIED BY 'ipta';
-CREATE USER IF NOT EXISTS 'ipta'@'127.0.0.1' IDENTIFIED BY 'ipta';
-GRANT ALL ON ipta.* TO 'ipta'@'localhost';
-GRANT ALL ON ipta.* TO 'ipta'@'127.0.0.1';
-CREATE USER IF NOT EXISTS 'ipta_test'@'localhost' IDENTIFIED BY 'ipta_test';
-CREATE USER IF NOT EXISTS 'ipta_test'@'127.0.0.1' IDENTIFIED BY 'ipta_test';
-GRANT ALL ON *.* TO 'ipta_test'@'localhost' WITH GRANT OPTION;
-GRANT ALL ON *.* TO 'ipta_test'@'127.0.0.1' WITH GRANT OPTION;
-FLUSH PRIVILEGES;
 SQL
-echo "provision: MariaDB ready on $sock (database ipta, user ipta)" >&2
+# Earlier versions left `ipta_test`/`ipta_test` with every right on every database: any local
+# user could use it (and read files through the server). Drop it when it still has that password.
+leftover=$($SUDO mariadb --socket="$sock" -N <<'SQL'
+SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user
+ WHERE User = 'ipta_test' AND authentication_string = PASSWORD('ipta_test');
+SQL
+)
+for acct in $leftover; do
+  echo "provision: dropping the old test account $acct (well-known password)" >&2
+  $SUDO mariadb --socket="$sock" <<<"DROP USER $acct;"
+done
+echo "provision: MariaDB ready on $sock (database ipta)" >&2

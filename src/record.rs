@@ -223,6 +223,10 @@ pub struct Record<'a> {
     /// The netfilter message itself, from the first byte of the prefix to the end of the line,
     /// trailing white space trimmed. Not stored as a column: it feeds the de-duplication key.
     pub message: &'a [u8],
+    /// The address of the relay that delivered the line to ipta-ingest (a central log host's
+    /// rsyslog puts it in front of the line, see `ingest::session`); None for local lines and
+    /// imports. Unlike `host`, the sender cannot choose it. Not part of the de-duplication key.
+    pub relay: Option<&'a str>,
 }
 
 /// A byte range into a [`RecordBatch`]'s text arena.
@@ -253,6 +257,7 @@ struct OwnedRecord {
     repeat: u32,
     inner: Option<Packet>,
     message: Span,
+    relay: Option<Span>,
 }
 
 /// An owned, reusable batch of records: every text field of every record is copied into one
@@ -319,6 +324,7 @@ impl RecordBatch {
             repeat: r.repeat,
             inner: r.inner,
             message: self.put(r.message),
+            relay: self.put_opt(r.relay),
         };
         self.recs.push(o);
         self.keys.push(tag);
@@ -357,6 +363,7 @@ impl RecordBatch {
                 repeat: o.repeat,
                 inner: o.inner,
                 message: self.bytes_of(o.message),
+                relay: opt(o.relay),
             },
             self.keys[i],
         )

@@ -523,3 +523,97 @@ fn viewer_survives_an_ingest_restart_and_a_removed_fifo() {
     check_lines(&v.got.lock().unwrap().lines);
     v.finish();
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() }) == 0
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+}
+
+#[test]
+fn one_user_cannot_take_every_viewer_place() {
+    let d = tempfile::tempdir().unwrap();
+    let f = FanOut::new(d.path()).unwrap();
+    let per_user = ipta::ingest::fanout::MAX_VIEWERS_PER_USER;
+    let mine: Vec<_> = (0..per_user + 3).map(|_| fifo(d.path())).collect();
+    wait_viewers(&f, per_user);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.refresh(Duration::from_secs(1)), per_user, "one user holds at most {per_user} places");
+    if is_root() {
+        // Another user still gets a place.
+        let (p, _fd) = fifo(d.path());
+        chown(&p, 65534, 65534);
+        wait_viewers(&f, per_user + 1);
+    }
+    drop(mine);
+}
+
+#[test]
+fn follow_dir_of_another_user_or_writable_by_all_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    let e = FanOut::new(&open).err().expect("a world-writable follow_dir is refused").to_string();
+    assert!(e.contains("writable by everyone"), "{e}");
+    // The viewer will not use it either.
+    let stop = AtomicBool::new(false);
+    let e = view_lines(&open, &stop, &mut |_| Ok(())).unwrap_err().to_string();
+    assert!(e.contains("writable by everyone"), "{e}");
+    if is_root() {
+        let theirs = d.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o3770)).unwrap();
+        chown(&theirs, 65534, 65534);
+        let e = FanOut::new(&theirs).err().expect("a follow_dir of another user is refused").to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+    }
+}
+
+/// Whether `uid:gid` may open `p` for writing (a shell of that user tries).
+fn can_write_as(p: &Path, uid: u32, gid: u32) -> bool {
+    Command::new("sh")
+        .args(["-c", "printf '' > \"$0\"", p.to_str().unwrap()])
+        .uid(uid)
+        .gid(gid)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn viewer_fifo_is_writable_only_by_ingests_user_and_the_viewer() {
+    if !is_root() {
+        println!("skipped: needs root to play three users");
+        return;
+    }
+    // ipta-ingest's user 65531 owns the directory; viewers are in its group 65530.
+    let (ingest, group, viewer, other) = (65531, 65530, 65534, 65532);
+    let base = tempfile::tempdir().unwrap();
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = base.path().join("follow");
+    fs::create_dir(&dir).unwrap();
+    chown(&dir, ingest, group);
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o3770)).unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .env("IPTA_FOLLOW_TEST_CHILD_DIR", &dir)
+        .uid(viewer)
+        .gid(group)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Kid(child);
+    let p = dir.join(format!("viewer-{}.fifo", child.id()));
+    assert!(wait_until(Duration::from_secs(10), || p.exists()), "the viewer made no FIFO");
+    let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o007, 0, "no rights for others: {mode:o}");
+    assert!(can_write_as(&p, ingest, ingest), "ipta-ingest's user may write");
+    assert!(!can_write_as(&p, other, group), "another viewer of the group may not write");
+    assert!(!can_write_as(&p, other, other), "a stranger may not write");
+    drop(child);
+}

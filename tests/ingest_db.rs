@@ -331,8 +331,9 @@ fn settings_come_from_the_shared_config_loader() {
     let conf = dir.path().join("ipta.conf");
     let s = &db.settings;
     let text = format!(
-        "# as an administrator might write it\nDB-User = 'ipta_test'\nDatabase = \"{}\"\n\
+        "# as an administrator might write it\nDB-User = '{}'\nDatabase = \"{}\"\n\
          db_password = {}\nsocket = {}\nfollow_dir = {}\n",
+        s.user,
         s.database,
         s.password,
         s.socket.as_ref().unwrap().display(),

@@ -1,5 +1,8 @@
 //! Shared helpers of the integration tests: a private database per test on the real server,
-//! dropped again at the end, and the path of the built binaries.
+//! dropped again at the end, and the path of the built binaries. The account comes from the
+//! environment (IPTA_TEST_USER, IPTA_TEST_PASSWORD, IPTA_TEST_SOCKET), set by
+//! `scripts/test-account.sh`, which test.sh runs the tests under: no test account with a known
+//! password exists outside a test run.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,7 +11,22 @@ use ipta::config::DbSettings;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A database of its own for one test, on the server test.sh provisioned (user ipta_test).
+/// The test account's name and password, from the environment.
+pub fn credentials() -> (String, String) {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!(
+                "{k} is not set: run the tests through ./test.sh, or \
+                 `scripts/test-account.sh -- cargo test ...`, which creates a temporary database \
+                 account and passes it in IPTA_TEST_USER and IPTA_TEST_PASSWORD"
+            )
+        })
+    };
+    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
+}
+
+/// A database of its own for one test, on the server test.sh provisioned (the account of
+/// [`credentials`]).
 pub struct TestDb {
     pub settings: DbSettings,
 }
@@ -18,9 +36,10 @@ impl TestDb {
     pub fn new(tag: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("ipta_t_{}_{}_{}", tag, std::process::id(), n);
+        let (user, password) = credentials();
         let mut settings = DbSettings {
-            user: "ipta_test".into(),
-            password: "ipta_test".into(),
+            user,
+            password,
             database: String::new(),
             socket: Some(
                 std::env::var("IPTA_TEST_SOCKET")
@@ -51,7 +70,7 @@ fn connect_no_db(s: &DbSettings) -> mysql::Conn {
         .user(Some(s.user.clone()))
         .pass(Some(s.password.clone()))
         .socket(s.socket.as_ref().map(|p| p.to_string_lossy().into_owned()));
-    mysql::Conn::new(opts).expect("connect to MariaDB as ipta_test (run ./scripts/provision.sh)")
+    mysql::Conn::new(opts).expect("connect to MariaDB with IPTA_TEST_USER/IPTA_TEST_PASSWORD (see scripts/test-account.sh)")
 }
 
 impl Drop for TestDb {

@@ -78,7 +78,7 @@ fn start_expiry(db: DbSettings, age: Duration, age_text: String, connected: Rece
 /// A new connection and writer; the table is created when missing (or upgraded when older),
 /// so a fresh rsyslog setup works without a separate `ipta --create-table`.
 /// Each success is also signalled on `connected` (for the retention thread; never blocks).
-fn connector(s: DbSettings, connected: Sender<()>) -> Connector {
+fn connector(s: DbSettings, connected: Sender<()>) -> Connector<'static> {
     Box::new(move || {
         let mut conn = ipta::store::connect(&s)?;
         ipta::store::schema::ensure_table(&mut conn, &s.table)?;

@@ -632,6 +632,9 @@ fn classify(e: &anyhow::Error, db: Option<&ipta::config::DbSettings>) -> (u8, Op
     for cause in e.chain() {
         // Library errors that wrap a store error transparently hide it from the chain.
         let wrapped = match cause.downcast_ref::<ipta::import::ImportError>() {
+            Some(ipta::import::ImportError::Unavailable(se)) => {
+                return (exit::UNREACHABLE, db.and_then(|d| cli::advice(se, d)));
+            }
             Some(ipta::import::ImportError::Store(se)) => Some(se),
             _ => match cause.downcast_ref::<ipta::report::ReportError>() {
                 Some(ipta::report::ReportError::Store(se)) => Some(se),
@@ -647,9 +650,7 @@ fn classify(e: &anyhow::Error, db: Option<&ipta::config::DbSettings>) -> (u8, Op
                 | StoreError::MissingTable(_)
                 | StoreError::Schema(_) => exit::NOT_SET_UP,
                 StoreError::BadIdentifier { .. } => exit::USAGE,
-                // A server condition (read-only, disk full, deadlock...) is an outage.
-                StoreError::Server { .. } if se.is_outage() => exit::UNREACHABLE,
-                StoreError::Server { .. } | StoreError::BadRow(_) | StoreError::Sql(_) => exit::ERROR,
+                StoreError::Server { .. } | StoreError::Refused(_) | StoreError::Sql(_) => exit::ERROR,
             };
             return (code, advice);
         }

@@ -1,12 +1,16 @@
 //! `ipta --follow` without a file: the reading end of ipta-ingest's fan-out.
 //!
 //! The viewer creates its own FIFO `viewer-<pid>.fifo` in the follow directory (a second viewer
-//! in the same process gets `viewer-<pid>-<n>.fifo`), mode 0622 so that ipta-ingest, running as
-//! another user, may open it for writing: who may watch is decided by the directory's permissions
-//! (see README.md). It opens the FIFO `O_RDWR`: the open never blocks, and as long as the
-//! viewer holds its own write end a restart of ipta-ingest is not an end of file. The pipe is
-//! enlarged to 1 MiB when allowed, to ride out bursts. The FIFO is removed when the viewer ends;
-//! after a SIGKILL ipta-ingest removes it (EPIPE), or the next viewer does (pid gone).
+//! in the same process gets `viewer-<pid>-<n>.fifo`). Only two users may write into it: the
+//! viewer and ipta-ingest's user, who is the directory's owner (ipta-ingest refuses a directory
+//! it does not own). When they differ, the FIFO gets mode 0620 with a POSIX ACL naming the
+//! directory's owner and no rights for its group: other viewers, who share the directory's group,
+//! can neither read nor forge lines in someone else's view. The FIFO is made under a temporary
+//! name and renamed into place once its rights are final, so ipta-ingest never meets it
+//! half-made. The viewer opens it `O_RDWR`: the open never blocks, and as long as the viewer
+//! holds its own write end a restart of ipta-ingest is not an end of file. The pipe is enlarged
+//! to 1 MiB when allowed, to ride out bursts. The FIFO is removed when the viewer ends; after a
+//! SIGKILL ipta-ingest removes it (EPIPE), or the next viewer does (pid gone).
 
 use std::ffi::CString;
 use std::fs;
@@ -43,7 +47,10 @@ impl Drop for FifoGuard {
 fn remove_stale(dir: &Path) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for ent in rd.flatten() {
-        if let Some(pid) = fifo_pid(ent.file_name().as_bytes()) {
+        let name = ent.file_name();
+        // A FIFO still under its temporary name belongs to a viewer that died while making it.
+        let name = name.as_bytes();
+        if let Some(pid) = fifo_pid(name.strip_prefix(b".tmp-").unwrap_or(name)) {
             if !pid_alive(pid) {
                 let _ = fs::remove_file(ent.path());
             }
@@ -63,8 +70,16 @@ fn fifo_path(dir: &Path) -> PathBuf {
 
 /// Creates and opens this viewer's FIFO.
 fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
+    let owner = match fs::metadata(dir) {
+        // Anyone could put a FIFO there and read what ipta-ingest writes into it (or a
+        // look-alike of ipta-ingest could feed us): such a directory is not used.
+        Ok(m) if m.is_dir() && m.mode() & 0o002 != 0 => {
+            return Err(FollowError::FollowDir {
+                dir: dir.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::PermissionDenied, "writable by everyone (mode o+w)"),
+            })
+        }
+        Ok(m) if m.is_dir() => m.uid(),
         Ok(_) => {
             return Err(FollowError::FollowDir {
                 dir: dir.to_path_buf(),
@@ -78,7 +93,7 @@ fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
             return Err(FollowError::Permission { dir: dir.to_path_buf(), source: e })
         }
         Err(e) => return Err(FollowError::FollowDir { dir: dir.to_path_buf(), source: e }),
-    }
+    };
     remove_stale(dir);
     let path = fifo_path(dir);
     let _ = fs::remove_file(&path); // a leftover of an earlier process with our pid
@@ -90,9 +105,15 @@ fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
         io::ErrorKind::PermissionDenied => FollowError::Permission { dir: dir.to_path_buf(), source: e },
         _ => FollowError::FollowDir { dir: dir.to_path_buf(), source: e },
     };
-    // SAFETY: c is a valid path; mkfifo/chmod/open/fcntl take no pointers beyond it.
+    let tmp = tmp_path(&path);
+    let ctmp = CString::new(tmp.as_os_str().as_bytes()).map_err(|_| FollowError::FollowDir {
+        dir: dir.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"),
+    })?;
+    let _ = fs::remove_file(&tmp);
+    // SAFETY: c and ctmp are valid paths; mkfifo/chmod/open/fcntl/rename take no other pointers.
     unsafe {
-        if libc::mkfifo(c.as_ptr(), 0o600) != 0 {
+        if libc::mkfifo(ctmp.as_ptr(), 0o600) != 0 {
             let e = io::Error::last_os_error();
             // EROFS / EPERM on a directory we may not write count as "no rights" as well.
             return Err(match e.raw_os_error() {
@@ -100,19 +121,78 @@ fn attach(dir: &Path) -> Result<(OwnedFd, FifoGuard), FollowError> {
                 _ => dir_err(e),
             });
         }
-        let guard = FifoGuard(path.clone());
-        // Explicit mode, whatever the umask: writable by ipta-ingest's user.
-        if libc::chmod(c.as_ptr(), 0o622) != 0 {
+        let mut guard = FifoGuard(tmp.clone());
+        // Explicit mode, whatever the umask; then write access for ipta-ingest's user.
+        if libc::chmod(ctmp.as_ptr(), 0o600) != 0 {
             return Err(dir_err(io::Error::last_os_error()));
         }
-        let fd = libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW);
+        if owner != libc::geteuid() && owner != 0 {
+            grant_write(&ctmp, owner).map_err(|e| FollowError::FollowDir {
+                dir: dir.to_path_buf(),
+                source: io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot let the directory's owner (uid {owner}, ipta-ingest's user) write the FIFO \
+                         through a POSIX ACL: {e}"
+                    ),
+                ),
+            })?;
+        }
+        let fd = libc::open(ctmp.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW);
         if fd < 0 {
             return Err(dir_err(io::Error::last_os_error()));
         }
         let fd = OwnedFd::from_raw_fd(fd);
+        if libc::rename(ctmp.as_ptr(), c.as_ptr()) != 0 {
+            return Err(dir_err(io::Error::last_os_error()));
+        }
+        guard.0 = path;
         libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
         Ok((fd, guard))
     }
+}
+
+/// The temporary name of a FIFO being made (no viewer name: ipta-ingest ignores it).
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".tmp-");
+    name.push(path.file_name().unwrap_or_default());
+    path.with_file_name(name)
+}
+
+/// The `system.posix_acl_access` value `user::rw- user:<uid>:-w- group::--- mask::-w-
+/// other::---` in the kernel's binary form (version 2, then (tag u16, perm u16, id u32) entries
+/// in tag order, little-endian).
+fn write_acl(uid: u32) -> [u8; 44] {
+    const UNDEFINED: u32 = u32::MAX;
+    let entries: [(u16, u16, u32); 5] = [
+        (0x01, 6, UNDEFINED), // ACL_USER_OBJ: read and write
+        (0x02, 2, uid),       // ACL_USER: write
+        (0x04, 0, UNDEFINED), // ACL_GROUP_OBJ: nothing
+        (0x10, 2, UNDEFINED), // ACL_MASK: at most write
+        (0x20, 0, UNDEFINED), // ACL_OTHER: nothing
+    ];
+    let mut out = [0u8; 44];
+    out[..4].copy_from_slice(&2u32.to_le_bytes());
+    for (i, (tag, perm, id)) in entries.iter().enumerate() {
+        let o = 4 + i * 8;
+        out[o..o + 2].copy_from_slice(&tag.to_le_bytes());
+        out[o + 2..o + 4].copy_from_slice(&perm.to_le_bytes());
+        out[o + 4..o + 8].copy_from_slice(&id.to_le_bytes());
+    }
+    out
+}
+
+/// Lets user `uid` (and nobody else but the file's owner) write the file at `path`.
+fn grant_write(path: &CString, uid: u32) -> io::Result<()> {
+    let acl = write_acl(uid);
+    // SAFETY: the name is a NUL-terminated literal and the value a live buffer of its length.
+    let r = unsafe {
+        libc::setxattr(path.as_ptr(), c"system.posix_acl_access".as_ptr(), acl.as_ptr().cast(), acl.len(), 0)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Attaches a viewer FIFO to the fan-out in `dir` and hands every run of whole lines (including
@@ -159,5 +239,21 @@ pub fn view_lines(dir: &Path, stop: &AtomicBool, sink: &mut LineSink<'_>) -> Res
             }
         }
         return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acl_encoding_is_the_kernel_layout() {
+        let a = write_acl(0x0102_0304);
+        assert_eq!(&a[..4], &[2, 0, 0, 0]);
+        // The named user entry: tag 2, perm 2 (write), the uid little-endian.
+        assert_eq!(&a[12..20], &[2, 0, 2, 0, 4, 3, 2, 1]);
+        // Tags in ascending order, as the kernel requires.
+        let tags: Vec<u16> = (0..5).map(|i| u16::from_le_bytes([a[4 + i * 8], a[5 + i * 8]])).collect();
+        assert_eq!(tags, [1, 2, 4, 0x10, 0x20]);
     }
 }

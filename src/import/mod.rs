@@ -30,7 +30,7 @@ use crate::config::DbSettings;
 use crate::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind};
 use crate::record::{RecordBatch, Timestamp};
 use crate::store::dedup::{record_hash, Occurrences};
-use crate::store::sink::{BatchStore, Hooks, Policy, SinkError};
+use crate::store::sink::{BatchStore, RetryPolicy, Sink, SinkError, SinkEvent};
 use crate::store::writer::{WriteMethod, WriteStats, Writer};
 use crate::store::{self, StoreError};
 
@@ -46,16 +46,9 @@ pub const DEFAULT_WRITERS: usize = 2;
 /// make the batches (and the memory they keep) grow without bound.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// How long a batch is retried through an outage before the import stops: 7 attempts, waiting
-/// 0.2, 0.4, 0.8, 1.6, 3.2 and 4 s between them (about 10 s in all).
-const RETRY: Policy = Policy {
-    // (The unit tests wait a thousandth of it: same steps, same number of attempts.)
-    backoff_min: Duration::from_micros(if cfg!(test) { 200 } else { 200_000 }),
-    backoff_max: Duration::from_micros(if cfg!(test) { 4_000 } else { 4_000_000 }),
-    max_attempts: Some(7),
-    // A setup error (access denied, missing table) stops the import at once: exit status 5.
-    wait_on_config: false,
-};
+/// How long an import waits for a database that stopped taking writes (down, read-only,
+/// locked...) before it stops with a database error; `ImportOptions::outage_wait` overrides it.
+pub const DEFAULT_OUTAGE_WAIT: Duration = Duration::from_secs(60);
 
 /// The parser's words for the same rejection, so `--scan` and `--import` agree.
 const TOO_LONG: &str = "the line is longer than 64 KiB";
@@ -79,6 +72,8 @@ pub struct ImportOptions {
     /// Send rows with prepared INSERTs only, never with `LOAD DATA LOCAL INFILE` (the store
     /// writer's default, see `store::writer::WriteMethod`).
     pub no_load_data: bool,
+    /// How long to wait out a database outage; None = [`DEFAULT_OUTAGE_WAIT`].
+    pub outage_wait: Option<Duration>,
 }
 
 /// What stops an import as a whole. Problems with single files or lines do not: they are in
@@ -91,12 +86,16 @@ pub enum ImportError {
     /// The database cannot be reached or refuses the writes (after retrying).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database stopped taking writes (down, read-only, full, locked...) for longer than
+    /// the import waits. Nothing was counted as refused for it.
+    #[error("{0} (waited for the database to take writes again; no row was counted as refused for this)")]
+    Unavailable(StoreError),
     #[error("cannot write the import summary: {0}")]
     Report(#[source] io::Error),
 }
 
-/// Opens a new store (a new connection); called once per writer and again after a lost
-/// connection.
+/// Opens a new store (a new connection); called once per writer and again after a failure
+/// that broke one.
 pub type Connect<'a> = dyn Fn() -> Result<Box<dyn BatchStore>, StoreError> + Sync + 'a;
 
 /// Imports `files` (`-` = stdin) into the table of `db` and writes the summary to `report`.
@@ -153,7 +152,7 @@ struct Chunk {
 
 enum Event {
     /// A writer stored a batch of `file`; `refused` are rows the database would not take.
-    Written { file: usize, stats: WriteStats, refused: Vec<(u64, StoreError)> },
+    Written { file: usize, stats: WriteStats, refused: Vec<(u64, String)> },
     /// The reader is done with `file`.
     Read { file: usize, summary: FileSummary },
     /// The database failed for good: the import stops.
@@ -174,10 +173,16 @@ pub fn run_with(
     let batch_rows = if opts.batch_rows == 0 { DEFAULT_BATCH_ROWS } else { opts.batch_rows };
     // Every writer connects first: a wrong password or a missing database stops the import
     // before any file is read.
-    let mut sinks = Vec::with_capacity(writers);
+    let mut stores = Vec::with_capacity(writers);
     for _ in 0..writers {
-        sinks.push(connect()?);
+        stores.push(connect()?);
     }
+    let policy = RetryPolicy {
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(4),
+        give_up_after: Some(opts.outage_wait.unwrap_or(DEFAULT_OUTAGE_WAIT)),
+        wait_for_setup: false,
+    };
 
     let order = files::import_order(files);
     let mut summary = ImportSummary {
@@ -209,9 +214,10 @@ pub fn run_with(
     let mut fatal: Option<StoreError> = None;
 
     std::thread::scope(|s| {
-        for sink in sinks {
+        for store in stores {
             let (work_rx, free_tx, ev_tx, abort) = (work_rx.clone(), free_tx.clone(), ev_tx.clone(), &abort);
-            s.spawn(move || writer_loop(sink, connect, work_rx, free_tx, ev_tx, abort));
+            let sink = import_sink(connect, policy.clone(), abort).with_store(store);
+            s.spawn(move || writer_loop(sink, work_rx, free_tx, ev_tx, abort));
         }
         {
             let (ev_tx, abort, pb, order) = (ev_tx.clone(), &abort, pb.clone(), &order);
@@ -227,7 +233,7 @@ pub fn run_with(
                     f.added += stats.inserted;
                     f.already_present += stats.duplicates;
                     for (line, why) in refused {
-                        f.reject(None, &format!("{REFUSED}: {}", refusal_reason(&why)), line);
+                        f.reject(None, &format!("{REFUSED}: {why}"), line);
                     }
                 }
                 Event::Read { file, summary: read } => merge_read(&mut summary.files[file], read),
@@ -243,7 +249,10 @@ pub fn run_with(
     match fatal {
         Some(e) => {
             let _ = writeln!(report, "import stopped: {e} (the rows counted as added are stored)");
-            Err(ImportError::Store(e))
+            Err(match e.class() {
+                store::ErrorClass::Outage => ImportError::Unavailable(e),
+                _ => ImportError::Store(e),
+            })
         }
         None => Ok(summary),
     }
@@ -448,54 +457,51 @@ impl Reader<'_> {
     }
 }
 
-/// The reason of a refused row in the summary: the server's message and code, so that rows
-/// refused for the same reason are counted together.
-fn refusal_reason(e: &StoreError) -> String {
-    match e {
-        StoreError::Server { code, message } => format!("{message} (error {code})"),
-        StoreError::BadRow(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The import's side of the sink's waits: they end early when the import is stopping.
-struct ImportHooks<'a> {
-    abort: &'a AtomicBool,
-}
-
-impl Hooks for ImportHooks<'_> {
-    fn pause(&mut self, delay: Duration) -> bool {
-        if self.abort.load(Ordering::Relaxed) {
-            return false;
+/// A writer's sink: waits out an outage for the policy's time (saying so on stderr once per
+/// outage), and stops waiting when another writer has stopped the import.
+fn import_sink<'a>(connect: &'a Connect<'a>, policy: RetryPolicy, abort: &'a AtomicBool) -> Sink<'a> {
+    let wait = policy.give_up_after.unwrap_or_default();
+    let pause = move |delay: Duration| {
+        let until = Instant::now() + delay;
+        while !abort.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            std::thread::sleep((until - now).min(Duration::from_millis(100)));
         }
-        std::thread::sleep(delay);
-        !self.abort.load(Ordering::Relaxed)
-    }
+        false
+    };
+    let events = move |ev: SinkEvent<'_>| match ev {
+        SinkEvent::Down(e) => eprintln!(
+            "ipta: database unavailable ({e}); waiting up to {} s for it to take writes again",
+            wait.as_secs()
+        ),
+        SinkEvent::Up(t) => eprintln!("ipta: database available again after {:.1} s", t.as_secs_f64()),
+        SinkEvent::Retry => {}
+    };
+    Sink::new(Box::new(move || connect()), policy, Box::new(pause), Box::new(events))
 }
 
 fn writer_loop(
-    store: Box<dyn BatchStore>,
-    connect: &Connect<'_>,
+    mut sink: Sink<'_>,
     work_rx: Receiver<Chunk>,
     free_tx: Sender<Chunk>,
     ev_tx: Sender<Event>,
     abort: &AtomicBool,
 ) {
-    let mut sink = store::sink::Sink::new(Box::new(connect), RETRY).with_store(store);
-    let mut hooks = ImportHooks { abort };
-    let mut refused = Vec::new();
     for chunk in work_rx.iter() {
         if !abort.load(Ordering::Relaxed) {
-            match write_chunk(&mut sink, &mut hooks, &chunk, &mut refused) {
+            match write_chunk(&mut sink, &chunk) {
                 Ok((stats, refused)) => {
                     let _ = ev_tx.send(Event::Written { file: chunk.file, stats, refused });
                 }
-                Err(SinkError::Failed(e)) => {
+                // Another writer stopped the import; it reported why.
+                Err(SinkError::Stopped) => {}
+                Err(SinkError::Store(e)) => {
                     abort.store(true, Ordering::Relaxed);
                     let _ = ev_tx.send(Event::Fatal(e));
                 }
-                // Another writer failed and the import is stopping.
-                Err(SinkError::Stopped) => {}
             }
         }
         // Always hand the batch back, even when stopping, so the reader never waits forever.
@@ -503,25 +509,17 @@ fn writer_loop(
     }
 }
 
-/// Writes a chunk through the sink (which retries outages and isolates refused rows) and
-/// turns refused rows into line numbers. If every row of a chunk of several is refused, the
-/// import stops: that many at once points at the table or the server's settings, not at the
-/// lines.
-fn write_chunk(
-    sink: &mut store::sink::Sink<'_>,
-    hooks: &mut ImportHooks<'_>,
-    chunk: &Chunk,
-    scratch: &mut Vec<(usize, StoreError)>,
-) -> Result<(WriteStats, Vec<(u64, StoreError)>), SinkError> {
-    scratch.clear();
-    let stats = sink.write(&chunk.batch, hooks, scratch)?;
+/// Writes a chunk through the sink: the rows refused for their own fault are reported with
+/// their line numbers, the rest is stored. If every row of a chunk of several is refused, the
+/// cause is not likely the data (a column changed under ipta, say): the import stops.
+fn write_chunk(sink: &mut Sink<'_>, chunk: &Chunk) -> Result<(WriteStats, Vec<(u64, String)>), SinkError> {
+    let mut w = sink.write(&chunk.batch)?;
     let len = chunk.batch.len();
-    if len > 1 && scratch.len() == len {
-        let (_, e) = scratch.pop().expect("a refused row");
-        scratch.clear();
-        return Err(SinkError::Failed(e));
+    if len > 1 && w.refused.len() == len {
+        return Err(SinkError::Store(w.refused.swap_remove(0).1));
     }
-    Ok((stats, scratch.drain(..).map(|(i, e)| (chunk.lines[i], e)).collect()))
+    let refused = w.refused.into_iter().map(|(i, e)| (chunk.lines[i], e.to_string())).collect();
+    Ok((w.stats, refused))
 }
 
 #[cfg(test)]
@@ -533,18 +531,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     /// A table in memory: the unique key `(ts, line_hash, occ)`, rows refused when their host
-    /// is `bad`, and a number of writes that fail as if the connection was lost.
+    /// is `bad` (error 1406), a number of writes that fail as if the connection was lost, and
+    /// a number that the server answers with `read_only_code` (an outage, not the data).
     #[derive(Clone, Default)]
     struct MemTable {
         keys: Arc<Mutex<HashSet<(i64, u64, u64)>>>,
         lose_connection: Arc<AtomicUsize>,
+        read_only: Arc<AtomicUsize>,
         connects: Arc<AtomicUsize>,
         fail_all: bool,
-        /// Every write fails as on a read-only server (1290).
-        read_only: bool,
     }
-
-    const LINE: &str = "2026-11-25T10:23:45.123456+01:00 fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=203.0.113.9 DST=192.0.2.1 LEN=60 TTL=50 ID=1 PROTO=TCP SPT=4444 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0\n";
 
     impl BatchStore for MemTable {
         fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
@@ -552,11 +548,12 @@ mod tests {
                 self.lose_connection.fetch_sub(1, Ordering::SeqCst);
                 return Err(StoreError::ConnectionLost("gone".into()));
             }
+            if self.read_only.load(Ordering::SeqCst) > 0 {
+                self.read_only.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::Server { code: 1290, message: "read-only".into() });
+            }
             if self.fail_all {
                 return Err(StoreError::MissingTable("logs".into()));
-            }
-            if self.read_only {
-                return Err(StoreError::Server { code: 1290, message: "The MariaDB server is running with the --read-only option".into() });
             }
             if batch.iter().any(|(r, _)| r.host == Some("bad")) {
                 return Err(StoreError::Server { code: 1406, message: "Data too long for column 'host'".into() });
@@ -668,25 +665,29 @@ mod tests {
         c
     }
 
-    fn sink_of<'a>(connect: &'a Connect<'a>) -> store::sink::Sink<'a> {
-        store::sink::Sink::new(Box::new(connect), RETRY)
+    fn test_sink<'a>(connect: &'a Connect<'a>, abort: &'a AtomicBool) -> Sink<'a> {
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            give_up_after: Some(Duration::from_secs(5)),
+            wait_for_setup: false,
+        };
+        import_sink(connect, policy, abort)
     }
 
     #[test]
     fn refused_rows_are_isolated_and_the_rest_is_stored() {
         let t = MemTable::default();
         let connect = || -> Result<Box<dyn BatchStore>, StoreError> { Ok(Box::new(t.clone())) };
-        let recs: Vec<Record> = (0..9).map(|i| rec(if i == 4 || i == 7 { "bad" } else { "fw1" }, i)).collect();
-        let mut sink = sink_of(&connect);
         let abort = AtomicBool::new(false);
-        let mut hooks = ImportHooks { abort: &abort };
-        let (stats, refused) = write_chunk(&mut sink, &mut hooks, &chunk_of(&recs), &mut Vec::new()).unwrap();
+        let mut sink = test_sink(&connect, &abort);
+        let recs: Vec<Record> = (0..9).map(|i| rec(if i == 4 || i == 7 { "bad" } else { "fw1" }, i)).collect();
+        let (stats, refused) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!(stats.inserted, 7);
         assert_eq!(refused.iter().map(|r| r.0).collect::<Vec<_>>(), [5, 8]);
-        assert_eq!(refusal_reason(&refused[0].1), "Data too long for column 'host' (error 1406)");
         // A chunk where every row is refused is not a data problem: it stops the import.
         let all_bad: Vec<Record> = (0..4).map(|i| rec("bad", i)).collect();
-        assert!(write_chunk(&mut sink, &mut hooks, &chunk_of(&all_bad), &mut Vec::new()).is_err());
+        assert!(write_chunk(&mut sink, &chunk_of(&all_bad)).is_err());
     }
 
     #[test]
@@ -697,43 +698,41 @@ mod tests {
             t.connects.fetch_add(1, Ordering::SeqCst);
             Ok(Box::new(t.clone()))
         };
-        let mut sink = sink_of(&connect).with_store(Box::new(t.clone()));
         let abort = AtomicBool::new(false);
-        let mut hooks = ImportHooks { abort: &abort };
+        let mut sink = test_sink(&connect, &abort);
         let recs: Vec<Record> = (0..3).map(|i| rec("fw1", i)).collect();
-        let (stats, _) = write_chunk(&mut sink, &mut hooks, &chunk_of(&recs), &mut Vec::new()).unwrap();
+        let (stats, _) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!(stats.inserted, 3);
-        assert_eq!(t.connects.load(Ordering::SeqCst), 2);
+        assert_eq!(t.connects.load(Ordering::SeqCst), 3);
         // Written again: all duplicates.
-        let (stats, _) = write_chunk(&mut sink, &mut hooks, &chunk_of(&recs), &mut Vec::new()).unwrap();
+        let (stats, _) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
         assert_eq!((stats.inserted, stats.duplicates), (0, 3));
     }
 
     #[test]
-    fn a_server_condition_is_never_a_rejected_line() {
-        // Read-only for good: the import gives up with the server's error (exit status 3),
-        // and no line is counted as rejected.
-        let t = MemTable { read_only: true, ..Default::default() };
-        let (r, out) = {
-            let dir = tempfile::tempdir().unwrap();
-            let p = dir.path().join("fw.log");
-            std::fs::write(&p, LINE).unwrap();
-            import(&t, &[p])
+    fn a_read_only_server_is_waited_out_and_nothing_is_counted_as_refused() {
+        let t = MemTable::default();
+        t.read_only.store(4, Ordering::SeqCst);
+        let connect = || -> Result<Box<dyn BatchStore>, StoreError> { Ok(Box::new(t.clone())) };
+        let abort = AtomicBool::new(false);
+        let mut sink = test_sink(&connect, &abort);
+        let recs: Vec<Record> = (0..5).map(|i| rec("fw1", i)).collect();
+        let (stats, refused) = write_chunk(&mut sink, &chunk_of(&recs)).unwrap();
+        assert_eq!(stats.inserted, 5);
+        assert!(refused.is_empty(), "{refused:?}");
+        // Past the policy's wait the import stops with the server's error, still rejecting nothing.
+        t.read_only.store(usize::MAX, Ordering::SeqCst);
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(2),
+            give_up_after: Some(Duration::from_millis(30)),
+            wait_for_setup: false,
         };
-        match r {
-            Err(ImportError::Store(e)) => assert_eq!(e.code(), Some(1290), "{e:?}"),
+        let mut sink = import_sink(&connect, policy, &abort);
+        match write_chunk(&mut sink, &chunk_of(&[rec("fw1", 100)])) {
+            Err(SinkError::Store(e)) => assert_eq!(e.server_code(), Some(1290)),
             other => panic!("{other:?}"),
         }
-        assert!(out.contains("rejected 0"), "{out}");
-        assert!(out.contains("import stopped"), "{out}");
-        // A missing table stops at once, without waiting.
-        let t = MemTable { fail_all: true, ..Default::default() };
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("fw.log");
-        std::fs::write(&p, LINE).unwrap();
-        let started = Instant::now();
-        assert!(matches!(import(&t, &[p]).0, Err(ImportError::Store(StoreError::MissingTable(_)))));
-        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! means the viewer is gone (even after SIGKILL its read end closes): the FIFO is closed and
 //! removed. With no viewer attached `send` is one atomic load.
 //!
+//! Trust. The directory decides who may watch, so ipta-ingest uses it only when it owns it (or
+//! root does) and it is not writable by everyone: anyone able to create a FIFO there receives
+//! every stored line. Viewers make their FIFOs writable by the directory's owner only (see
+//! `follow::viewer`). Each user gets at most [`MAX_VIEWERS_PER_USER`] of the [`MAX_VIEWERS`]
+//! places (counted by the FIFO's owner), so one user cannot lock the others out.
+//!
 //! Lines longer than `PIPE_BUF - 1` bytes cannot be written atomically and are skipped (counted
 //! as lost for every viewer). If the writer thread falls behind by more than 4 MiB of lines, new
 //! lines are skipped the same way: ingest is never slowed down by its viewers.
@@ -46,6 +52,8 @@ const FULL_SCAN_INTERVAL: Duration = Duration::from_secs(5);
 /// At most this many viewers are served (each costs the writer thread one write per chunk);
 /// further FIFOs wait until a place is free.
 pub const MAX_VIEWERS: usize = 64;
+/// At most this many of those places go to the FIFOs of one user.
+pub const MAX_VIEWERS_PER_USER: usize = 8;
 /// Queue bound between `send` and the writer thread.
 const QUEUE_CAP: usize = 4 << 20;
 
@@ -80,6 +88,35 @@ pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Refuses a follow directory that others could have prepared: its owner must be this process's
+/// user or root, and it must not be writable by everyone.
+pub fn check_dir(dir: &Path) -> io::Result<()> {
+    let md = fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if md.uid() != me && md.uid() != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is owned by uid {}, not by ipta-ingest's user (uid {me}) or root",
+                dir.display(),
+                md.uid()
+            ),
+        ));
+    }
+    if md.mode() & 0o002 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by everyone (mode {:04o}): anyone could watch; use a group instead (mode 3770)",
+                dir.display(),
+                md.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What `send` and the writer thread share.
@@ -120,7 +157,8 @@ pub struct FanOut {
 
 impl FanOut {
     /// Watches `dir` for viewers' FIFOs (the directory is created, mode 0770 before umask, if
-    /// missing). Fails if the directory cannot be created or read, or the thread not started.
+    /// missing). Fails if the directory cannot be created or read, is not owned by this process's
+    /// user or root, or is writable by everyone, or if the thread cannot be started.
     pub fn new(dir: &Path) -> io::Result<Self> {
         if !dir.is_dir() {
             fs::DirBuilder::new()
@@ -129,6 +167,7 @@ impl FanOut {
                 .create(dir)
                 .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
         }
+        check_dir(dir)?;
         // Fail now, not silently in the thread, when the directory cannot be listed.
         fs::read_dir(dir)
             .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", dir.display())))?;
@@ -229,6 +268,8 @@ struct Viewer {
     fd: OwnedFd,
     dev: u64,
     ino: u64,
+    /// The FIFO's owner (the places per user are counted by it).
+    uid: u32,
     /// Lines lost and not yet announced.
     unannounced: u64,
 }
@@ -460,10 +501,20 @@ impl Writer {
             if !lmd.file_type().is_fifo() {
                 continue;
             }
+            let uid = lmd.uid();
+            if self.viewers.iter().filter(|v| v.uid == uid).count() >= MAX_VIEWERS_PER_USER {
+                if self.warned.insert(name.clone()) {
+                    eprintln!(
+                        "ipta-ingest: follow viewer {}: uid {uid} has {MAX_VIEWERS_PER_USER} viewers already",
+                        name.to_string_lossy()
+                    );
+                }
+                continue;
+            }
             match open_fifo_writer(&path) {
-                Ok((fd, dev, ino)) => {
+                Ok((fd, dev, ino, uid)) => {
                     self.warned.remove(&name);
-                    self.viewers.push(Viewer { name, fd, dev, ino, unannounced: 0 });
+                    self.viewers.push(Viewer { name, fd, dev, ino, uid, unannounced: 0 });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                     // No reader: a viewer between mkfifo and open, or a dead one.
@@ -483,7 +534,9 @@ impl Writer {
 }
 
 /// Opens a viewer's FIFO for non-blocking writes; checks it is still a FIFO once open.
-fn open_fifo_writer(path: &Path) -> io::Result<(OwnedFd, u64, u64)> {
+/// Returns the descriptor, the FIFO's device and inode, and its owner (all from `fstat` of the
+/// opened FIFO, not of the name).
+fn open_fifo_writer(path: &Path) -> io::Result<(OwnedFd, u64, u64, u32)> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
     // SAFETY: c is a valid NUL-terminated path.
@@ -503,7 +556,7 @@ fn open_fifo_writer(path: &Path) -> io::Result<(OwnedFd, u64, u64)> {
     if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));
     }
-    Ok((fd, st.st_dev, st.st_ino))
+    Ok((fd, st.st_dev, st.st_ino, st.st_uid))
 }
 
 #[cfg(test)]

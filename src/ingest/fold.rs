@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::DbSettings;
 use crate::ingest::Counters;
-use crate::store::{summary, ErrorClass, StoreError};
+use crate::store::{summary, StoreError};
 
 /// Rows per fold transaction: smaller than `summary::FOLD_CHUNK_ROWS`, so that ipta-ingest
 /// stays small (about 100 bytes per distinct key of a chunk are held while it is stored).
@@ -67,35 +67,14 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
                 said = false;
             }
             Err(e) => {
-                // Whatever the class, the folder waits for the next occasion (a fold is never
-                // a row to reject); only a lost connection is dropped for a new one.
                 if !said {
-                    eprintln!("ipta-ingest: updating the summary tables failed ({}; retried later): {e}", what(&e));
+                    eprintln!("ipta-ingest: updating the summary tables failed (retried later): {e}");
                     said = true;
-                }
-                if keeps_connection(&e) {
-                    continue;
                 }
                 conn = None;
             }
         }
     }
-}
-
-/// How a fold failure is described in the log, by `StoreError::class`.
-fn what(e: &StoreError) -> &'static str {
-    match e.class() {
-        ErrorClass::Config => "the database is not set up for it",
-        ErrorClass::Retry if e.is_outage() => "database unavailable",
-        _ => "database error",
-    }
-}
-
-/// Whether the folder's connection is still good after `e`: the server answered (read-only,
-/// deadlock, a killed query...). A lost connection, or a setup error an administrator may fix
-/// with a new grant, takes a new one.
-fn keeps_connection(e: &StoreError) -> bool {
-    e.class() != ErrorClass::Config && !e.is_retryable()
 }
 
 #[cfg(test)]
@@ -110,15 +89,5 @@ mod tests {
         assert!(due(100, 100, 0, s), "quiet for a poll");
         assert!(!due(200, 100, 0, s), "rows still coming");
         assert!(due(200, 100, 0, MAX_LAG), "rows still coming, but the last fold is old");
-    }
-
-    #[test]
-    fn fold_failures_are_classed_by_code() {
-        let server = |code| StoreError::Server { code, message: String::new() };
-        assert_eq!(what(&server(1290)), "database unavailable");
-        assert!(keeps_connection(&server(1290)) && keeps_connection(&server(1213)));
-        assert!(!keeps_connection(&StoreError::ConnectionLost("gone".into())));
-        assert!(!keeps_connection(&StoreError::AccessDenied("no".into())));
-        assert_eq!(what(&StoreError::AccessDenied("no".into())), "the database is not set up for it");
     }
 }

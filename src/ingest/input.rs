@@ -9,6 +9,11 @@
 //! a partial line it has already consumed when it returns that error, so the caller simply calls
 //! it again with the same buffer. When there is nothing to wait for, the poll has no timeout:
 //! an idle ipta-ingest uses no CPU at all.
+//!
+//! Lines are read with [`read_line_capped`], not `read_until`: a sender that never writes a
+//! newline (`head -c 2G /dev/zero | ipta-ingest`) must not make the line buffer grow without
+//! bound. Only the first `cap + 1` bytes of a line are kept, enough for the parser to reject it
+//! as too long; the rest is read and thrown away.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -16,6 +21,42 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Reads one line into `buf` (without its `\n`), keeping at most `cap + 1` bytes of it: a
+/// longer line arrives cut to `cap + 1` bytes, which the parser rejects as too long (its own
+/// limit is `cap`). Returns `Ok(false)` at end of input with nothing pending.
+///
+/// Like `read_until`, an error (the `TimedOut` of [`PollStdin`]) leaves the part read so far in
+/// `buf`, and `seen` (bytes of the current line consumed, kept by the caller, 0 between lines)
+/// remembers that a line is under way even when all of it was thrown away: call again with the
+/// same `buf` and `seen` to go on.
+pub fn read_line_capped<R: BufRead + ?Sized>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    seen: &mut u64,
+) -> io::Result<bool> {
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            let pending = *seen > 0;
+            *seen = 0;
+            return Ok(pending);
+        }
+        let (part, used, end) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (&avail[..i], i + 1, true),
+            None => (avail, avail.len(), false),
+        };
+        let room = (cap + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        *seen += used as u64;
+        r.consume(used);
+        if end {
+            *seen = 0;
+            return Ok(true);
+        }
+    }
+}
 
 /// A line source that can be told when the caller next needs control back.
 pub trait LineSource: BufRead {
@@ -191,5 +232,66 @@ impl BufRead for StdinSource {
 impl LineSource for StdinSource {
     fn set_wake(&mut self, at: Option<Instant>) {
         self.inner.get_mut().wake = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its bytes `step` at a time and fails with `TimedOut` between the steps, as
+    /// [`PollStdin`] does when a timer is due in the middle of a line.
+    struct Stutter {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+        pause: bool,
+    }
+    impl Read for Stutter {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            self.pause = !self.pause;
+            if self.pause && self.pos < self.data.len() {
+                return Err(timed_out());
+            }
+            let n = b.len().min(self.step).min(self.data.len() - self.pos);
+            b[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn lines(data: &[u8], cap: usize, step: usize) -> (Vec<Vec<u8>>, usize) {
+        let mut r = BufReader::with_capacity(16, Stutter { data: data.to_vec(), pos: 0, step, pause: false });
+        let (mut buf, mut seen, mut out, mut most) = (Vec::new(), 0u64, Vec::new(), 0);
+        loop {
+            match read_line_capped(&mut r, &mut buf, cap, &mut seen) {
+                Ok(true) => {
+                    most = most.max(buf.capacity());
+                    out.push(std::mem::take(&mut buf));
+                }
+                Ok(false) => return (out, most),
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            }
+            most = most.max(buf.capacity());
+        }
+    }
+
+    #[test]
+    fn lines_come_whole_across_timeouts() {
+        let (l, _) = lines(b"one\n\ntwo three\nlast", 100, 3);
+        assert_eq!(l, vec![b"one".to_vec(), vec![], b"two three".to_vec(), b"last".to_vec()]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_cap_plus_one_and_the_next_line_is_intact() {
+        let mut data = vec![0u8; 10_000];
+        data.extend_from_slice(b"\nok\n");
+        data.extend_from_slice(&[b'x'; 5000]); // no newline at the end either
+        let (l, most) = lines(&data, 64, 7);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0], vec![0u8; 65]);
+        assert_eq!(l[1], b"ok");
+        assert_eq!(l[2], vec![b'x'; 65]);
+        assert!(most <= 256, "the buffer stayed small: {most}");
     }
 }

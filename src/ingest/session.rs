@@ -14,6 +14,12 @@
 //!   reply to a line not read yet, and a dot before a reply is skipped by rsyslog anyway.
 //! - A line that is not ipta's is acknowledged and counted; a line the parser rejects is
 //!   acknowledged, counted and written with its reason to the rejects file.
+//!
+//! Relays. On a central log host, rsyslog's template puts `@relay=<address> ` (the sending
+//! relay's address, `%fromhost-ip%`) in front of each line. The session takes it off before
+//! parsing and stores the address in the row's `relay` column. The sender cannot forge it: its
+//! own text only starts after the prefix, and a line of the normal template always starts with a
+//! time stamp, never with `@`. A prefix whose address does not parse rejects the line.
 
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -21,25 +27,49 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::ingest::fanout::FanOut;
-use crate::ingest::input::{Control, LineSource};
+use crate::ingest::input::{read_line_capped, Control, LineSource};
 use crate::ingest::protocol::{self, Ack, Mode, Protocol};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::worker::{Pipeline, Submit};
 use crate::ingest::Counters;
-use crate::parse::{Outcome, Parser};
+use crate::parse::{Outcome, Parser, MAX_LINE};
 use crate::record::{RecordBatch, Timestamp};
 use crate::store::dedup::{record_hash, Occurrences};
 
 /// Anything that turns a line into an [`Outcome`]: the real parser, or a stand-in in tests.
 pub trait LineParser {
     fn parse_line<'a>(&mut self, line: &'a [u8]) -> Outcome<'a>;
+    /// The current time, for a parser that infers the year of year-less stamps from it.
+    fn set_now(&mut self, _now: Timestamp) {}
 }
 
 impl LineParser for Parser {
     fn parse_line<'a>(&mut self, line: &'a [u8]) -> Outcome<'a> {
         self.parse(line)
     }
+    fn set_now(&mut self, now: Timestamp) {
+        self.set_reference(now);
+    }
 }
+
+/// What a central log host's template puts in front of a line: `@relay=<address> `.
+pub const RELAY_PREFIX: &[u8] = b"@relay=";
+
+/// Splits `@relay=<address> ` off a line: `Ok(None)` when the line has no such prefix,
+/// `Ok(Some((address, rest)))`, or `Err(())` for a prefix without a valid IP address.
+fn split_relay(line: &[u8]) -> Result<Option<(&str, &[u8])>, ()> {
+    let Some(rest) = line.strip_prefix(RELAY_PREFIX) else { return Ok(None) };
+    let end = memchr::memchr(b' ', rest).ok_or(())?;
+    let addr = std::str::from_utf8(&rest[..end]).map_err(|_| ())?;
+    // Parsing an address allocates nothing.
+    addr.parse::<std::net::IpAddr>().map_err(|_| ())?;
+    Ok(Some((addr, &rest[end + 1..])))
+}
+
+/// How often the parser's reference time is moved to now. A year-less stamp is never put after
+/// the reference (plus a day of tolerance); a reference fixed at start-up would, after a day of
+/// uptime, push today's stamps back a year.
+const REFERENCE_EVERY: Duration = Duration::from_secs(1);
 
 /// Timing and sizes of a session (defaults documented in README.md).
 #[derive(Clone, Debug)]
@@ -99,6 +129,8 @@ pub struct Session<P: LineParser, W: Write> {
     /// The input is paused because the buffer is full (logged once per pause).
     paused: bool,
     told_no_rejects: bool,
+    /// When the parser's reference time was last moved to now (None: not yet).
+    reference_at: Option<Instant>,
 }
 
 impl<P: LineParser, W: Write> Session<P, W> {
@@ -135,6 +167,7 @@ impl<P: LineParser, W: Write> Session<P, W> {
             keepalives,
             paused: false,
             told_no_rejects: false,
+            reference_at: None,
         }
     }
 
@@ -154,20 +187,23 @@ impl<P: LineParser, W: Write> Session<P, W> {
         if let Some(g) = self.proto.greeting() {
             self.reply(g)?;
         }
+        // At most MAX_LINE + 1 bytes of a line are kept (see `read_line_capped`): the buffer
+        // never grows past that, whatever arrives on stdin.
         let mut buf = Vec::with_capacity(8192);
+        let mut seen = 0u64;
         loop {
             self.service();
             if self.stopping.is_some() {
                 return Ok(());
             }
             input.set_wake(self.batch_since.map(|t| t + self.opts.flush));
-            match input.read_until(b'\n', &mut buf) {
-                Ok(0) => {
+            match read_line_capped(input, &mut buf, MAX_LINE, &mut seen) {
+                Ok(false) => {
                     return Ok(());
                 }
-                Ok(_) => {
-                    let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-                    self.line(line)?;
+                Ok(true) => {
+                    self.advance_reference();
+                    self.line(&buf)?;
                     buf.clear();
                     self.flush_if_due()?;
                 }
@@ -183,6 +219,20 @@ impl<P: LineParser, W: Write> Session<P, W> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Moves the parser's reference time to now, at most every [`REFERENCE_EVERY`] (one clock
+    /// read per line otherwise, no system call: `Instant::now` goes through the vDSO).
+    fn advance_reference(&mut self) {
+        let now = Instant::now();
+        if self.reference_at.is_some_and(|t| now.duration_since(t) < REFERENCE_EVERY) {
+            return;
+        }
+        self.reference_at = Some(now);
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        self.parser.set_now(Timestamp(micros));
     }
 
     /// Acts on signals: counters, reopening the rejects file, stopping.
@@ -265,8 +315,17 @@ impl<P: LineParser, W: Write> Session<P, W> {
 
     fn store(&mut self, line: &[u8]) -> io::Result<()> {
         self.counters.read.fetch_add(1, Ordering::Relaxed);
+        let (relay, line) = match split_relay(line) {
+            Ok(Some((a, rest))) => (Some(a), rest),
+            Ok(None) => (None, line),
+            Err(()) => {
+                self.reject(line, "the relay prefix `@relay=<address> ` has no valid IP address");
+                return Ok(());
+            }
+        };
         match self.parser.parse_line(line) {
-            Outcome::Packet(rec) => {
+            Outcome::Packet(mut rec) => {
+                rec.relay = relay;
                 let hash = record_hash(&rec);
                 let occ = self.occ.next(rec.ts, hash);
                 self.batch.push(&rec, u64::from(occ));
@@ -287,22 +346,22 @@ impl<P: LineParser, W: Write> Session<P, W> {
             Outcome::NotOurs => {
                 self.counters.not_ours.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Rejected(r) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                match &self.rejects {
-                    Some(f) => f.lock().unwrap().write_line(line, r.reason),
-                    None if !self.told_no_rejects => {
-                        self.told_no_rejects = true;
-                        eprintln!(
-                            "ipta-ingest: rejected a line ({}); give --rejects FILE to keep such lines",
-                            r.reason
-                        );
-                    }
-                    None => {}
-                }
-            }
+            Outcome::Rejected(r) => self.reject(line, r.reason),
         }
         Ok(())
+    }
+
+    /// Counts a rejected line and keeps it, with its reason, in the rejects file.
+    fn reject(&mut self, line: &[u8], reason: &str) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        match &self.rejects {
+            Some(f) => f.lock().unwrap().write_line(line, reason),
+            None if !self.told_no_rejects => {
+                self.told_no_rejects = true;
+                eprintln!("ipta-ingest: rejected a line ({reason}); give --rejects FILE to keep such lines");
+            }
+            None => {}
+        }
     }
 
     /// Takes back the occurrence numbers of the unconfirmed unit (it will be sent again).
@@ -434,12 +493,9 @@ impl<P: LineParser, W: Write> Session<P, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::worker::{BatchStore, Connector, WorkerOptions};
+    use crate::ingest::worker::WorkerOptions;
     use crate::parse::{Reject, RejectKind};
     use crate::record::Record;
-    use crate::store::writer::WriteStats;
-    use crate::store::StoreError;
-    use std::sync::atomic::AtomicBool;
 
     /// Stand-in parser: `<ts> IPT: <action> ...` is a packet at time `ts` (seconds), a line
     /// containing `IPT: BAD` is rejected, anything else is not ours.
@@ -463,47 +519,8 @@ mod tests {
         }
     }
 
-    /// A table in memory: unique on (ts, hash, occ), like the real one.
-    #[derive(Clone, Default)]
-    struct Table {
-        down: Arc<AtomicBool>,
-        rows: Arc<Mutex<Vec<(i64, u64, u64)>>>,
-    }
-    struct TableStore(Table);
-    impl BatchStore for TableStore {
-        fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err(StoreError::ConnectionLost("down".into()));
-            }
-            let mut rows = self.0.rows.lock().unwrap();
-            let mut st = WriteStats::default();
-            for (r, occ) in b.iter() {
-                let k = (r.ts.0, record_hash(&r), occ);
-                if rows.contains(&k) {
-                    st.duplicates += 1;
-                } else {
-                    rows.push(k);
-                    st.inserted += 1;
-                }
-            }
-            Ok(st)
-        }
-    }
-    impl Table {
-        fn connector(&self) -> Connector {
-            let t = self.clone();
-            Box::new(move || {
-                if t.down.load(Ordering::SeqCst) {
-                    Err(StoreError::Connect("down".into()))
-                } else {
-                    Ok(Box::new(TableStore(t.clone())) as Box<dyn BatchStore>)
-                }
-            })
-        }
-        fn len(&self) -> usize {
-            self.rows.lock().unwrap().len()
-        }
-    }
+    /// The table in memory of the write path's tests.
+    type Table = crate::store::sink::tests::Fake;
 
     fn opts(mode: Mode) -> SessionOptions {
         SessionOptions {
@@ -671,5 +688,60 @@ mod tests {
         // The input never ends; the pending flag stops the session before it reads.
         let mut endless = io::Cursor::new(vec![b'x'; 10]);
         assert_eq!(s.run(&mut endless).unwrap(), 0);
+    }
+
+    /// A session over the real parser, its reference time set `age_days` in the past (as if
+    /// ipta-ingest had been started that long ago); returns the stored rows' times (seconds).
+    fn run_real(age_days: i64, input: &[u8]) -> (Vec<i64>, Arc<Counters>) {
+        let t = Table::default();
+        let now = chrono::Utc::now().timestamp_micros();
+        let parser = Parser::new(crate::parse::ParseOptions {
+            reference: Timestamp(now - age_days * 86_400 * 1_000_000),
+            year: None,
+            tz: Some("UTC".into()),
+            rules: Default::default(),
+        })
+        .unwrap();
+        let counters = Arc::new(Counters::default());
+        let p = Pipeline::start(t.connector(), WorkerOptions::default(), counters.clone(), None);
+        let mut out = Vec::new();
+        let s = Session::new(opts(Mode::Plain), parser, &mut out, p, counters.clone(), Control::default(), None, None);
+        s.run(&mut io::Cursor::new(input)).unwrap();
+        let rows = t.rows.lock().unwrap().iter().map(|r| r.0 / 1_000_000).collect();
+        (rows, counters)
+    }
+
+    const BODY: &str = "fw kernel: IPT: DROP IN=eth0 OUT= SRC=192.0.2.1 DST=192.0.2.2 LEN=40 TTL=64 ID=1 PROTO=TCP SPT=1 DPT=22 SYN URGP=0";
+
+    #[test]
+    fn reference_time_follows_the_clock() {
+        // A year-less stamp of now, read by an ingest that started 400 days ago: with the
+        // start-up time as the reference it would be put in an earlier year.
+        let now = chrono::Utc::now();
+        let line = format!("{} {BODY}\n", now.format("%b %e %H:%M:%S"));
+        let (rows, _) = run_real(400, line.as_bytes());
+        assert_eq!(rows.len(), 1);
+        assert!((rows[0] - now.timestamp()).abs() <= 5, "stored {} for now {}", rows[0], now.timestamp());
+    }
+
+    #[test]
+    fn an_endless_line_is_rejected_in_bounded_memory_and_the_next_line_is_kept() {
+        let now = chrono::Utc::now();
+        let mut input = vec![0u8; 3 * MAX_LINE + 17];
+        input.extend_from_slice(format!("\n{} {BODY}\n", now.format("%b %e %H:%M:%S")).as_bytes());
+        let (rows, c) = run_real(0, &input);
+        assert_eq!(rows.len(), 1, "the line after the long one is stored");
+        assert_eq!(Counters::get(&c.rejected), 1, "the long line is rejected, not dropped");
+        assert_eq!(Counters::get(&c.read), 2);
+    }
+
+    #[test]
+    fn relay_prefix_is_split_off_and_checked() {
+        assert_eq!(split_relay(b"2026-01-01T00:00:00Z fw1 x"), Ok(None));
+        assert_eq!(split_relay(b"@relay=192.0.2.7 rest of line"), Ok(Some(("192.0.2.7", &b"rest of line"[..]))));
+        assert_eq!(split_relay(b"@relay=2001:db8::1 x"), Ok(Some(("2001:db8::1", &b"x"[..]))));
+        assert_eq!(split_relay(b"@relay=fw1.example.net x"), Err(()));
+        assert_eq!(split_relay(b"@relay=192.0.2.7"), Err(()));
+        assert_eq!(split_relay(b"@relay= x"), Err(()));
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! The reader thread hands over numbered batches through a bounded channel: its capacity is the
 //! buffer that absorbs a database outage, and once it is full the reader blocks, which stops it
-//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. Writing itself is the
-//! store's [`Sink`]: it retries a batch through any outage (never giving up, and never rejecting
-//! a row for a server condition) and isolates rows the server refuses for their data. What is
-//! ingest's own is here: the pipeline thread, the confirmation bookkeeping (a batch counts as
-//! done only once committed or its refused rows are in the rejects file), logging each change of
-//! state (down, up again) once, and stopping the waits at shutdown.
+//! reading stdin and pushes back on rsyslog's own (disk-assisted) queue. The batch goes through
+//! the store's one write path (`store::sink`): any outage, including a server that answers
+//! with an error that is not the row's fault (read-only, full, locked, killed), is waited out
+//! with capped exponential back-off for as long as the process runs, and each change of state
+//! (down, up again) is logged once. Only rows refused for their own fault (by error code) go to
+//! the rejects file; the rest of their batch is stored.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,14 +20,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use crate::ingest::rejects::Rejects;
 use crate::ingest::Counters;
 use crate::record::RecordBatch;
-use crate::store::sink::{Hooks, Policy, Sink, SinkError};
-use crate::store::writer::WriteStats;
-use crate::store::{ErrorClass, StoreError};
-
-pub use crate::store::sink::BatchStore;
-
-/// Opens a fresh store (a new connection); called again after every failure.
-pub type Connector = crate::store::sink::Connect<'static>;
+use crate::store::sink::{RetryPolicy, Sink, SinkError, SinkEvent};
+pub use crate::store::sink::{BatchStore, Connector};
 
 /// Tuning of the worker.
 #[derive(Clone, Debug)]
@@ -94,7 +88,7 @@ impl Pipeline {
     /// Starts the worker thread. It connects lazily, so a database that is down at start only
     /// delays writing.
     pub fn start(
-        connector: Connector,
+        connector: Connector<'static>,
         opts: WorkerOptions,
         counters: Arc<Counters>,
         rejects: Option<Arc<Mutex<Rejects>>>,
@@ -106,28 +100,46 @@ impl Pipeline {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let policy = Policy {
+        let policy = RetryPolicy {
             backoff_min: opts.backoff_min,
             backoff_max: opts.backoff_max,
-            // rsyslog keeps the lines while they are not confirmed: wait as long as it takes,
-            // for a setup error too (an administrator can fix it without restarting us).
-            max_attempts: None,
-            wait_on_config: true,
+            give_up_after: None,
+            // An administrator can create the table or grant access while rsyslog keeps the
+            // lines: wait for that too.
+            wait_for_setup: true,
+        };
+        let pause = {
+            let stop = stop.clone();
+            Box::new(move |delay: Duration| {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                match stop_rx.recv_timeout(delay) {
+                    Err(RecvTimeoutError::Timeout) => !stop.load(Ordering::SeqCst),
+                    _ => false,
+                }
+            })
+        };
+        let events = {
+            let (counters, buffer_rows, backoff_max) = (counters.clone(), opts.buffer_rows, opts.backoff_max);
+            Box::new(move |ev: SinkEvent<'_>| match ev {
+                SinkEvent::Down(e) => eprintln!(
+                    "ipta-ingest: database unavailable ({e}); buffering up to {buffer_rows} rows and retrying (back-off up to {} ms)",
+                    backoff_max.as_millis()
+                ),
+                SinkEvent::Up(t) => eprintln!("ipta-ingest: database available again after {:.1} s", t.as_secs_f64()),
+                SinkEvent::Retry => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                }
+            })
         };
         let w = Worker {
             rx,
             free_tx,
             progress: progress.clone(),
-            sink: Sink::new(connector, policy),
-            hooks: State {
-                stop_rx,
-                stop: stop.clone(),
-                counters,
-                opts,
-                down_since: None,
-            },
+            sink: Sink::new(connector, policy, pause, events),
+            counters,
             rejects,
-            refused: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ipta-db-writer".into())
@@ -243,68 +255,8 @@ struct Worker {
     free_tx: Sender<RecordBatch>,
     progress: Arc<Progress>,
     sink: Sink<'static>,
-    hooks: State,
-    rejects: Option<Arc<Mutex<Rejects>>>,
-    /// Rows the sink found refused in the current batch (kept to reuse its memory).
-    refused: Vec<(usize, StoreError)>,
-}
-
-/// What the sink's waits need: the stop signal, the counters, the state-change messages.
-struct State {
-    stop_rx: Receiver<()>,
-    stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
-    opts: WorkerOptions,
-    /// Set while the database is unavailable: since when, for the state-change messages.
-    down_since: Option<Instant>,
-}
-
-impl Hooks for State {
-    /// Sleeps for the back-off delay unless told to stop; returns false when stopping.
-    fn pause(&mut self, delay: Duration) -> bool {
-        if self.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        match self.stop_rx.recv_timeout(delay) {
-            Err(RecvTimeoutError::Timeout) => !self.stop.load(Ordering::SeqCst),
-            _ => false,
-        }
-    }
-
-    fn failed(&mut self, e: &StoreError) {
-        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        self.went_down(e);
-    }
-
-    fn recovered(&mut self) {
-        if let Some(t) = self.down_since.take() {
-            eprintln!(
-                "ipta-ingest: database available again after {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
-
-    fn isolating(&mut self, e: &StoreError) {
-        eprintln!("ipta-ingest: the database refused a batch ({e}); looking for the refused rows");
-    }
-}
-
-impl State {
-    fn went_down(&mut self, e: &StoreError) {
-        if self.down_since.is_none() {
-            self.down_since = Some(Instant::now());
-            let what = match e.class() {
-                ErrorClass::Config => "database not set up for ipta",
-                _ => "database unavailable",
-            };
-            eprintln!(
-                "ipta-ingest: {what} ({e}); buffering up to {} rows and retrying (back-off up to {} ms)",
-                self.opts.buffer_rows,
-                self.opts.backoff_max.as_millis()
-            );
-        }
-    }
+    rejects: Option<Arc<Mutex<Rejects>>>,
 }
 
 impl Worker {
@@ -312,9 +264,7 @@ impl Worker {
         // Connect (and create the table) at once, so a misconfiguration or an outage shows
         // in the log at start rather than with the first packet. Failing here only logs: the
         // first batch retries.
-        if let Err(e) = self.sink.connect() {
-            self.hooks.went_down(&e);
-        }
+        self.sink.connect_now();
         // Blocks in recv while idle: no polling, no CPU.
         while let Ok(mut job) = self.rx.recv() {
             let rows = self.write_job(&job.batch);
@@ -327,45 +277,41 @@ impl Worker {
         }
     }
 
-    fn account(&self, st: WriteStats) {
-        let c = &self.hooks.counters;
-        c.inserted.fetch_add(st.inserted, Ordering::Relaxed);
-        c.duplicates.fetch_add(st.duplicates, Ordering::Relaxed);
-    }
-
     /// Writes one batch, retrying until it is committed or the process stops. Returns the
     /// rows dealt with (written, found present or rejected); 0 when given up.
     fn write_job(&mut self, batch: &RecordBatch) -> u64 {
         if batch.is_empty() {
             return 0;
         }
-        self.refused.clear();
-        match self.sink.write(batch, &mut self.hooks, &mut self.refused) {
-            Ok(st) => {
-                self.account(st);
-                let refused = std::mem::take(&mut self.refused);
-                for (i, e) in &refused {
-                    self.reject_row(batch, *i, e);
-                }
-                self.refused = refused;
-                if self.refused.is_empty() || batch.len() > 1 {
-                    self.hooks.counters.batches.fetch_add(1, Ordering::Relaxed);
+        match self.sink.write(batch) {
+            Ok(w) => {
+                let c = &self.counters;
+                c.inserted.fetch_add(w.stats.inserted, Ordering::Relaxed);
+                c.duplicates.fetch_add(w.stats.duplicates, Ordering::Relaxed);
+                c.batches.fetch_add(1, Ordering::Relaxed);
+                for (i, e) in &w.refused {
+                    self.reject_row(batch, *i, &e.to_string());
                 }
                 batch.len() as u64
             }
-            // Shutting down while the database was unavailable; with an endless policy the
-            // sink never gives up otherwise.
-            Err(SinkError::Stopped) | Err(SinkError::Failed(_)) => 0,
+            // Shutting down while the database was unavailable: the rows stay unwritten and
+            // unconfirmed (counted by `Pipeline::finish`).
+            Err(SinkError::Stopped) => 0,
+            // Not reached with this policy (it waits for everything); said all the same.
+            Err(SinkError::Store(e)) => {
+                eprintln!("ipta-ingest: a batch could not be written: {e}");
+                0
+            }
         }
     }
 
-    fn reject_row(&self, batch: &RecordBatch, i: usize, why: &StoreError) {
-        self.hooks.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    fn reject_row(&self, batch: &RecordBatch, i: usize, why: &str) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
         let (rec, _) = batch.get(i);
         match &self.rejects {
             Some(r) => {
                 let mut r = r.lock().unwrap();
-                r.write_record(&rec, &why.to_string());
+                r.write_record(&rec, why);
             }
             None => eprintln!("ipta-ingest: the database refused a row: {why}"),
         }
@@ -376,65 +322,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::record::{Record, Timestamp};
-    use std::sync::atomic::AtomicUsize;
-
-    /// A store that fails while `down` is set and remembers every row it took.
-    #[derive(Clone, Default)]
-    pub(crate) struct Fake {
-        pub down: Arc<AtomicBool>,
-        /// Every write is answered as by a read-only server (1290) while set.
-        pub read_only: Arc<AtomicBool>,
-        pub rows: Arc<Mutex<Vec<(i64, u64)>>>,
-        pub connects: Arc<AtomicUsize>,
-    }
-    struct FakeStore(Fake);
-    impl BatchStore for FakeStore {
-        fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
-            if self.0.down.load(Ordering::SeqCst) {
-                return Err(StoreError::ConnectionLost("fake".into()));
-            }
-            if self.0.read_only.load(Ordering::SeqCst) {
-                return Err(StoreError::Server { code: 1290, message: "read-only".into() });
-            }
-            if b.iter().any(|(r, _)| r.action == "BAD") {
-                return Err(StoreError::Server { code: 1406, message: "fake refusal".into() });
-            }
-            let mut rows = self.0.rows.lock().unwrap();
-            let mut st = WriteStats::default();
-            for (r, tag) in b.iter() {
-                let k = (r.ts.0, tag);
-                if rows.contains(&k) {
-                    st.duplicates += 1;
-                } else {
-                    rows.push(k);
-                    st.inserted += 1;
-                }
-            }
-            Ok(st)
-        }
-    }
-    impl Fake {
-        pub(crate) fn connector(&self) -> Connector {
-            let f = self.clone();
-            Box::new(move || {
-                f.connects.fetch_add(1, Ordering::SeqCst);
-                if f.down.load(Ordering::SeqCst) {
-                    Err(StoreError::Connect("fake down".into()))
-                } else {
-                    Ok(Box::new(FakeStore(f.clone())) as Box<dyn BatchStore>)
-                }
-            })
-        }
-    }
-
-    fn batch(ts: &[i64], action: &str) -> RecordBatch {
-        let mut b = RecordBatch::new();
-        for &t in ts {
-            let r = Record { ts: Timestamp(t), action, prefix: "IPT: ", repeat: 1, ..Default::default() };
-            b.push(&r, 0);
-        }
-        b
-    }
+    use crate::store::sink::tests::{batch, Fake};
 
     fn fast() -> WorkerOptions {
         WorkerOptions {
@@ -453,7 +341,7 @@ mod tests {
         assert_eq!(p.submit(Some(batch(&[1, 2], "DROP")), Duration::from_secs(1)), Submit::Queued);
         assert_eq!(p.submit(Some(batch(&[3], "DROP")), Duration::from_secs(1)), Submit::Queued);
         assert!(p.wait_done(2, Duration::from_secs(5)));
-        assert_eq!(*fake.rows.lock().unwrap(), vec![(1, 0), (2, 0), (3, 0)]);
+        assert_eq!(fake.rows.lock().unwrap().iter().map(|k| (k.0, k.2)).collect::<Vec<_>>(), vec![(1, 0), (2, 0), (3, 0)]);
         assert_eq!(p.finish(Duration::from_secs(1)), 0);
         assert_eq!(c.inserted.load(Ordering::SeqCst), 3);
         assert_eq!(c.batches.load(Ordering::SeqCst), 2);
@@ -494,26 +382,6 @@ mod tests {
         assert_eq!(p.finish(Duration::from_secs(5)), 0);
         assert_eq!(fake.rows.lock().unwrap().len(), 2);
         assert_eq!(c.rejected.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn a_read_only_server_is_an_outage_not_a_reject() {
-        let fake = Fake::default();
-        fake.read_only.store(true, Ordering::SeqCst);
-        let c = Arc::new(Counters::default());
-        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
-        p.submit(Some(batch(&[1, 2], "DROP")), Duration::from_secs(1));
-        // Not done (so not confirmed) while the server stays read-only, and nothing rejected.
-        assert!(!p.wait_done(1, Duration::from_millis(100)));
-        assert_eq!(c.rejected.load(Ordering::SeqCst), 0);
-        assert!(c.retries.load(Ordering::SeqCst) > 0);
-        // The connection was kept: the server answered, it only said no for now.
-        assert_eq!(fake.connects.load(Ordering::SeqCst), 1);
-        fake.read_only.store(false, Ordering::SeqCst);
-        assert!(p.wait_done(1, Duration::from_secs(5)));
-        assert_eq!(p.finish(Duration::from_secs(1)), 0);
-        assert_eq!(fake.rows.lock().unwrap().len(), 2);
-        assert_eq!(c.rejected.load(Ordering::SeqCst), 0);
     }
 
     #[test]

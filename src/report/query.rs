@@ -676,24 +676,6 @@ pub fn columns_of(m: Module) -> Vec<Col> {
 }
 
 /// Whether the packet table exists.
-/// `summary::fold`, tried again briefly when the server answered with an outage on a live
-/// connection (a deadlock with ipta-ingest's folder, a lock wait timeout): such a fold was rolled
-/// back and usually goes through at once. Anything else, or the same after three tries, is
-/// returned (`StoreError::class` decides what it means).
-fn fold_waiting(conn: &mut mysql::Conn, table: &str) -> Result<summary::FoldStats, crate::store::StoreError> {
-    let mut delay = std::time::Duration::from_millis(100);
-    for _ in 0..2 {
-        match summary::fold(conn, table) {
-            Err(e) if e.class() == crate::store::ErrorClass::Retry && !e.is_retryable() => {
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
-            r => return r,
-        }
-    }
-    summary::fold(conn, table)
-}
-
 fn table_exists(conn: &mut mysql::Conn, table: &str) -> Result<bool, ReportError> {
     let n: Option<u64> = conn.exec_first(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
@@ -731,11 +713,8 @@ pub fn analyze_with(
     let have = path == Path::Auto
         && unfiltered
         && summary::present(conn, table)?
-        && match fold_waiting(conn, table) {
+        && match summary::fold(conn, table) {
             Ok(_) => true,
-            // An outage is a database error of the report (exit status 3 when it is a known
-            // one), not a reason to fall back on the slow path.
-            Err(e) if e.class() == crate::store::ErrorClass::Retry => return Err(e.into()),
             Err(e) => {
                 rep.summary_note = Some(format!("cannot update the summary tables ({e}); analyzing the packet table directly"));
                 false

@@ -251,7 +251,7 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
 }
 
 fn sql_err(e: mysql::Error) -> StoreError {
-    StoreError::Sql(e.to_string())
+    crate::store::map_err(e, "")
 }
 
 /// `--dns-create-table`: creates the cache table.

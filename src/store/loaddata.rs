@@ -68,7 +68,7 @@ pub fn batch_file(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(batch.len() * 200);
     for (i, (r, occ)) in batch.iter().enumerate() {
         if sql_time(r.ts).is_none() {
-            return Err(StoreError::BadRow(format!(
+            return Err(StoreError::Refused(format!(
                 "record {}: time outside what DATETIME holds",
                 i + 1
             )));
@@ -141,7 +141,7 @@ pub fn load_data(
                 .collect();
             if !bad.is_empty() {
                 tx.rollback().map_err(|e| map_err(e, table))?;
-                return Err(StoreError::BadRow(format!(
+                return Err(StoreError::Refused(format!(
                     "LOAD DATA changed values, batch rolled back: {}",
                     bad.join("; ")
                 )));

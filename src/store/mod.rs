@@ -13,9 +13,9 @@ pub mod writer;
 
 use crate::config::DbSettings;
 
-/// What can go wrong talking to the database. [`StoreError::class`] decides, in this one place
-/// and by the server's error code, whether a failed write is the row's fault, an outage to wait
-/// out, or a setup problem.
+/// What can go wrong talking to the database. The server's own refusals keep its error code
+/// ([`StoreError::Server`]); [`StoreError::class`] is the one place that decides what an error
+/// means for the line being written (see [`ErrorClass`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid name {name:?}: {why}")]
@@ -30,14 +30,14 @@ pub enum StoreError {
     MissingTable(String),
     #[error("connection lost: {0}")]
     ConnectionLost(String),
-    /// The server answered a statement with an error: its code decides what it means.
+    /// The server answered a statement with an error: its code and message.
     #[error("database error: {message} (error {code})")]
     Server { code: u16, message: String },
-    /// A row that cannot be stored, found before it reached the server (e.g. a time outside
-    /// what DATETIME holds) or by the server's warnings about changed values.
-    #[error("bad row: {0}")]
-    BadRow(String),
-    /// Any other failure without a server code (driver trouble, an unexpected answer).
+    /// ipta itself refuses a row the server could not store faithfully (a time outside what
+    /// DATETIME holds, a value the server would have altered while loading).
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else: a driver failure without a server code, or an inconsistency ipta found.
     #[error("database error: {0}")]
     Sql(String),
     /// The table exists but its layout is not one this program can use (not ipta's, newer).
@@ -45,96 +45,71 @@ pub enum StoreError {
     Schema(String),
 }
 
-/// What a failed write means, from [`StoreError::class`].
+/// What an error means for the rows being written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// The row itself can never be stored as it is (a per-row data error, by code): it goes to
-    /// the rejects (ipta-ingest) or is reported as rejected (import); the rest of its batch is
-    /// stored.
-    Rejected,
-    /// An outage: the server is down, unreachable, read-only, full, busy, or said something not
-    /// known to be the row's fault. Waiting and trying again is the answer; nothing is rejected.
-    Retry,
-    /// The database is not set up for ipta (access denied, unknown database, missing or foreign
-    /// table, LOCAL INFILE forced but refused, a bad name): no amount of waiting fixes it, only
-    /// an administrator. ipta-ingest keeps waiting (the fix can come live); `ipta --import`
-    /// stops with exit status 5.
-    Config,
+    /// The row itself can never be stored (proven by the server's code, or by ipta before
+    /// sending it): it goes to the rejects, the others are stored.
+    Row,
+    /// The server or the way to it is not able to store anything right now (down, read-only,
+    /// full, locked, killed, any code not known to be the row's fault): wait and retry the
+    /// whole batch; nothing is confirmed meanwhile.
+    Outage,
+    /// Set-up: no such table or database, no access, a bad name. Waiting alone does not fix
+    /// it, an administrator does: the live path waits for that, a one-shot command stops.
+    Setup,
 }
 
-/// Server codes that mean "this row's data cannot be stored" (with `sql_mode` strict, which
-/// MariaDB and MySQL have by default). Only these reject a row; every other code is an outage.
-/// The README lists them with the reason each is the row's fault.
-pub const REJECTED_CODES: &[u16] = &[
-    1048, // ER_BAD_NULL_ERROR: a NOT NULL column got NULL from this row
-    1264, // ER_WARN_DATA_OUT_OF_RANGE: a value of this row does not fit its column's range
-    1265, // WARN_DATA_TRUNCATED: a value of this row was cut to fit its column
-    1292, // ER_TRUNCATED_WRONG_VALUE: a date/time or number of this row is malformed
-    1300, // ER_INVALID_CHARACTER_STRING: this row's text is not valid in the column's charset
-    1366, // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: this row's value does not convert (bad UTF-8)
-    1367, // ER_ILLEGAL_VALUE_FOR_TYPE: this row's value is illegal for the column's type
-    1406, // ER_DATA_TOO_LONG: this row's value is longer than its column
-    1411, // ER_WRONG_VALUE_FOR_TYPE: this row's value is not valid for a conversion
-    1690, // ER_DATA_OUT_OF_RANGE: a numeric value of this row overflows its type
-    3819, // MySQL: a CHECK constraint fails for this row
-    4025, // MariaDB ER_CONSTRAINT_FAILED: a CHECK constraint fails for this row
+/// Server error codes that are the row's own fault: the same statement with other values
+/// would succeed, and the same values will fail on any healthy server. Nothing else rejects a
+/// line. (README, "How rows are written", gives the same list.)
+pub const ROW_FAULT_CODES: [(u16, &str); 9] = [
+    (1048, "a column that must have a value got none"),
+    (1264, "a number is out of the column's range"),
+    (1265, "a value was truncated to fit its column"),
+    (1292, "a date, time or number is not valid for its column"),
+    (1300, "a text is not valid in the column's character set"),
+    (1366, "a value is not valid for its column's type or character set"),
+    (1406, "a text is longer than its column"),
+    (3819, "a CHECK constraint refuses the row (MySQL)"),
+    (4025, "a CHECK constraint refuses the row (MariaDB)"),
 ];
-
-/// Server codes of the usual outages (all classed [`ErrorClass::Retry`], like any code not in
-/// [`REJECTED_CODES`]); named so that messages and exit statuses can say "outage" for them.
-pub const OUTAGE_CODES: &[u16] = &[
-    1021, // ER_DISK_FULL
-    1047, // ER_UNKNOWN_COM_ERROR: Galera node not ready (WSREP has not yet prepared node)
-    1053, // ER_SERVER_SHUTDOWN
-    1114, // ER_RECORD_FILE_FULL: the table is full
-    1205, // ER_LOCK_WAIT_TIMEOUT
-    1213, // ER_LOCK_DEADLOCK
-    1290, // ER_OPTION_PREVENTS_STATEMENT: --read-only
-    1317, // ER_QUERY_INTERRUPTED: KILL QUERY
-    1836, // ER_READ_ONLY_MODE
-    1927, // ER_CONNECTION_KILLED
-];
-
-/// Codes that mean LOCAL INFILE is not allowed here: 1148 (command not allowed), 3948 (MySQL 8:
-/// loading local data is disabled), 2068 (client-side rejection), 4166 (MariaDB: disabled).
-pub const LOCAL_INFILE_REFUSED: &[u16] = &[1148, 2068, 3948, 4166];
 
 impl StoreError {
-    /// The one place that decides what a failed write means. By code only, never by text.
+    /// The one decision about what an error means (by type and server code, never by text).
     pub fn class(&self) -> ErrorClass {
         match self {
-            StoreError::Server { code, .. } if REJECTED_CODES.contains(code) => ErrorClass::Rejected,
-            StoreError::Server { code, .. } if LOCAL_INFILE_REFUSED.contains(code) => ErrorClass::Config,
-            StoreError::BadRow(_) => ErrorClass::Rejected,
+            StoreError::Refused(_) => ErrorClass::Row,
+            StoreError::Server { code, .. } if ROW_FAULT_CODES.iter().any(|(c, _)| c == code) => ErrorClass::Row,
             StoreError::BadIdentifier { .. }
             | StoreError::AccessDenied(_)
             | StoreError::UnknownDatabase(_)
             | StoreError::MissingTable(_)
-            | StoreError::Schema(_) => ErrorClass::Config,
-            StoreError::Connect(_)
-            | StoreError::ConnectionLost(_)
-            | StoreError::Server { .. }
-            | StoreError::Sql(_) => ErrorClass::Retry,
+            | StoreError::Schema(_) => ErrorClass::Setup,
+            StoreError::Connect(_) | StoreError::ConnectionLost(_) | StoreError::Server { .. } | StoreError::Sql(_) => {
+                ErrorClass::Outage
+            }
         }
     }
 
-    /// The server's error code, when the server gave one.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            StoreError::Server { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
-    /// Whether the connection itself is gone or was never made (server down, connection lost):
-    /// a new connection is needed. Other outages (read-only, deadlock) keep the connection.
+    /// Whether the server could not be reached or the connection broke (for exit statuses).
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Connect(_) | StoreError::ConnectionLost(_))
     }
 
-    /// A known outage: the connection is gone, or the server said one of [`OUTAGE_CODES`].
-    pub fn is_outage(&self) -> bool {
-        self.is_retryable() || self.code().is_some_and(|c| OUTAGE_CODES.contains(&c))
+    /// Whether the connection that saw the error can still be used: only when the server
+    /// answered with an error of its own (the protocol is in step). After anything else the
+    /// writer starts again on a new connection.
+    pub fn keeps_connection(&self) -> bool {
+        matches!(self, StoreError::Server { .. })
+    }
+
+    /// The server's error code, when the server gave one.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            StoreError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 }
 
@@ -240,93 +215,52 @@ mod tests {
 
     fn server(code: u16) -> StoreError {
         map_err(
-            mysql::Error::MySqlError(mysql::MySqlError {
-                state: "HY000".into(),
-                message: "whatever the text says".into(),
-                code,
-            }),
+            mysql::Error::MySqlError(mysql::MySqlError { state: "HY000".into(), message: "m".into(), code }),
             "logs",
         )
     }
 
     #[test]
-    fn every_listed_data_error_rejects_the_row() {
-        for &c in REJECTED_CODES {
-            let e = server(c);
-            assert_eq!(e.code(), Some(c));
-            assert_eq!(e.class(), ErrorClass::Rejected, "{c}");
-            assert!(!e.is_outage());
+    fn errors_are_classed_by_code() {
+        for (code, _) in ROW_FAULT_CODES {
+            assert_eq!(server(code).class(), ErrorClass::Row, "{code}");
         }
-        assert_eq!(StoreError::BadRow("time".into()).class(), ErrorClass::Rejected);
-    }
-
-    #[test]
-    fn outages_and_unknown_codes_are_retried_never_rejected() {
-        // The codes the issue names, plus codes nobody listed: an unknown code is an outage.
-        for c in [1290, 1836, 1114, 1021, 1205, 1213, 1317, 1047, 1062, 1064, 1054, 9999, 2000] {
-            assert_eq!(server(c).class(), ErrorClass::Retry, "{c}");
+        // Read-only (1290, 1836), table or disk full (1114, 1021), lock wait (1205), deadlock
+        // (1213), query interrupted (1317), Galera not ready (1047), and codes nobody listed:
+        // outages, retried, never a reject.
+        for code in [1290, 1836, 1114, 1021, 1205, 1213, 1317, 1047, 1064, 1062, 9999] {
+            let e = server(code);
+            assert_eq!(e.class(), ErrorClass::Outage, "{code}");
+            assert_eq!(e.server_code(), Some(code));
+            assert!(e.keeps_connection());
         }
-        for &c in OUTAGE_CODES {
-            let e = server(c);
-            assert_eq!(e.class(), ErrorClass::Retry, "{c}");
-            assert!(e.is_outage(), "{c}");
-        }
-        // Deadlock and read-only keep the connection; a killed or lost one needs a new one.
-        assert!(!server(1213).is_retryable() && !server(1290).is_retryable());
-        for c in [2006, 2013, 1053, 1927] {
-            let e = server(c);
-            assert!(matches!(e, StoreError::ConnectionLost(_)) && e.is_retryable(), "{c}");
-            assert_eq!(e.class(), ErrorClass::Retry);
-        }
-        // The message text plays no part: a "Data too long" text under an outage code is one.
-        let e = StoreError::Server { code: 1290, message: "Data too long for column 'host'".into() };
-        assert_eq!(e.class(), ErrorClass::Retry);
-        assert_eq!(StoreError::Sql("driver".into()).class(), ErrorClass::Retry);
-    }
-
-    #[test]
-    fn setup_errors_are_configuration() {
+        assert_eq!(StoreError::Refused("x".into()).class(), ErrorClass::Row);
+        assert_eq!(StoreError::Sql("x".into()).class(), ErrorClass::Outage);
         assert!(matches!(server(1146), StoreError::MissingTable(ref t) if t == "logs"));
-        for c in [1044, 1045, 1142, 1227, 1698] {
-            assert!(matches!(server(c), StoreError::AccessDenied(_)), "{c}");
-            assert_eq!(server(c).class(), ErrorClass::Config);
+        assert_eq!(server(1146).class(), ErrorClass::Setup);
+        for code in [2006, 2013, 1053, 1927] {
+            assert!(matches!(server(code), StoreError::ConnectionLost(_)), "{code}");
+            assert_eq!(server(code).class(), ErrorClass::Outage);
+            assert!(!server(code).keeps_connection());
         }
+        assert!(matches!(server(1045), StoreError::AccessDenied(_)));
+        assert_eq!(server(1045).class(), ErrorClass::Setup);
         assert!(matches!(server(1049), StoreError::UnknownDatabase(_)));
-        assert_eq!(server(1049).class(), ErrorClass::Config);
-        assert_eq!(server(1146).class(), ErrorClass::Config);
-        for &c in LOCAL_INFILE_REFUSED {
-            assert_eq!(server(c).class(), ErrorClass::Config, "{c}");
-        }
-        assert_eq!(StoreError::Schema("newer".into()).class(), ErrorClass::Config);
-    }
-
-    #[test]
-    fn driver_errors_are_classified() {
+        assert!(server(2013).is_retryable());
+        assert!(!server(1213).is_retryable());
         use mysql_common::proto::codec::error::PacketCodecError;
         use std::io::{Error as IoError, ErrorKind};
         for k in [ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
-            let lost = map_err(
-                mysql::Error::CodecError(PacketCodecError::Io(IoError::from(k))),
-                "",
-            );
+            let lost = map_err(mysql::Error::CodecError(PacketCodecError::Io(IoError::from(k))), "");
             assert!(matches!(lost, StoreError::ConnectionLost(_)) && lost.is_retryable());
         }
-        let io = map_err(
-            mysql::Error::IoError(IoError::from(ErrorKind::TimedOut)),
-            "",
-        );
+        let io = map_err(mysql::Error::IoError(IoError::from(ErrorKind::TimedOut)), "");
         assert!(io.is_retryable());
-        let down = map_err(
-            mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(None)),
-            "",
-        );
+        let down = map_err(mysql::Error::DriverError(mysql::DriverError::CouldNotConnect(None)), "");
         assert!(matches!(down, StoreError::Connect(_)) && down.is_retryable());
-        let too_large = map_err(
-            mysql::Error::CodecError(PacketCodecError::PacketTooLarge),
-            "",
-        );
+        let too_large = map_err(mysql::Error::CodecError(PacketCodecError::PacketTooLarge), "");
         assert!(!too_large.is_retryable());
-        assert_eq!(too_large.class(), ErrorClass::Retry);
+        assert_eq!(too_large.class(), ErrorClass::Outage);
     }
 
     #[test]

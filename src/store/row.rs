@@ -62,10 +62,13 @@ pub const INSERT_COLUMNS: &[&str] = &[
     "inner_dpt",
     "line_hash",
     "occ",
+    "relay",
 ];
 
 /// Character limits of the text columns (checked against the schema by a unit test).
 pub(crate) const MAX_HOST: usize = 255;
+/// An IPv6 address in text, the longest form (`ffff:...:255.255.255.255`).
+pub(crate) const MAX_RELAY: usize = 45;
 pub(crate) const MAX_ACTION: usize = 64;
 pub(crate) const MAX_PREFIX: usize = 255;
 pub(crate) const MAX_IF: usize = 32;
@@ -305,6 +308,7 @@ pub fn for_each_cell(r: &Record<'_>, hash: u64, occ: u64, mut f: impl FnMut(Cell
     f(opt_u(inner.and_then(|i| i.dpt)));
     f(Cell::UInt(hash));
     f(Cell::UInt(occ));
+    f(opt_text(r.relay, MAX_RELAY));
 }
 
 /// The record's time as a DATETIME, or None when it is outside what DATETIME can hold.
@@ -342,6 +346,7 @@ mod tests {
             ty[open + 1..close].parse().unwrap()
         };
         assert_eq!(limit("host"), MAX_HOST);
+        assert_eq!(limit("relay"), MAX_RELAY);
         assert_eq!(limit("action"), MAX_ACTION);
         assert_eq!(limit("prefix"), MAX_PREFIX);
         for c in ["if_in", "if_out", "phys_in", "phys_out"] {

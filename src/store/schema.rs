@@ -15,7 +15,7 @@ use mysql::prelude::Queryable;
 use crate::store::{map_err, validate_identifier, StoreError};
 
 /// The version of the table layout, kept in the table comment (`ipta-logs v<N>`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The marker every ipta table carries in its comment; only such tables are listed or deleted.
 pub const TABLE_COMMENT_PREFIX: &str = "ipta-logs v";
@@ -73,6 +73,9 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("inner_dpt", "SMALLINT UNSIGNED NULL"),
     ("line_hash", "BIGINT UNSIGNED NOT NULL"),
     ("occ", "INT UNSIGNED NOT NULL"),
+    // Version 2: the address of the relay that delivered the line (last, where the upgrade's
+    // ADD COLUMN puts it, so created and upgraded tables are alike).
+    ("relay", "VARCHAR(45) NULL"),
 ];
 
 /// Keys of the packet table (analyzer indexes may be added by later schema versions).
@@ -113,9 +116,12 @@ pub struct Upgrade {
     pub statements: &'static [&'static str],
 }
 
-/// Every upgrade this program knows, oldest first. Version 1 is the first layout, so there is
-/// nothing to do yet; a layout change adds its step here and bumps [`SCHEMA_VERSION`].
-pub const UPGRADES: &[Upgrade] = &[];
+/// Every upgrade this program knows, oldest first; a layout change adds its step here and bumps
+/// [`SCHEMA_VERSION`].
+pub const UPGRADES: &[Upgrade] = &[Upgrade {
+    from: 1,
+    statements: &["ALTER TABLE {table} ADD COLUMN `relay` VARCHAR(45) NULL"],
+}];
 
 /// The schema version recorded in a table comment (`ipta-logs v<N>`), None for other comments.
 pub fn parse_version(comment: &str) -> Option<u32> {

@@ -1,32 +1,29 @@
-//! The one write path of ipta-ingest and `ipta --import`: a [`Sink`] takes a batch and gets it
-//! into the packet table, whatever the server does meanwhile.
+//! The one write path of ipta-ingest and `ipta --import`: a [`Sink`] sees a batch through to
+//! the database or says exactly why it could not.
 //!
-//! It writes each batch in one transaction through a [`BatchStore`] (the store's `Writer`, or a
-//! stand-in in tests), connecting lazily. What a failure means is decided by
-//! [`StoreError::class`] alone, by the server's error code:
-//! - an outage ([`ErrorClass::Retry`]: down, connection lost, read-only, full, deadlock, lock
-//!   wait timeout, killed query, any code not known to be the row's fault) is waited out with
-//!   capped exponential back-off, on a new connection when the old one is gone. Nothing is
-//!   rejected for it; the caller's [`Policy`] says whether the wait ever ends (import) or not
-//!   (ingest, until told to stop);
-//! - a refusal of the data ([`ErrorClass::Rejected`]) makes the sink split the batch in halves
-//!   until the refused rows are found: they are reported with their own error, the rest is
-//!   stored. An outage in the middle of that is waited out like any other;
-//! - a setup error ([`ErrorClass::Config`]) either ends the write at once or is waited out like
-//!   an outage ([`Policy::wait_on_config`]: ipta-ingest waits, since an administrator can fix
-//!   it live).
+//! Every batch goes to the store's [`Writer`] (one transaction, idempotent: see `dedup`), and
+//! what happens on an error is decided by [`StoreError::class`] alone, never by message text:
+//! - an outage (server down, connection lost, read-only, full, locked, deadlocked, a statement
+//!   killed, any code not known to be the row's fault) is waited out: the same batch is sent
+//!   again with capped exponential back-off, on a new connection unless the server itself
+//!   answered (then its connection is still good). Since the insert is idempotent, sending again
+//!   a batch whose COMMIT outcome was unknown stores nothing twice;
+//! - a row fault (a data-error code, or a row ipta refuses itself) is isolated: the batch is
+//!   halved until the refused rows stand alone; the rest is stored and the refused rows are
+//!   returned with their errors, for the rejects file or the import summary;
+//! - a set-up error (no table, no access) is waited out like an outage or ends the write,
+//!   as the [`RetryPolicy`] says.
 //!
-//! Retrying a batch whose commit outcome is unknown is safe: the insert is idempotent (see
-//! `store::dedup`). The usual path (a batch that commits at once) allocates nothing.
+//! The owner decides what waiting means: ingest waits until told to stop (rsyslog keeps the
+//! lines meanwhile, nothing is confirmed), import waits a bounded time and then stops.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::record::RecordBatch;
 use crate::store::writer::{WriteStats, Writer};
 use crate::store::{ErrorClass, StoreError};
 
-/// Something batches can be written to, one transaction each: the store's `Writer`, or a fake
-/// in tests.
+/// Something batches can be written to: the store's [`Writer`], or a stand-in in tests.
 pub trait BatchStore: Send {
     fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError>;
 }
@@ -37,279 +34,253 @@ impl BatchStore for Writer {
     }
 }
 
-/// Opens a fresh store (a new connection); called at first use and after the connection was
-/// lost.
-pub type Connect<'a> = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> + Send + 'a>;
+/// Opens a fresh store (a new connection); called again after every failure that broke one.
+pub type Connector<'a> = Box<dyn FnMut() -> Result<Box<dyn BatchStore>, StoreError> + Send + 'a>;
 
-/// How long a sink keeps trying.
+/// How long and how a sink waits.
 #[derive(Clone, Debug)]
-pub struct Policy {
-    /// First wait after a failure; doubles on each further failure up to `backoff_max`.
+pub struct RetryPolicy {
+    /// First wait after a failure; doubles on each failure up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// Attempts at one batch before the sink gives up with the last error; None = never
-    /// (until [`Hooks::pause`] says stop).
-    pub max_attempts: Option<u32>,
-    /// Whether setup errors ([`ErrorClass::Config`]) are waited out like outages (true) or
-    /// end the write at once (false).
-    pub wait_on_config: bool,
+    /// How long one outage may last before the write gives up (None: until told to stop).
+    pub give_up_after: Option<Duration>,
+    /// Whether set-up errors (no table, no access) are waited out as well.
+    pub wait_for_setup: bool,
 }
 
-/// What the sink tells its user, and how it waits.
-pub trait Hooks {
-    /// Waits `delay` before the next attempt; false means stop trying (shutting down).
-    fn pause(&mut self, delay: Duration) -> bool;
-    /// An attempt failed and will be retried after a pause.
-    fn failed(&mut self, _e: &StoreError) {}
-    /// The server answered again after failures.
-    fn recovered(&mut self) {}
-    /// The server refused a batch of several rows: the sink now looks for the refused ones.
-    fn isolating(&mut self, _e: &StoreError) {}
+/// What the sink reports while it works, for the owner's log and counters.
+pub enum SinkEvent<'e> {
+    /// The database stopped taking writes (reported once per outage).
+    Down(&'e StoreError),
+    /// It takes them again after `Duration`.
+    Up(Duration),
+    /// A write is about to be tried again.
+    Retry,
 }
 
-/// Hooks that just sleep through the back-off and never stop early: for callers without a
-/// shutdown to honour (tests, benchmarks, one-off tools).
-pub struct Sleep;
-
-impl Hooks for Sleep {
-    fn pause(&mut self, delay: Duration) -> bool {
-        std::thread::sleep(delay);
-        true
-    }
-}
-
-/// Why a write did not finish.
-#[derive(Debug)]
+/// Why a batch was not (wholly) dealt with.
+#[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// [`Hooks::pause`] said stop while the database was failing; the batch is not written.
+    /// The owner said stop (shutdown) while the database was not taking writes.
+    #[error("stopped while the database was unavailable")]
     Stopped,
-    /// The policy gave up: a setup error not waited on, or the attempts ran out. Rows stored
-    /// before (whole sub-batches while isolating) stay stored.
-    Failed(StoreError),
+    /// The write gave up: a set-up error not waited for, or an outage longer than allowed.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
-/// How one attempt (with its retries) ended, inside the sink.
-enum Fail {
-    Refused(StoreError),
-    Stop(SinkError),
+/// What a batch came to: the rows stored or found present, and the rows refused for their
+/// own fault (index in the batch, the error).
+#[derive(Debug, Default)]
+pub struct Written {
+    pub stats: WriteStats,
+    pub refused: Vec<(usize, StoreError)>,
 }
 
-/// Writes batches through retries, reconnects and refused rows (see the module text).
+/// Writes batches with the retry and isolation rules above.
 pub struct Sink<'a> {
-    connect: Connect<'a>,
+    connector: Connector<'a>,
     store: Option<Box<dyn BatchStore>>,
-    policy: Policy,
-    /// The part of a batch being tried alone while isolating refused rows.
+    policy: RetryPolicy,
+    /// Sleeps for the given time unless told to stop; false means stop now.
+    pause: Box<dyn FnMut(Duration) -> bool + Send + 'a>,
+    events: Box<dyn FnMut(SinkEvent<'_>) + Send + 'a>,
+    down_since: Option<Instant>,
+    /// Rows of a refused batch while it is being halved (kept to avoid allocating again).
     scratch: RecordBatch,
-    /// Whether the last attempt failed (for [`Hooks::recovered`]).
-    failing: bool,
 }
 
 impl<'a> Sink<'a> {
-    /// A sink that connects at its first write.
-    pub fn new(connect: Connect<'a>, policy: Policy) -> Self {
-        Sink {
-            connect,
-            store: None,
-            policy,
-            scratch: RecordBatch::new(),
-            failing: false,
-        }
+    /// A sink that connects on its first write (or is given a connected store first with
+    /// [`Sink::with_store`]).
+    pub fn new(
+        connector: Connector<'a>,
+        policy: RetryPolicy,
+        pause: Box<dyn FnMut(Duration) -> bool + Send + 'a>,
+        events: Box<dyn FnMut(SinkEvent<'_>) + Send + 'a>,
+    ) -> Sink<'a> {
+        Sink { connector, store: None, policy, pause, events, down_since: None, scratch: RecordBatch::new() }
     }
 
-    /// Uses `store` (an open connection) until it fails.
+    /// A sink that waits out outages for up to `give_up_after` (back-off from 20 ms to 1 s),
+    /// sleeping between attempts and reporting nothing: for tools, benches and tests that
+    /// write from several connections at once (their deadlocks are outages like any other).
+    pub fn waiting(connector: Connector<'a>, give_up_after: Duration) -> Sink<'a> {
+        let policy = RetryPolicy {
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(1),
+            give_up_after: Some(give_up_after),
+            wait_for_setup: false,
+        };
+        let pause = |d| {
+            std::thread::sleep(d);
+            true
+        };
+        Sink::new(connector, policy, Box::new(pause), Box::new(|_| {}))
+    }
+
+    /// Uses `store` until it fails.
     pub fn with_store(mut self, store: Box<dyn BatchStore>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// Connects now unless connected, so that a failure shows at once. A failure counts as
-    /// the start of an outage: the first write that works calls [`Hooks::recovered`].
-    pub fn connect(&mut self) -> Result<(), StoreError> {
+    /// Connects now (to show a misconfiguration or an outage at start rather than with the
+    /// first row). A failure is only reported: the first write tries again.
+    pub fn connect_now(&mut self) {
         if self.store.is_none() {
-            match (self.connect)() {
+            match (self.connector)() {
                 Ok(s) => self.store = Some(s),
-                Err(e) => {
-                    self.failing = true;
-                    return Err(e);
-                }
+                Err(e) => self.went_down(&e),
             }
         }
-        Ok(())
     }
 
-    /// Whether the last attempt failed (the database is being waited for).
-    pub fn is_failing(&self) -> bool {
-        self.failing
-    }
-
-    /// Writes `batch`. Rows the server refuses for their data are appended to `refused` as
-    /// (index in the batch, error) and the others are stored; the returned counts are of the
-    /// stored rows.
-    pub fn write(
-        &mut self,
-        batch: &RecordBatch,
-        hooks: &mut dyn Hooks,
-        refused: &mut Vec<(usize, StoreError)>,
-    ) -> Result<WriteStats, SinkError> {
+    /// Writes the batch: all of it, or all but the rows refused for their own fault.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<Written, SinkError> {
+        let mut out = Written::default();
         if batch.is_empty() {
-            return Ok(WriteStats::default());
+            return Ok(out);
         }
-        match self.write_retrying(batch, hooks) {
-            Ok(st) => Ok(st),
-            Err(Fail::Stop(e)) => Err(e),
-            Err(Fail::Refused(e)) if batch.len() == 1 => {
-                refused.push((0, e));
-                Ok(WriteStats::default())
-            }
-            Err(Fail::Refused(e)) => {
-                hooks.isolating(&e);
-                self.isolate(batch, hooks, refused)
+        match self.attempt(batch)? {
+            Ok(stats) => out.stats = stats,
+            Err(e) if batch.len() == 1 => out.refused.push((0, e)),
+            Err(_) => {
+                let mid = batch.len() / 2;
+                self.isolate(batch, 0, mid, &mut out)?;
+                self.isolate(batch, mid, batch.len(), &mut out)?;
             }
         }
+        Ok(out)
     }
 
-    /// Halves the refused batch until every refused row stands alone. Ranges are tried in
-    /// order, so `refused` comes out sorted by index.
-    fn isolate(
-        &mut self,
-        batch: &RecordBatch,
-        hooks: &mut dyn Hooks,
-        refused: &mut Vec<(usize, StoreError)>,
-    ) -> Result<WriteStats, SinkError> {
-        let mut stats = WriteStats::default();
-        let n = batch.len();
-        // A stack of ranges still to try, the next one on top.
-        let mut todo = vec![(n / 2, n), (0, n / 2)];
+    /// Writes rows `lo..hi` of `batch`, halving further while the server refuses data.
+    fn isolate(&mut self, batch: &RecordBatch, lo: usize, hi: usize, out: &mut Written) -> Result<(), SinkError> {
         let mut part = std::mem::take(&mut self.scratch);
-        let result = loop {
-            let Some((lo, hi)) = todo.pop() else {
-                break Ok(stats);
-            };
-            part.clear();
-            for i in lo..hi {
-                let (r, tag) = batch.get(i);
-                part.push(&r, tag);
-            }
-            match self.write_retrying(&part, hooks) {
-                Ok(st) => {
-                    stats.inserted += st.inserted;
-                    stats.duplicates += st.duplicates;
-                }
-                Err(Fail::Refused(e)) if hi - lo == 1 => refused.push((lo, e)),
-                Err(Fail::Refused(_)) => {
-                    let mid = lo + (hi - lo) / 2;
-                    todo.push((mid, hi));
-                    todo.push((lo, mid));
-                }
-                Err(Fail::Stop(e)) => break Err(e),
-            }
-        };
         part.clear();
+        for i in lo..hi {
+            let (r, tag) = batch.get(i);
+            part.push(&r, tag);
+        }
+        let result = self.attempt(&part);
         self.scratch = part;
-        result
+        match result? {
+            Ok(st) => {
+                out.stats.inserted += st.inserted;
+                out.stats.duplicates += st.duplicates;
+                Ok(())
+            }
+            Err(e) if hi - lo == 1 => {
+                out.refused.push((lo, e));
+                Ok(())
+            }
+            Err(_) => {
+                let mid = (lo + hi) / 2;
+                self.isolate(batch, lo, mid, out)?;
+                self.isolate(batch, mid, hi, out)
+            }
+        }
     }
 
-    /// One batch, one transaction, tried until it commits, is refused for its data, or the
-    /// policy gives up.
-    fn write_retrying(
-        &mut self,
-        batch: &RecordBatch,
-        hooks: &mut dyn Hooks,
-    ) -> Result<WriteStats, Fail> {
+    /// One batch, one transaction, sent until it is committed or refused for its data
+    /// (`Ok(Err(row fault))`), or until the policy or the owner gives up.
+    fn attempt(&mut self, batch: &RecordBatch) -> Result<Result<WriteStats, StoreError>, SinkError> {
         let mut delay = self.policy.backoff_min;
-        let mut attempts = 0u32;
+        let mut outage_started: Option<Instant> = None;
         loop {
             let result = match &mut self.store {
                 Some(store) => store.write(batch),
-                None => match (self.connect)() {
-                    Ok(s) => self.store.insert(s).write(batch),
-                    Err(e) => Err(e),
-                },
+                None => (self.connector)().and_then(|store| self.store.insert(store).write(batch)),
             };
             let e = match result {
-                Ok(st) => {
-                    self.answered(hooks);
-                    return Ok(st);
+                Ok(stats) => {
+                    self.came_up();
+                    return Ok(Ok(stats));
                 }
                 Err(e) => e,
             };
-            let class = e.class();
-            match class {
-                ErrorClass::Rejected => {
-                    // The server answered: it is up, and this is about the data.
-                    self.answered(hooks);
-                    return Err(Fail::Refused(e));
+            match e.class() {
+                ErrorClass::Row => {
+                    self.came_up();
+                    return Ok(Err(e));
                 }
-                ErrorClass::Config if !self.policy.wait_on_config => {
-                    return Err(Fail::Stop(SinkError::Failed(e)));
-                }
-                ErrorClass::Config | ErrorClass::Retry => {}
+                ErrorClass::Setup if !self.policy.wait_for_setup => return Err(SinkError::Store(e)),
+                ErrorClass::Setup | ErrorClass::Outage => {}
             }
-            // A lost connection needs a new one; so may a setup problem fixed meanwhile (a new
-            // grant, a database created). Other outages (read-only, deadlock, a killed query)
-            // keep the connection: it is fine, the server said no for now.
-            if e.is_retryable() || class == ErrorClass::Config {
+            if !e.keeps_connection() {
                 self.store = None;
             }
-            attempts += 1;
-            if self.policy.max_attempts.is_some_and(|m| attempts >= m) {
-                self.failing = true;
-                return Err(Fail::Stop(SinkError::Failed(e)));
+            self.went_down(&e);
+            let started = *outage_started.get_or_insert_with(Instant::now);
+            if self.policy.give_up_after.is_some_and(|limit| started.elapsed() >= limit) {
+                return Err(SinkError::Store(e));
             }
-            self.failing = true;
-            hooks.failed(&e);
-            if !hooks.pause(delay) {
-                return Err(Fail::Stop(SinkError::Stopped));
+            if !(self.pause)(delay) {
+                return Err(SinkError::Stopped);
             }
+            (self.events)(SinkEvent::Retry);
             delay = (delay * 2).min(self.policy.backoff_max);
         }
     }
 
-    fn answered(&mut self, hooks: &mut dyn Hooks) {
-        if self.failing {
-            self.failing = false;
-            hooks.recovered();
+    fn went_down(&mut self, e: &StoreError) {
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            (self.events)(SinkEvent::Down(e));
+        }
+    }
+
+    fn came_up(&mut self) {
+        if let Some(t) = self.down_since.take() {
+            (self.events)(SinkEvent::Up(t.elapsed()));
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::{Record, Timestamp};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
-    /// A table in memory. Rows whose action is "BAD" are refused with `bad_code`; while
-    /// `fail` holds errors, each write takes the next one instead.
+    /// A table in memory, unique on `(ts, hash, occ)` like the real one: fails with `fail_code` (a server error) or as unreachable while
+    /// `down` is set; refuses rows whose action is `BAD` with error 1406.
     #[derive(Clone, Default)]
-    struct Mem {
-        rows: Arc<Mutex<Vec<i64>>>,
-        fail: Arc<Mutex<Vec<StoreError>>>,
-        connects: Arc<AtomicUsize>,
-        writes: Arc<AtomicUsize>,
+    pub(crate) struct Fake {
+        pub down: Arc<AtomicBool>,
+        pub fail_code: Arc<AtomicU16>,
+        /// The unique key of each stored row: (ts, record hash, occurrence), as in the table.
+        pub rows: Arc<Mutex<Vec<(i64, u64, u64)>>>,
+        pub connects: Arc<AtomicUsize>,
+        pub writes: Arc<AtomicUsize>,
     }
 
-    impl BatchStore for Mem {
+    struct FakeStore(Fake);
+
+    impl BatchStore for FakeStore {
         fn write(&mut self, b: &RecordBatch) -> Result<WriteStats, StoreError> {
-            self.writes.fetch_add(1, Ordering::SeqCst);
-            if let Some(e) = self.fail.lock().unwrap().pop() {
-                return Err(e);
+            let f = &self.0;
+            f.writes.fetch_add(1, Ordering::SeqCst);
+            if f.down.load(Ordering::SeqCst) {
+                return Err(StoreError::ConnectionLost("fake".into()));
+            }
+            let code = f.fail_code.load(Ordering::SeqCst);
+            if code != 0 {
+                return Err(StoreError::Server { code, message: "fake".into() });
             }
             if b.iter().any(|(r, _)| r.action == "BAD") {
-                return Err(StoreError::Server {
-                    code: 1406,
-                    message: "Data too long".into(),
-                });
+                return Err(StoreError::Server { code: 1406, message: "Data too long".into() });
             }
-            let mut rows = self.rows.lock().unwrap();
+            let mut rows = f.rows.lock().unwrap();
             let mut st = WriteStats::default();
-            for (r, _) in b.iter() {
-                if rows.contains(&r.ts.0) {
+            for (r, tag) in b.iter() {
+                let k = (r.ts.0, crate::store::dedup::record_hash(&r), tag);
+                if rows.contains(&k) {
                     st.duplicates += 1;
                 } else {
-                    rows.push(r.ts.0);
+                    rows.push(k);
                     st.inserted += 1;
                 }
             }
@@ -317,233 +288,107 @@ mod tests {
         }
     }
 
-    impl Mem {
-        fn sink(&self, policy: Policy) -> Sink<'static> {
-            let m = self.clone();
-            Sink::new(
-                Box::new(move || {
-                    m.connects.fetch_add(1, Ordering::SeqCst);
-                    Ok(Box::new(m.clone()) as Box<dyn BatchStore>)
-                }),
-                policy,
-            )
+    impl Fake {
+        pub(crate) fn len(&self) -> usize {
+            self.rows.lock().unwrap().len()
         }
-        fn failing(&self, errors: Vec<StoreError>) {
-            *self.fail.lock().unwrap() = errors;
-        }
-    }
 
-    #[derive(Default)]
-    struct Log {
-        failed: Vec<Option<u16>>,
-        recovered: usize,
-        isolating: usize,
-        /// Pauses allowed before `pause` says stop; None = always go on.
-        pauses_left: Option<usize>,
-    }
-
-    impl Hooks for Log {
-        fn pause(&mut self, _delay: Duration) -> bool {
-            match &mut self.pauses_left {
-                Some(0) => false,
-                Some(n) => {
-                    *n -= 1;
-                    true
+        pub(crate) fn connector(&self) -> Connector<'static> {
+            let f = self.clone();
+            Box::new(move || {
+                f.connects.fetch_add(1, Ordering::SeqCst);
+                if f.down.load(Ordering::SeqCst) {
+                    Err(StoreError::Connect("fake down".into()))
+                } else {
+                    Ok(Box::new(FakeStore(f.clone())) as Box<dyn BatchStore>)
                 }
-                None => true,
-            }
-        }
-        fn failed(&mut self, e: &StoreError) {
-            self.failed.push(e.code());
-        }
-        fn recovered(&mut self) {
-            self.recovered += 1;
-        }
-        fn isolating(&mut self, _e: &StoreError) {
-            self.isolating += 1;
+            })
         }
     }
 
-    fn forever() -> Policy {
-        Policy {
-            backoff_min: Duration::ZERO,
-            backoff_max: Duration::ZERO,
-            max_attempts: None,
-            wait_on_config: true,
-        }
-    }
-
-    fn batch(actions: &[&'static str]) -> RecordBatch {
+    pub(crate) fn batch(ts: &[i64], action: &str) -> RecordBatch {
         let mut b = RecordBatch::new();
-        for (i, &action) in actions.iter().enumerate() {
-            let r = Record {
-                ts: Timestamp(i as i64),
-                action,
-                prefix: "IPT: ",
-                repeat: 1,
-                ..Default::default()
-            };
+        for &t in ts {
+            let r = Record { ts: Timestamp(t), action, prefix: "IPT: ", repeat: 1, ..Default::default() };
             b.push(&r, 0);
         }
         b
     }
 
-    fn server(code: u16) -> StoreError {
-        StoreError::Server {
-            code,
-            message: format!("code {code}"),
+    fn policy(give_up: Option<Duration>) -> RetryPolicy {
+        RetryPolicy {
+            backoff_min: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(4),
+            give_up_after: give_up,
+            wait_for_setup: false,
+        }
+    }
+
+    fn sink(f: &Fake, give_up: Option<Duration>) -> Sink<'static> {
+        Sink::new(f.connector(), policy(give_up), Box::new(|d| { std::thread::sleep(d); true }), Box::new(|_| {}))
+    }
+
+    #[test]
+    fn refused_rows_are_isolated_and_the_rest_is_stored() {
+        let f = Fake::default();
+        let mut s = sink(&f, None);
+        let mut b = batch(&[1, 2, 3, 4, 5, 6, 7], "DROP");
+        let bad = Record { ts: Timestamp(9), action: "BAD", prefix: "IPT: ", repeat: 1, ..Default::default() };
+        b.push(&bad, 0);
+        let w = s.write(&b).unwrap();
+        assert_eq!(w.stats.inserted, 7);
+        assert_eq!(w.refused.len(), 1);
+        assert_eq!(w.refused[0].0, 7);
+        assert_eq!(w.refused[0].1.server_code(), Some(1406));
+    }
+
+    #[test]
+    fn a_server_that_says_no_is_waited_out_never_a_reject() {
+        for code in [1290u16, 1836, 1114, 1021, 1205, 1213, 1317, 1047, 12345] {
+            let f = Fake::default();
+            f.fail_code.store(code, Ordering::SeqCst);
+            let f2 = f.clone();
+            let healer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                f2.fail_code.store(0, Ordering::SeqCst);
+            });
+            let mut s = sink(&f, None);
+            let w = s.write(&batch(&[1, 2, 3], "DROP")).unwrap();
+            healer.join().unwrap();
+            assert!(w.refused.is_empty(), "{code}");
+            assert_eq!(w.stats.inserted, 3, "{code}");
+            assert!(f.writes.load(Ordering::SeqCst) > 1, "{code}");
+            // The server answered: its connection was kept.
+            assert_eq!(f.connects.load(Ordering::SeqCst), 1, "{code}");
         }
     }
 
     #[test]
-    fn outages_are_waited_out_and_nothing_is_refused() {
-        let m = Mem::default();
-        // Popped from the end: read-only, then a killed query, then a lost connection, then
-        // an unknown code.
-        m.failing(vec![
-            server(9999),
-            StoreError::ConnectionLost("gone".into()),
-            server(1317),
-            server(1290),
-        ]);
-        let mut sink = m.sink(forever());
-        let (mut log, mut refused) = (Log::default(), Vec::new());
-        let st = sink
-            .write(&batch(&["DROP", "DROP"]), &mut log, &mut refused)
-            .unwrap();
-        assert_eq!(st.inserted, 2);
-        assert!(refused.is_empty());
-        assert_eq!(log.failed, [Some(1290), Some(1317), None, Some(9999)]);
-        assert_eq!(log.recovered, 1);
-        // Only the lost connection asked for a new one.
-        assert_eq!(m.connects.load(Ordering::SeqCst), 2);
+    fn a_lost_connection_is_retried_on_a_new_one_and_an_outage_can_end_the_wait() {
+        let f = Fake::default();
+        f.down.store(true, Ordering::SeqCst);
+        let mut s = sink(&f, Some(Duration::from_millis(40)));
+        match s.write(&batch(&[1], "DROP")) {
+            Err(SinkError::Store(e)) => assert!(e.is_retryable()),
+            other => panic!("{other:?}"),
+        }
+        assert!(f.connects.load(Ordering::SeqCst) > 2);
+        f.down.store(false, Ordering::SeqCst);
+        assert_eq!(s.write(&batch(&[1], "DROP")).unwrap().stats.inserted, 1);
+        f.fail_code.store(1290, Ordering::SeqCst);
+        let stopped = Sink::new(f.connector(), policy(None), Box::new(|_| false), Box::new(|_| {})).write(&batch(&[2], "DROP"));
+        assert!(matches!(stopped, Err(SinkError::Stopped)));
+        assert_eq!(f.rows.lock().unwrap().len(), 1);
     }
 
     #[test]
-    fn refused_rows_are_isolated_with_their_error() {
-        let m = Mem::default();
-        let mut sink = m.sink(forever());
-        let (mut log, mut refused) = (Log::default(), Vec::new());
-        let b = batch(&[
-            "DROP", "DROP", "BAD", "DROP", "DROP", "DROP", "BAD", "DROP", "DROP",
-        ]);
-        let st = sink.write(&b, &mut log, &mut refused).unwrap();
-        assert_eq!(st.inserted, 7);
-        assert_eq!(refused.iter().map(|r| r.0).collect::<Vec<_>>(), [2, 6]);
-        assert!(refused.iter().all(|r| r.1.code() == Some(1406)));
-        assert_eq!(log.isolating, 1);
-        assert!(log.failed.is_empty());
-        // A single refused row.
-        refused.clear();
-        assert_eq!(
-            sink.write(&batch(&["BAD"]), &mut log, &mut refused)
-                .unwrap()
-                .inserted,
-            0
+    fn setup_errors_end_the_write_unless_waited_for() {
+        let mut s = Sink::new(
+            Box::new(|| Err(StoreError::MissingTable("logs".into()))),
+            policy(None),
+            Box::new(|_| true),
+            Box::new(|_| {}),
         );
-        assert_eq!(refused.len(), 1);
-    }
-
-    #[test]
-    fn an_outage_while_isolating_is_waited_out() {
-        let m = Mem::default();
-        let mut sink = m.sink(forever());
-        let (mut log, mut refused) = (Log::default(), Vec::new());
-        // The whole batch is refused; the first half then meets a deadlock and read-only.
-        m.failing(vec![server(1290), server(1213)]);
-        m.fail.lock().unwrap().push(server(1406));
-        let st = sink
-            .write(
-                &batch(&["DROP", "DROP", "BAD", "DROP"]),
-                &mut log,
-                &mut refused,
-            )
-            .unwrap();
-        assert_eq!(st.inserted, 3);
-        assert_eq!(refused.len(), 1);
-        assert_eq!(log.failed, [Some(1213), Some(1290)]);
-    }
-
-    #[test]
-    fn stopping_and_giving_up() {
-        let m = Mem::default();
-        m.failing((0..10).map(|_| server(1836)).collect());
-        let mut sink = m.sink(forever());
-        let mut log = Log {
-            pauses_left: Some(2),
-            ..Default::default()
-        };
-        let r = sink.write(&batch(&["DROP"]), &mut log, &mut Vec::new());
-        assert!(matches!(r, Err(SinkError::Stopped)), "{r:?}");
-        assert_eq!(log.failed.len(), 3);
-        assert!(m.rows.lock().unwrap().is_empty());
-
-        let m = Mem::default();
-        m.failing((0..10).map(|_| server(1205)).collect());
-        let mut sink = m.sink(Policy {
-            max_attempts: Some(3),
-            ..forever()
-        });
-        let r = sink.write(&batch(&["DROP"]), &mut Log::default(), &mut Vec::new());
-        assert!(
-            matches!(r, Err(SinkError::Failed(ref e)) if e.code() == Some(1205)),
-            "{r:?}"
-        );
-        assert_eq!(m.writes.load(Ordering::SeqCst), 3);
-    }
-
-    #[test]
-    fn a_failed_first_connect_is_recovered_from() {
-        let m = Mem::default();
-        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (m2, d2) = (m.clone(), down.clone());
-        let mut sink = Sink::new(
-            Box::new(move || {
-                if d2.load(Ordering::SeqCst) {
-                    Err(StoreError::Connect("down".into()))
-                } else {
-                    Ok(Box::new(m2.clone()) as Box<dyn BatchStore>)
-                }
-            }),
-            forever(),
-        );
-        assert!(sink.connect().is_err());
-        down.store(false, Ordering::SeqCst);
-        let mut log = Log::default();
-        sink.write(&batch(&["DROP"]), &mut log, &mut Vec::new())
-            .unwrap();
-        assert_eq!(
-            log.recovered, 1,
-            "the outage seen at connect ends with the first write"
-        );
-    }
-
-    #[test]
-    fn setup_errors_wait_or_stop_by_policy() {
-        let m = Mem::default();
-        m.failing(vec![StoreError::MissingTable("logs".into())]);
-        let mut sink = m.sink(Policy {
-            wait_on_config: false,
-            ..forever()
-        });
-        let r = sink.write(&batch(&["DROP"]), &mut Log::default(), &mut Vec::new());
-        assert!(
-            matches!(r, Err(SinkError::Failed(StoreError::MissingTable(_)))),
-            "{r:?}"
-        );
-
-        let m = Mem::default();
-        m.failing(vec![StoreError::AccessDenied("no".into())]);
-        let mut sink = m.sink(forever());
-        let mut log = Log::default();
-        assert_eq!(
-            sink.write(&batch(&["DROP"]), &mut log, &mut Vec::new())
-                .unwrap()
-                .inserted,
-            1
-        );
-        assert_eq!(log.failed.len(), 1);
-        // A new connection after a setup error (the grant may have been fixed meanwhile).
-        assert_eq!(m.connects.load(Ordering::SeqCst), 2);
+        assert!(matches!(s.write(&batch(&[1], "DROP")), Err(SinkError::Store(StoreError::MissingTable(_)))));
     }
 }

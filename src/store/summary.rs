@@ -135,8 +135,6 @@ fn ddl(table: &str) -> Vec<String> {
 fn sql_err(e: mysql::Error) -> StoreError {
     match &e {
         mysql::Error::MySqlError(me) if me.code == 1146 => StoreError::MissingTable(me.message.clone()),
-        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => StoreError::ConnectionLost(e.to_string()),
-        // Coded, so that callers class it like any write (`StoreError::class`).
         _ => crate::store::map_err(e, ""),
     }
 }

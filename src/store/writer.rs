@@ -24,7 +24,7 @@ use mysql::{TxOpts, Value};
 use crate::record::RecordBatch;
 use crate::store::dedup::record_hash;
 use crate::store::row::{for_each_cell, sql_time, Cell, CivilTime, INSERT_COLUMNS};
-use crate::store::{loaddata, map_err, summary, StoreError, LOCAL_INFILE_REFUSED};
+use crate::store::{loaddata, map_err, summary, StoreError};
 
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct WriteStats {
 /// (65,535 per statement) would allow 1,310 rows of 50 columns.
 const MAX_ROWS_PER_STATEMENT: usize = 1000;
 
-/// How often a batch is redone when its table's summaries keep being created and dropped.
+/// How often a batch is redone when its table's summaries keep appearing and disappearing.
 const MAX_ATTEMPTS: u32 = 5;
 
 /// How a [`Writer`] sends rows.
@@ -129,9 +129,9 @@ impl Writer {
     }
 
     /// Writes the batch in one transaction: all rows or none. Rows already present are
-    /// counted as duplicates, not written again. One attempt: retrying (a deadlock, an outage)
-    /// and isolating refused rows is the sink's business (`store::sink`), decided by
-    /// [`StoreError::class`].
+    /// counted as duplicates, not written again.
+    /// Nothing is retried here: what an error means is `StoreError::class`'s to say, and the
+    /// sink (`store::sink`) acts on it.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteStats, StoreError> {
         self.write_fallback(batch)
     }
@@ -158,7 +158,7 @@ impl Writer {
         self.hashes.clear();
         for (i, (r, _)) in batch.iter().enumerate() {
             if sql_time(r.ts).is_none() {
-                return Err(StoreError::BadRow(format!(
+                return Err(StoreError::Refused(format!(
                     "record {} of the batch: time {} is outside what DATETIME holds (years 1000-9999)",
                     i + 1,
                     r.ts.micros()
@@ -227,9 +227,11 @@ struct Sender {
     no_backslash_escapes: bool,
 }
 
-/// Whether the server said "LOCAL INFILE is not allowed here" (`store::LOCAL_INFILE_REFUSED`).
+/// Error codes that mean "LOCAL INFILE is not allowed here": 1148 (command not allowed),
+/// 3948 (MySQL 8: loading local data is disabled), 2068 (client-side rejection), 4166
+/// (MariaDB: LOCAL INFILE disabled).
 fn is_local_infile_refusal(e: &mysql::Error) -> bool {
-    matches!(e, mysql::Error::MySqlError(m) if LOCAL_INFILE_REFUSED.contains(&m.code))
+    matches!(e, mysql::Error::MySqlError(m) if matches!(m.code, 1148 | 3948 | 2068 | 4166))
 }
 
 /// Sends the rows of the batch; returns how many the server really inserted.
@@ -274,7 +276,7 @@ fn send(
         // All rows went in, yet the server changed something: refuse silently altered data.
         let bad = loaddata::non_duplicate_warnings(tx).map_err(|e| map_err(e, table))?;
         if !bad.is_empty() {
-            return Err(StoreError::BadRow(format!(
+            return Err(StoreError::Refused(format!(
                 "the server changed values while loading (batch rolled back): {}",
                 bad.join("; ")
             )));

@@ -245,6 +245,35 @@ impl PrivateServer {
         }
     }
 
+    /// A connection as the server's root (SUPER: unaffected by read_only), for the test's
+    /// own statements.
+    pub fn admin(&self) -> mysql::Conn {
+        self.conn().expect("private server up")
+    }
+
+    /// Settings for an ordinary user of `db` (ALL on that database, no SUPER, so read_only
+    /// applies to it, as to the ipta user of a real installation). Its password is random and
+    /// lives only as long as this private server.
+    pub fn user_settings(&self, db: &str) -> DbSettings {
+        use mysql::prelude::Queryable;
+        let mut c = self.admin();
+        let mut raw = [0u8; 12];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut raw).unwrap();
+        let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        c.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{db}`")).unwrap();
+        // Account statements take no placeholders; the password is hex digits we made.
+        c.query_drop(format!("CREATE USER IF NOT EXISTS 'ipta_w'@'localhost' IDENTIFIED BY '{password}'")).unwrap();
+        c.query_drop(format!("ALTER USER 'ipta_w'@'localhost' IDENTIFIED BY '{password}'")).unwrap();
+        c.query_drop(format!("GRANT ALL ON `{db}`.* TO 'ipta_w'@'localhost'")).unwrap();
+        DbSettings {
+            user: "ipta_w".into(),
+            password,
+            database: db.into(),
+            socket: Some(self.socket()),
+            ..DbSettings::default()
+        }
+    }
+
     fn conn(&self) -> Option<mysql::Conn> {
         mysql::Conn::new(
             mysql::OptsBuilder::new()
