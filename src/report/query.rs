@@ -675,7 +675,6 @@ pub fn columns_of(m: Module) -> Vec<Col> {
     }
 }
 
-/// Whether the packet table exists.
 /// `summary::fold`, sent again twice (after 0.1 and 0.2 s) when the server answered with an
 /// outage on a connection still in step: a deadlock or lock wait with ipta-ingest's folder or
 /// a writer rolls the fold back, and it usually goes through at once. A report does not wait
@@ -694,6 +693,7 @@ fn fold_briefly_retrying(conn: &mut mysql::Conn, table: &str) -> Result<summary:
     summary::fold(conn, table)
 }
 
+/// Whether the packet table exists.
 fn table_exists(conn: &mut mysql::Conn, table: &str) -> Result<bool, ReportError> {
     let n: Option<u64> = conn.exec_first(
         "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
