@@ -23,7 +23,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ipta::config::DbSettings;
+mod common;
+
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::report::{self, AnalyzeOptions};
 use ipta::store::{schema, summary, writer::Writer};
@@ -31,11 +32,6 @@ use mysql::prelude::Queryable;
 use mysql::Value;
 
 const DB: &str = "ipta_bench_analyze";
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
 
 /// splitmix64: small, fast, deterministic.
 #[derive(Clone)]
@@ -188,7 +184,7 @@ impl Gen {
                 IpAddr::V4(x) => Value::UInt(u64::from(u32::from(x))),
                 IpAddr::V6(_) => Value::NULL, // the original stored IPv6 as NULL
             };
-            seed.push(ipta::store::summary::ts_value(r.ts));
+            seed.push(ipta::store::value::ts_value(r.ts));
             seed.push(Value::Bytes(if_in.as_bytes().to_vec()));
             seed.push(Value::Bytes(if_out.as_bytes().to_vec()));
             seed.push(v4(src));
@@ -244,16 +240,6 @@ fn seed_insert(c: &mut mysql::Conn, vals: &[Value]) {
     }
 }
 
-fn settings(db: &str) -> DbSettings {
-    DbSettings {
-        user: test_account().0,
-        password: test_account().1,
-        database: db.into(),
-        socket: Some(std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into()).into()),
-        ..DbSettings::default()
-    }
-}
-
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -294,7 +280,7 @@ fn checkpoint(c: &mut mysql::Conn, rows: u64) {
     // The same report with a window reads the packet table (index on ts): one day, one week.
     for (label, since) in [("last 24h", "24h"), ("last 7d", "7d")] {
         let last: Option<mysql::Value> = c.query_first("SELECT MAX(ts) FROM logs").unwrap();
-        let now = ipta::report::query::value_ts(last.as_ref()).unwrap_or_default();
+        let now = ipta::store::value::value_ts(last.as_ref()).unwrap_or_default();
         let o = AnalyzeOptions {
             since: Some(report::parse_time_arg(since, now).unwrap()),
             ..Default::default()
@@ -332,37 +318,29 @@ fn write_span(
     spent
 }
 
-/// A field of /proc/self/status in KiB (0 when unreadable).
-fn proc_status(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn main() {
-    let checkpoints: Vec<u64> = arg("--rows")
+    let checkpoints: Vec<u64> = common::arg("--rows")
         .unwrap_or_else(|| "1000000,10000000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let batch: usize = arg("--batch").and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let batch: usize = common::arg("--batch").and_then(|s| s.parse().ok()).unwrap_or(5000);
     let keep = std::env::args().any(|a| a == "--keep");
     let no_plain = std::env::args().any(|a| a == "--no-plain");
     let concurrent = std::env::args().any(|a| a == "--concurrent-fold");
-    let chunk: usize = arg("--fold-chunk").and_then(|s| s.parse().ok()).unwrap_or(summary::FOLD_CHUNK_ROWS);
+    let chunk: usize = common::arg("--fold-chunk").and_then(|s| s.parse().ok()).unwrap_or(summary::FOLD_CHUNK_ROWS);
     let total = *checkpoints.iter().max().expect("--rows");
 
-    let mut admin = ipta::store::connect(&settings("")).expect("connect with the test account");
+    let mut admin = ipta::store::connect(&common::settings("")).expect("connect with the test account");
     admin.query_drop(format!("DROP DATABASE IF EXISTS `{DB}`")).unwrap();
     admin.query_drop(format!("CREATE DATABASE `{DB}` CHARACTER SET utf8mb4")).unwrap();
-    let mut c = ipta::store::connect(&settings(DB)).unwrap();
+    let mut c = ipta::store::connect(&common::settings(DB)).unwrap();
     schema::ensure_table(&mut c, "logs").unwrap();
     summary::create(&mut c, "logs").unwrap();
     schema::ensure_table(&mut c, "logs_plain").unwrap();
     c.query_drop(SEED_TABLE).unwrap();
-    let mut w_sum = Writer::new(ipta::store::connect(&settings(DB)).unwrap(), "logs");
-    let mut w_plain = Writer::new(ipta::store::connect(&settings(DB)).unwrap(), "logs_plain");
+    let mut w_sum = Writer::new(ipta::store::connect(&common::settings(DB)).unwrap(), "logs");
+    let mut w_plain = Writer::new(ipta::store::connect(&common::settings(DB)).unwrap(), "logs_plain");
     let bp: Option<u64> = c.query_first("SELECT @@innodb_buffer_pool_size").unwrap();
     println!(
         "analyze bench: {total} rows over 30 days, batches of {batch}; MariaDB buffer pool {} MiB",
@@ -392,7 +370,7 @@ fn main() {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let folder = {
                 let stop = stop.clone();
-                let mut fc = ipta::store::connect(&settings(DB)).unwrap();
+                let mut fc = ipta::store::connect(&common::settings(DB)).unwrap();
                 std::thread::spawn(move || {
                     let mut rows = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -461,14 +439,14 @@ fn main() {
                 secs(t_seed)
             );
         }
-        let rss_before = proc_status("VmRSS:");
+        let rss_before = common::status_kib("self", "VmRSS:");
         let t = Instant::now();
         let st = summary::fold_with(&mut c, "logs", chunk).expect("fold");
         let f = t.elapsed();
         println!(
             "bench process memory: {} MiB resident before the fold, peak so far {} MiB",
             rss_before >> 10,
-            proc_status("VmHWM:") >> 10
+            common::status_kib("self", "VmHWM:") >> 10
         );
         t_fold += f;
         println!(
@@ -512,8 +490,3 @@ fn main() {
     }
 }
 
-/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
-fn test_account() -> (String, String) {
-    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
-    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
-}

@@ -6,15 +6,15 @@
 //! 1,000,000; the table is split in four equal time slices, one per way of deleting).
 //! Prints figures, asserts nothing about time.
 
-#[path = "../tests/util.rs"]
-mod util;
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipta::record::Timestamp;
-use ipta::store::retention::{expire, ts_value};
+use ipta::store::retention::expire;
+use ipta::store::value::ts_value;
 use mysql::prelude::Queryable;
 
 /// 2020-01-01T00:00:00Z.
@@ -79,7 +79,7 @@ fn stats(lat: &mut [Duration]) -> String {
 }
 
 /// Runs `work` while a writer inserts; returns the writer's latencies.
-fn with_writer(db: &util::TestDb, base: u64, work: impl FnOnce()) -> Vec<Duration> {
+fn with_writer(db: &common::TestDb, base: u64, work: impl FnOnce()) -> Vec<Duration> {
     let stop = Arc::new(AtomicBool::new(false));
     let h = {
         let (s, st) = (db.settings.clone(), stop.clone());
@@ -96,7 +96,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let db = util::TestDb::new("bench_expire");
+    let db = common::TestDb::new("bench_expire");
     let mut c = db.conn();
     c.query_drop(ipta::store::schema::create_table_sql("logs")).unwrap();
     let t = Instant::now();

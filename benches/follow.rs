@@ -22,12 +22,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "../tests/util.rs"]
-mod util;
+mod common;
 
 use ipta::follow::viewer::view_lines;
 use ipta::follow::{follow_ingest, FollowFormat, FollowOptions};
-use ipta::ingest::fanout::FanOut;
+use ipta::follow::fanout::FanOut;
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
 
@@ -300,9 +299,9 @@ fn main() {
 
 /// One run of the release ipta-ingest in plain mode over `lines` into a fresh table, with the
 /// fan-out in `dir`; returns lines/s from the first byte written to its exit.
-fn ingest_run(db: &util::TestDb, table: &str, dir: &Path, lines: &[Vec<u8>]) -> f64 {
+fn ingest_run(db: &common::TestDb, table: &str, dir: &Path, lines: &[Vec<u8>]) -> f64 {
     let s = &db.settings;
-    let mut child = Command::new(util::bin("ipta-ingest"))
+    let mut child = Command::new(common::bin("ipta-ingest"))
         .args(["-u", &s.user, "-d", &s.database, "-t", table, "--batch-size", "500"])
         .arg("--db-socket")
         .arg(s.socket.as_ref().unwrap())
@@ -332,10 +331,10 @@ fn ingest_run(db: &util::TestDb, table: &str, dir: &Path, lines: &[Vec<u8>]) -> 
 }
 
 fn real_ingest_with_viewers(lines: &[Vec<u8>]) {
-    let db = util::TestDb::new("bench_follow");
+    let db = common::TestDb::new("bench_follow");
     let d = tempfile::tempdir().unwrap();
     let spawn_real_viewer = || {
-        Command::new(util::bin("ipta"))
+        Command::new(common::bin("ipta"))
             .args(["--follow", "--no-header"])
             .arg("--follow-dir")
             .arg(d.path())

@@ -16,8 +16,7 @@
 //! `load_data` calls, not parsing the file into rows: a stricter yardstick than the import's
 //! wall-clock time, which includes reading, decompressing and parsing.
 
-#[path = "../tests/util.rs"]
-mod util;
+mod common;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -28,47 +27,21 @@ use ipta::config::DbSettings;
 use ipta::import::{self, ImportOptions};
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
-use ipta::store::dedup::{record_hash, Occurrences};
+use ipta::record::dedup::{record_hash, Occurrences};
 use ipta::store::loaddata::load_data;
 use mysql::prelude::Queryable;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn num(name: &str, default: usize) -> usize {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn settings(database: &str) -> DbSettings {
-    DbSettings {
-        user: test_account().0,
-        password: test_account().1,
-        database: database.into(),
-        socket: Some(std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into()).into()),
-        table: "imp".into(),
-        ..DbSettings::default()
-    }
-}
-
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// The child: imports the file into table `imp` and prints one line of figures.
+/// The benchmark's settings: table `imp` in `database`.
+fn settings(database: &str) -> DbSettings {
+    DbSettings { table: "imp".into(), ..common::settings(database) }
+}
+
 fn child(database: &str, file: &Path) {
     let opts = ImportOptions {
         tz: Some("UTC".into()),
-        writers: num("--writers", 0),
-        batch_rows: num("--batch", 0),
+        writers: common::num("--writers", 0),
+        batch_rows: common::num("--batch", 0),
         no_load_data: std::env::args().any(|a| a == "--no-load-data"),
         ..Default::default()
     };
@@ -77,7 +50,7 @@ fn child(database: &str, file: &Path) {
     let s = import::run(&settings(database), &[file.to_path_buf()], &opts, &mut report).expect("import");
     let secs = t.elapsed().as_secs_f64();
     eprint!("{}", String::from_utf8_lossy(&report));
-    println!("RESULT {} {} {secs} {}", s.lines(), s.added(), vm_hwm_kib());
+    println!("RESULT {} {} {secs} {}", s.lines(), s.added(), common::status_kib("self", "VmHWM:"));
 }
 
 /// CPU seconds (user + system) the local database server has used so far, when it runs on
@@ -106,7 +79,7 @@ fn cpu_delta(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 fn genlog(lines: usize, out: &Path) {
-    let script = arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
+    let script = common::arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
     });
     let script = if script.exists() { script } else { PathBuf::from("/work/shared/genlog.py") };
@@ -165,14 +138,14 @@ fn load_data_run(conn: &mut mysql::Conn, file: &Path, per_batch: usize) -> (u64,
 }
 
 fn main() {
-    if let Some(db) = arg("--child-import") {
-        child(&db, Path::new(&arg("--file").expect("--file")));
+    if let Some(db) = common::arg("--child-import") {
+        child(&db, Path::new(&common::arg("--file").expect("--file")));
         return;
     }
     // `cargo bench` passes --bench; nothing else to handle.
-    let lines = num("--lines", 1_000_000);
+    let lines = common::num("--lines", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let file = match arg("--workload") {
+    let file = match common::arg("--workload") {
         // A workload generated before (e.g. to run several configurations on the same file).
         Some(f) => PathBuf::from(f),
         None => {
@@ -186,14 +159,14 @@ fn main() {
     let size = std::fs::metadata(&file).unwrap().len();
     println!("workload file: {} ({:.1} MiB)", file.display(), size as f64 / 1048576.0);
 
-    let db = util::TestDb::new("bench_import");
+    let db = common::TestDb::new("bench_import");
     let mut conn = db.conn();
     for t in ["imp", "ld"] {
         conn.query_drop(ipta::store::schema::create_table_sql(t)).unwrap();
     }
 
-    let rounds = num("--rounds", 3).max(1);
-    let per_batch = num("--load-batch", 10_000);
+    let rounds = common::num("--rounds", 3).max(1);
+    let per_batch = common::num("--load-batch", 10_000);
     let (mut imp_rates, mut ld_rates, mut ratios, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
     for round in 1..=rounds {
         // Both tables empty again: every round measures an import into an empty table.
@@ -204,7 +177,7 @@ fn main() {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["--child-import", &db.settings.database, "--file"]).arg(&file);
         for o in ["--writers", "--batch"] {
-            if let Some(v) = arg(o) {
+            if let Some(v) = common::arg(o) {
                 cmd.args([o, &v]);
             }
         }
@@ -284,8 +257,3 @@ fn main() {
     );
 }
 
-/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
-fn test_account() -> (String, String) {
-    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
-    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
-}

@@ -22,22 +22,14 @@ use std::time::{Duration, Instant};
 
 use ipta::parse::{Outcome, ParseOptions, Parser};
 use ipta::record::{RecordBatch, Timestamp};
-use ipta::store::dedup::{record_hash, Occurrences};
+use ipta::record::dedup::{record_hash, Occurrences};
 use mysql::prelude::Queryable;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+mod common;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::genlog;
 
-/// The project's workload generator (examples/genlog.rs, the same mix as shared/genlog.py),
+/// The project's workload generator (`ipta_dev::genlog`, the same mix as shared/genlog.py),
 /// in rsyslog's file format (RFC 3339 headers), seed 7.
 fn workload(n: usize) -> Vec<u8> {
     let mut g = genlog::Gen::new(7, genlog::Style::Rfc3339);
@@ -47,15 +39,6 @@ fn workload(n: usize) -> Vec<u8> {
         out.push(b'\n');
     }
     out
-}
-
-fn status_kib(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn cpu_ms(pid: u32) -> u64 {
@@ -74,8 +57,8 @@ struct Db {
 impl Db {
     fn opts(&self, db: bool) -> mysql::OptsBuilder {
         mysql::OptsBuilder::new()
-            .user(Some(test_account().0))
-            .pass(Some(test_account().1))
+            .user(Some(common::credentials().0))
+            .pass(Some(common::credentials().1))
             .socket(Some(self.socket.clone()))
             .db_name(db.then(|| self.name.clone()))
     }
@@ -97,9 +80,9 @@ impl Drop for Db {
 
 fn spawn(db: &Db, table: &str, extra: &[&str], socket: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_ipta-ingest"))
-        .args(["-u", &test_account().0, "-d", &db.name, "-t", table, "--db-socket", socket])
+        .args(["-u", &common::credentials().0, "-d", &db.name, "-t", table, "--db-socket", socket])
         .args(extra)
-        .env("IPTA_DB_PASS", test_account().1)
+        .env("IPTA_DB_PASS", common::credentials().1)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,9 +100,9 @@ fn finish(mut child: Child) -> String {
 }
 
 fn main() {
-    let n = arg("--lines", 1_000_000);
-    let txn = arg("--txn", 500);
-    let ingest_batch = arg("--ingest-batch", 0);
+    let n = common::num("--lines", 1_000_000);
+    let txn = common::num("--txn", 500);
+    let ingest_batch = common::num("--ingest-batch", 0);
     let batch_flag = ingest_batch.to_string();
     let mut txn_args = vec!["--confirm"];
     if ingest_batch > 0 {
@@ -137,7 +120,7 @@ fn main() {
     let data = workload(n);
     let lines: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     println!(
-        "ingest bench: {} lines (examples/genlog.rs, seed 7, RFC 3339 headers, {:.1} MB), made in {:.1?}",
+        "ingest bench: {} lines (dev/src/genlog.rs, seed 7, RFC 3339 headers, {:.1} MB), made in {:.1?}",
         lines.len(),
         data.len() as f64 / 1e6,
         t.elapsed()
@@ -175,7 +158,7 @@ fn main() {
         commit_wait += c.elapsed();
     }
     let txn_secs = t.elapsed().as_secs_f64();
-    let txn_rss = status_kib(pid, "VmHWM:");
+    let txn_rss = common::status_kib(pid, "VmHWM:");
     let txn_rows = db.count("txn");
     let cpu0 = cpu_ms(pid);
     std::thread::sleep(Duration::from_secs(3));
@@ -196,11 +179,11 @@ fn main() {
     };
     let mut peak = 0;
     while !feeder.is_finished() {
-        peak = peak.max(status_kib(pid, "VmHWM:"));
+        peak = peak.max(common::status_kib(pid, "VmHWM:"));
         std::thread::sleep(Duration::from_millis(20));
     }
     feeder.join().unwrap();
-    peak = peak.max(status_kib(pid, "VmHWM:"));
+    peak = peak.max(common::status_kib(pid, "VmHWM:"));
     let plain_report = finish(child);
     let plain_secs = t.elapsed().as_secs_f64();
     let plain_rows = db.count("plain");
@@ -256,10 +239,10 @@ fn main() {
     let mut stable = 0;
     while stable < 10 && !feeder.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
-        let now = status_kib(pid, "VmHWM:");
+        let now = common::status_kib(pid, "VmHWM:");
         if now == last { stable += 1 } else { stable = 0; last = now; }
     }
-    let down_rss = status_kib(pid, "VmHWM:");
+    let down_rss = common::status_kib(pid, "VmHWM:");
     let blocked = !feeder.is_finished();
     let _ = child.kill();
     let _ = child.wait();
@@ -303,8 +286,3 @@ fn main() {
     println!("plain run: {plain_report}");
 }
 
-/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
-fn test_account() -> (String, String) {
-    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
-    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
-}

@@ -1,4 +1,4 @@
-//! `cargo bench --bench parse`: parser throughput on the generated workload (examples/genlog.rs,
+//! `cargo bench --bench parse`: parser throughput on the generated workload (dev/src/genlog.rs,
 //! the same mix as ../shared/genlog.py, RFC 3164 and RFC 3339 headers mixed), on one core.
 //!
 //! Lines are generated in process first, then parsed several rounds; the best round counts.
@@ -17,8 +17,9 @@ use std::time::Instant;
 use ipta::parse::{ActionRules, Outcome, ParseOptions, Parser};
 use ipta::record::Timestamp;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+mod common;
+
+use common::genlog;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

@@ -8,16 +8,9 @@ use std::time::Instant;
 use ipta::record::{Packet, Proto, Record, RecordBatch, TcpFlags, Timestamp};
 use ipta::store::loaddata::load_data;
 use ipta::store::writer::{WriteMethod, Writer};
-use mysql::prelude::Queryable;
+mod common;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use mysql::prelude::Queryable;
 
 /// Batches of records shaped like the corpus: mostly TCP/UDP drops from many sources, some ICMP
 /// and IPv6, realistic text lengths.
@@ -94,15 +87,15 @@ fn batches(rows: usize, per_batch: usize) -> Vec<RecordBatch> {
 }
 
 fn main() {
-    let rows = arg("--rows", 200_000);
-    let per_batch = arg("--batch", 5000);
+    let rows = common::num("--rows", 200_000);
+    let per_batch = common::num("--batch", 5000);
     let socket =
         std::env::var("IPTA_TEST_SOCKET").unwrap_or_else(|_| "/run/mysqld/mysqld.sock".into());
     let db = format!("ipta_bench_store_{}", std::process::id());
     let opts = |db: Option<&str>| {
         mysql::OptsBuilder::new()
-            .user(Some(test_account().0))
-            .pass(Some(test_account().1))
+            .user(Some(common::credentials().0))
+            .pass(Some(common::credentials().1))
             .socket(Some(socket.clone()))
             .db_name(db.map(str::to_string))
     };
@@ -203,8 +196,3 @@ fn main() {
     admin.query_drop(format!("DROP DATABASE `{db}`")).unwrap();
 }
 
-/// The temporary test account (`scripts/test-account.sh -- cargo bench ...` sets it).
-fn test_account() -> (String, String) {
-    let get = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/test-account.sh -- cargo bench ...`"));
-    (get("IPTA_TEST_USER"), get("IPTA_TEST_PASSWORD"))
-}

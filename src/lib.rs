@@ -1,10 +1,12 @@
 //! ipta: an iptables/nftables log analyzer.
 //!
-//! The library follows the data: [`parse`] turns the bytes of a log line into a [`record::Record`],
-//! [`store`] writes records into MySQL/MariaDB and reads them back, [`ingest`] is the live path
-//! from rsyslog, [`import`] the path from log files, [`report`] the analyzer, [`follow`] the live
-//! display, [`scan`] the database-less listing. The binaries in `src/bin/` only parse arguments
-//! and map errors to exit codes; [`docgen`] makes their man pages and completions.
+//! The library follows the data: [`parse`] turns the bytes of a log line into a
+//! [`record::Record`] (and [`record::dedup`] gives it its de-duplication key), [`store`] writes
+//! records into MySQL/MariaDB and reads them back, [`ingest`] is the live path from rsyslog,
+//! [`import`] the path from log files, [`report`] the analyzer, [`follow`] the live display and
+//! the fan-out that feeds it, [`scan`] the database-less listing; [`units`] writes sizes for
+//! people. The binaries in `src/bin/` only parse arguments and map errors to exit codes;
+//! [`docgen`] makes their man pages and completions.
 
 pub mod cli;
 pub mod config;
@@ -17,3 +19,4 @@ pub mod record;
 pub mod report;
 pub mod scan;
 pub mod store;
+pub mod units;

@@ -5,6 +5,8 @@
 //! contract: they are the JSON keys of `--format json` and the SQL column names of the store.
 //! A field the line does not carry is `None` (NULL in SQL, absent in JSON), never 0 or "".
 
+pub mod dedup;
+
 use std::fmt;
 use std::net::IpAddr;
 
@@ -303,7 +305,7 @@ impl RecordBatch {
     }
 
     /// Copies a record into the batch, with a caller-defined 64-bit tag (the store uses it for
-    /// the row's occurrence number; see `store::dedup`).
+    /// the row's occurrence number; see `record::dedup`).
     pub fn push(&mut self, r: &Record<'_>, tag: u64) {
         let o = OwnedRecord {
             ts: r.ts,

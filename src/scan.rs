@@ -1,15 +1,16 @@
 //! `ipta --scan FILE`: every packet of a file, one line (or one JSON object) each; no database.
 //!
-//! Lines are read into one reused buffer, at most [`MAX_LINE`] bytes of each (the rest of a
-//! longer line is skipped without being stored, so a 10 MB line costs no more memory than a
-//! short one), parsed, rendered into a reused output buffer and written in large chunks.
+//! Lines are read into one reused buffer by import's capped reader ([`read_line`]: at most
+//! [`MAX_LINE`] bytes of each; the rest of a longer line is skipped without being stored, so a
+//! 10 MB line costs no more memory than a short one), parsed, rendered into a reused output buffer and written in large chunks.
 //! Rejected lines are reported on `err` as `line N: <reason>`; lines that are not ipta's are
 //! counted. A closed output pipe (`ipta --scan log | head`) ends the scan quietly.
 
 use std::io::{self, BufRead, Write};
 
 use crate::parse::{Outcome, ParseOptions, Parser, MAX_LINE};
-use crate::report::packet::{write_json, write_text};
+use crate::follow::packet::{write_json, write_text};
+use crate::import::files::{read_line, Line};
 
 /// How packets are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,33 +40,6 @@ pub struct ScanSummary {
 /// Output is written when this much has gathered (and at the end).
 const OUT_CHUNK: usize = 64 * 1024;
 
-/// Reads one line into `buf` without its `\n`, keeping at most `cap + 1` bytes of it. Returns
-/// None at the end of input, else whether the line was longer than `cap`.
-pub fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut seen = false;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(seen.then_some(buf.len() > cap));
-        }
-        seen = true;
-        let nl = memchr::memchr(b'\n', avail);
-        let chunk = &avail[..nl.unwrap_or(avail.len())];
-        let room = (cap + 1).saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        let used = nl.map_or(avail.len(), |i| i + 1);
-        r.consume(used);
-        if nl.is_some() {
-            return Ok(Some(buf.len() > cap));
-        }
-    }
-}
-
 fn quiet_pipe(r: io::Result<()>) -> io::Result<bool> {
     match r {
         Ok(()) => Ok(true),
@@ -81,7 +55,12 @@ pub fn run(input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write, op
     let mut sum = ScanSummary::default();
     let mut line = Vec::with_capacity(4096);
     let mut obuf = Vec::with_capacity(OUT_CHUNK + 4096);
-    while let Some(too_long) = read_line_capped(input, &mut line, MAX_LINE)? {
+    loop {
+        let too_long = match read_line(input, &mut line, MAX_LINE)? {
+            Line::Eof => break,
+            Line::Line => false,
+            Line::TooLong { .. } => true,
+        };
         sum.lines += 1;
         if too_long {
             sum.rejected += 1;
@@ -123,26 +102,4 @@ pub fn run(input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write, op
         return Ok(sum);
     }
     Ok(sum)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capped_reader_skips_long_lines() {
-        let mut data = b"short\n".to_vec();
-        data.extend(std::iter::repeat(b'x').take(100_000));
-        data.extend_from_slice(b"\nlast");
-        let mut r = io::BufReader::with_capacity(1024, &data[..]);
-        let mut buf = Vec::new();
-        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), Some(false));
-        assert_eq!(buf, b"short");
-        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), Some(true));
-        assert_eq!(buf.len(), 101);
-        assert!(buf.capacity() < 2048);
-        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), Some(false));
-        assert_eq!(buf, b"last");
-        assert_eq!(read_line_capped(&mut r, &mut buf, 100).unwrap(), None);
-    }
 }

@@ -1,6 +1,10 @@
 //! Memory: parsing and rendering allocate nothing per line, and a scan of a 10 MB line needs
 //! no more than a bounded buffer. A counting global allocator (this test binary's own) watches.
 //! The tests run one at a time under a lock, since the counters are global.
+//!
+//! This is a test binary of its own, not a module of `tests/it/`: a `#[global_allocator]` is
+//! process-wide, so inside the shared binary it would count every other test's allocations
+//! (running on other threads) and slow them all down.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
@@ -42,8 +46,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-#[path = "../examples/genlog.rs"]
-mod genlog;
+use ipta_dev::genlog;
 
 fn opts() -> ParseOptions {
     ParseOptions {
@@ -70,7 +73,7 @@ fn parsing_and_json_allocate_nothing_per_line() {
     // Warm up: the zone's first lookups and the output buffer.
     for l in &lines {
         if let Outcome::Packet(r) = p.parse(l) {
-            ipta::report::packet::write_json(&r, &mut out);
+            ipta::follow::packet::write_json(&r, &mut out);
             out.clear();
         }
     }
@@ -80,7 +83,7 @@ fn parsing_and_json_allocate_nothing_per_line() {
         for l in &lines {
             if let Outcome::Packet(r) = p.parse(l) {
                 packets += 1;
-                ipta::report::packet::write_json(&r, &mut out);
+                ipta::follow::packet::write_json(&r, &mut out);
                 out.clear();
             }
         }

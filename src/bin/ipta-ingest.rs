@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use ipta::config::{DbSettings, Settings};
 use ipta::ingest::args::Args;
-use ipta::ingest::fanout::FanOut;
+use ipta::follow::fanout::FanOut;
 use ipta::ingest::input::{Signals, StdinSource};
 use ipta::ingest::protocol::Mode;
 use ipta::ingest::rejects::Rejects;

@@ -11,6 +11,7 @@ use clap::Parser;
 use ipta::cli::{self, exit, Cli, Format};
 use ipta::config::{self, ConfigError, Settings};
 use ipta::store::{self, schema, tables, StoreError};
+use ipta::units::human_size;
 
 /// Writes a line to stdout; a closed pipe comes back as an error (handled as success).
 macro_rules! out {
@@ -34,9 +35,7 @@ struct PartialFailure(String);
 #[error("cancelled: {0}")]
 struct Cancelled(String);
 
-/// What one invocation does, in execution order. The arguments of features not in this build
-/// yet are read once their modules are wired into `run_step`.
-#[allow(dead_code)]
+/// What one invocation does, in execution order.
 #[derive(Clone, Debug)]
 enum Step {
     SaveDb,
@@ -154,21 +153,6 @@ fn confirm(cli: &Cli, question: &str) -> Result<()> {
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
         _ => Err(Cancelled("nothing was changed".into()).into()),
-    }
-}
-
-fn human_size(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

@@ -2,12 +2,14 @@
 //!
 //! Both sources feed the same pipeline ([`Follower`]): bytes are cut into whole lines, parsed,
 //! filtered, optionally resolved (reverse DNS with a deadline per read), and shown as text
-//! columns ([`display`]) or JSON Lines. [`tail`] follows a file across appends, rotation and
-//! truncation; [`viewer`] is the reading end of ipta-ingest's fan-out
-//! ([`crate::ingest::fanout`]).
+//! columns ([`display`]) or JSON Lines ([`packet`], which `--scan` uses too). [`tail`] follows a
+//! file across appends, rotation and truncation; [`fanout`] is the protocol both ends of the
+//! fan-out speak and its writing end (ipta-ingest copies every line to the viewers through it);
+//! [`viewer`] is the reading end.
 
 pub mod display;
-pub mod rdns;
+pub mod fanout;
+pub mod packet;
 pub mod tail;
 pub mod viewer;
 
@@ -17,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use crate::ingest::fanout::DROPPED_MARKER;
+use crate::follow::fanout::DROPPED_MARKER;
 use crate::parse::{Outcome, ParseOptions, Parser};
 use crate::record::{RecordBatch, Timestamp};
+use crate::report::rdns::{DnsSettings, Resolver};
 
 use display::{Display, DisplayOptions, Width};
 
@@ -143,7 +146,7 @@ pub struct Follower {
     display: Display,
     batch: RecordBatch,
     items: Vec<Item>,
-    resolver: Option<rdns::Resolver>,
+    resolver: Option<Resolver>,
     json: Vec<u8>,
 }
 
@@ -173,7 +176,7 @@ impl Follower {
             display,
             batch: RecordBatch::with_capacity(256),
             items: Vec::with_capacity(256),
-            resolver: (opts.rdns && opts.format == FollowFormat::Text).then(rdns::Resolver::new),
+            resolver: (opts.rdns && opts.format == FollowFormat::Text).then(|| Resolver::new(DnsSettings::live())),
             json: Vec::with_capacity(1024),
         })
     }
@@ -271,7 +274,7 @@ impl Follower {
 
 /// JSON of one record, as `--scan --format json` prints it.
 fn write_json(r: &crate::record::Record<'_>, buf: &mut Vec<u8>) {
-    crate::report::packet::write_json(r, buf)
+    crate::follow::packet::write_json(r, buf)
 }
 
 /// A read buffer that hands out whole lines and keeps a partial last line for the next read.

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{read_lines, FollowError, LineBuf, LineSink};
-use crate::ingest::fanout::{fifo_pid, pid_alive, FIFO_PREFIX, FIFO_SUFFIX};
+use crate::follow::fanout::{fifo_pid, pid_alive, FIFO_PREFIX, FIFO_SUFFIX};
 
 /// Pipe size asked for (the unprivileged maximum by default, /proc/sys/fs/pipe-max-size).
 const PIPE_SIZE: libc::c_int = 1 << 20;

@@ -5,7 +5,7 @@
 //! [`files::import_order`]), detects gzip by its magic bytes, parses every line with a parser of
 //! its own per file (year-less stamps take their year from the file's modification time; the
 //! Dec -> Jan rollover is per stream), tags each packet with its occurrence number
-//! (`store::dedup`, one counter per file) and fills [`RecordBatch`]es. Writer threads, each with
+//! (`record::dedup`, one counter per file) and fills [`RecordBatch`]es. Writer threads, each with
 //! its own connection, store the batches; the unique key `(ts, line_hash, occ)` makes a file
 //! imported again, its rotated or compressed copy, or lines ipta-ingest stored live add nothing.
 //! The main thread collects what both sides report into an [`ImportSummary`].
@@ -15,7 +15,7 @@
 //! forgets lines older than its window.
 
 pub mod files;
-pub mod summary;
+pub mod outcome;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -29,12 +29,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::config::DbSettings;
 use crate::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind};
 use crate::record::{RecordBatch, Timestamp};
-use crate::store::dedup::{record_hash, Occurrences};
+use crate::record::dedup::{record_hash, Occurrences};
 use crate::store::sink::{BatchStore, RetryPolicy, Sink, SinkError, SinkEvent};
 use crate::store::writer::{WriteMethod, WriteStats, Writer};
 use crate::store::{self, StoreError};
 
-pub use summary::{FileSummary, ImportSummary, Rejections};
+pub use outcome::{FileSummary, ImportSummary, Rejections};
 
 /// Records per batch (one transaction each) unless the options say otherwise. Measured with
 /// `cargo bench --bench import`: 10,000 beat 2,000 and 5,000 (fewer commits).
@@ -275,7 +275,7 @@ fn merge_read(into: &mut FileSummary, read: FileSummary) {
                 r.count += w.count;
                 r.first_lines.extend(w.first_lines);
                 r.first_lines.sort_unstable();
-                r.first_lines.truncate(summary::FIRST_LINES);
+                r.first_lines.truncate(outcome::FIRST_LINES);
             }
             None => into.rejected.push(w),
         }

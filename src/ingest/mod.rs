@@ -4,11 +4,10 @@
 //! signals or timers out, [`protocol`] decides what omprog's feedback protocol requires for each
 //! line, [`session`] parses the line, numbers it for de-duplication, fills batches and replies,
 //! [`worker`] writes the batches to the database from its own thread and survives outages,
-//! [`rejects`] keeps the lines that could not be stored, [`fanout`] copies lines to viewers,
+//! [`rejects`] keeps the lines that could not be stored, `follow::fanout` copies lines to viewers,
 //! [`fold`] brings the summary tables up to date behind the worker.
 
 pub mod args;
-pub mod fanout;
 pub mod fold;
 pub mod input;
 pub mod protocol;

@@ -4,7 +4,7 @@
 //! The rules that keep a line from being lost or doubled:
 //! - Nothing is confirmed (`OK`) before every row handed over up to that point is committed.
 //!   Batches are written in order, so "the last batch handed over is done" is the test.
-//! - Each packet gets its occurrence number (`store::dedup::Occurrences`) as it is read. When a
+//! - Each packet gets its occurrence number (`record::dedup::Occurrences`) as it is read. When a
 //!   unit that rsyslog will send again is given up (an abandoned transaction, a failed commit),
 //!   its numbers are taken back, so the replay gets the same keys and the idempotent insert
 //!   turns away whatever of it was written already.
@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ingest::fanout::FanOut;
+use crate::follow::fanout::FanOut;
 use crate::ingest::input::{read_line_capped, Control, LineSource};
 use crate::ingest::protocol::{self, Ack, Mode, Protocol};
 use crate::ingest::rejects::Rejects;
@@ -34,7 +34,7 @@ use crate::ingest::worker::{Pipeline, Submit};
 use crate::ingest::Counters;
 use crate::parse::{Outcome, Parser, MAX_LINE};
 use crate::record::{RecordBatch, Timestamp};
-use crate::store::dedup::{record_hash, Occurrences};
+use crate::record::dedup::{record_hash, Occurrences};
 
 /// Anything that turns a line into an [`Outcome`]: the real parser, or a stand-in in tests.
 pub trait LineParser {

@@ -7,7 +7,6 @@
 //! index on `ts`). Both paths return the same rows in the same order, which the tests check.
 
 pub mod interactive;
-pub mod packet;
 pub mod query;
 pub mod rdns;
 pub mod render;

@@ -18,6 +18,7 @@ use mysql::{Row, Value};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
 use crate::store::summary;
+use crate::store::value::{ts_value, value_ts};
 
 /// One value of a report row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,37 +164,37 @@ fn spec(m: Module) -> Option<GroupSpec> {
         Module::Denied => GroupSpec {
             keys: &[K_SRC, K_DPT, K_PROTO, K_ACTION],
             raw_where: "`action` <> 'ACCEPT'",
-            suffix: "__sflow",
+            suffix: summary::FLOW,
             sum_where: "`action` <> 'ACCEPT'",
         },
         Module::Icmp => GroupSpec {
             keys: &[K_SRC, K_DST, K_ACTION],
             raw_where: "`proto` IN ('ICMP','ICMPv6')",
-            suffix: "__sicmp",
+            suffix: summary::ICMP,
             sum_where: "1=1",
         },
         Module::Ports => GroupSpec {
             keys: &[K_DPT, K_PROTO, K_ACTION],
             raw_where: "`action` <> 'ACCEPT'",
-            suffix: "__sport",
+            suffix: summary::PORT,
             sum_where: "`action` <> 'ACCEPT'",
         },
         Module::Invalid => GroupSpec {
             keys: &[K_SRC, K_DPT, K_PROTO],
             raw_where: "`action` = 'INVALID'",
-            suffix: "__sflow",
+            suffix: summary::FLOW,
             sum_where: "`action` = 'INVALID'",
         },
         Module::Interfaces => GroupSpec {
             keys: &[K_IFACE, K_ACTION, K_PROTO],
             raw_where: "1=1",
-            suffix: "__siface",
+            suffix: summary::IFACE,
             sum_where: "1=1",
         },
         Module::Inbound => GroupSpec {
             keys: &[K_DPT, K_ACTION],
             raw_where: "`action` <> 'ACCEPT' AND `if_in` <> ''",
-            suffix: "__sinport",
+            suffix: summary::INPORT,
             sum_where: "`action` <> 'ACCEPT'",
         },
         _ => return None,
@@ -217,11 +218,11 @@ fn raw_filter(opts: &AnalyzeOptions) -> Filter {
     }
     if let Some(s) = opts.since {
         c.push("`ts` >= ?");
-        params.push(summary::ts_value(s));
+        params.push(ts_value(s));
     }
     if let Some(u) = opts.until {
         c.push("`ts` < ?");
-        params.push(summary::ts_value(u));
+        params.push(ts_value(u));
     }
     if let Some(h) = &opts.host {
         c.push("`host` = ?");
@@ -293,29 +294,6 @@ fn get_bytes(row: &Row, i: usize) -> Vec<u8> {
 
 fn get_text(row: &Row, i: usize) -> String {
     String::from_utf8_lossy(&get_bytes(row, i)).into_owned()
-}
-
-/// A DATETIME value as a Timestamp (the store keeps UTC).
-pub fn value_ts(v: Option<&Value>) -> Option<Timestamp> {
-    use chrono::{NaiveDate, NaiveDateTime};
-    match v? {
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            let dt = NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))?
-                .and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us)?;
-            Some(Timestamp(dt.and_utc().timestamp_micros()))
-        }
-        Value::Bytes(b) => {
-            let s = std::str::from_utf8(b).ok()?;
-            let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
-                })
-                .ok()?;
-            Some(Timestamp(dt.and_utc().timestamp_micros()))
-        }
-        _ => None,
-    }
 }
 
 fn cell(row: &Row, i: usize, k: Kind) -> Cell {
@@ -468,7 +446,7 @@ fn sources_module(
     let columns = columns_of(Module::Sources);
     let f = raw_filter(opts);
     let top: Vec<Row> = if fast {
-        let st = summary::name(table, "__ssrc");
+        let st = summary::name(table, summary::SOURCE);
         let sql = format!(
             "SELECT `n`, `src`, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? ORDER BY `n` DESC, `src` LIMIT ?"
         );
@@ -489,7 +467,7 @@ fn sources_module(
             (
                 format!(
                     "SELECT `src`, `action`, SUM(`n`) FROM `{}` WHERE `src` IN ({marks}) GROUP BY `src`, `action`",
-                    summary::name(table, "__sflow")
+                    summary::name(table, summary::FLOW)
                 ),
                 srcs.iter().map(|s| Value::Bytes(s.clone())).collect::<Vec<_>>(),
             )
@@ -538,7 +516,7 @@ fn scans_module(
     let columns = columns_of(Module::Scans);
     let thr = Value::UInt(u64::from(opts.scan_threshold));
     let rows: Vec<Row> = if fast {
-        let st = summary::name(table, "__ssrc");
+        let st = summary::name(table, summary::SOURCE);
         let sql = format!(
             "SELECT `src`, `ports`, `n`, `hosts`, `first_ts`, `last_ts` FROM `{st}` \
              WHERE `pb` = ? AND `ports` >= ? ORDER BY `ports` DESC, `n` DESC, `src` LIMIT ?"
@@ -597,7 +575,7 @@ fn timeline_module(
         _ => Unit::Hour,
     };
     let rows: Vec<Row> = if fast {
-        let st = summary::name(table, "__shour");
+        let st = summary::name(table, summary::HOUR);
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let sql = match unit {
             Unit::Hour => format!("SELECT `hour`, `action`, `n` FROM `{st}` {accept}"),
@@ -746,7 +724,7 @@ pub fn analyze_with(
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let n: Option<Row> = conn.query_first(format!(
             "SELECT SUM(`n`) FROM `{}` {accept}",
-            summary::name(table, "__shour")
+            summary::name(table, summary::HOUR)
         ))?;
         rep.packets = n.map(|r| get_u64(&r, 0)).unwrap_or(0);
         if rep.packets > 0 {

@@ -10,15 +10,7 @@ use serde_json::{json, Map, Value as J};
 
 use super::query::{render_time, Cell, Report, Section, Timeline};
 use super::rdns::Resolver;
-
-/// The address bytes (`INET6_ATON` form) as an address, if they are one.
-pub fn addr_of(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-        _ => None,
-    }
-}
+use crate::store::value::addr_of;
 
 fn addr_text(b: &[u8]) -> String {
     match addr_of(b) {

@@ -13,10 +13,10 @@ use mysql::prelude::Queryable;
 use mysql::{LocalInfileHandler, TxOpts};
 
 use crate::record::{Record, RecordBatch};
-use crate::store::dedup::record_hash;
-use crate::store::row::{for_each_cell, sql_time, Cell, INSERT_COLUMNS};
-use crate::store::writer::WriteStats;
-use crate::store::{map_err, StoreError};
+use crate::record::dedup::record_hash;
+use crate::store::row::{for_each_cell, Cell, INSERT_COLUMNS};
+use crate::store::value::sql_time;
+use crate::store::{map_err, StoreError, WriteStats};
 
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {

@@ -1,6 +1,8 @@
-//! MySQL/MariaDB: connection, schema, batch writer, queries, summaries.
+//! MySQL/MariaDB: connection and error classification (this file), the packet table's schema,
+//! one record as a row's cells ([`row`]), how times and addresses are stored ([`value`]), the
+//! batch writer ([`writer`], [`loaddata`]), the summary tables ([`summary`]), table commands,
+//! retention and TLS.
 
-pub mod dedup;
 pub mod loaddata;
 pub mod retention;
 pub mod row;
@@ -9,9 +11,19 @@ pub mod sink;
 pub mod summary;
 pub mod tables;
 pub mod tls;
+pub mod value;
 pub mod writer;
 
 use crate::config::DbSettings;
+
+/// What one batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Rows added.
+    pub inserted: u64,
+    /// Rows that were there already (same `(ts, line_hash, occ)`).
+    pub duplicates: u64,
+}
 
 /// What can go wrong talking to the database. The server's own refusals keep its error code
 /// ([`StoreError::Server`]); [`StoreError::class`] is the one place that decides what an error

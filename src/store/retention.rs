@@ -18,12 +18,13 @@
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
-use mysql::{TxOpts, Value};
+use mysql::TxOpts;
 
 use crate::record::Timestamp;
+use crate::store::value::ts_value;
 use crate::store::{map_err, summary, validate_identifier, StoreError};
 
-/// Rows per chunk when the caller has no better idea. Measured (tests/retention.rs, 2 cores,
+/// Rows per chunk when the caller has no better idea. Measured (tests/it/retention.rs, 2 cores,
 /// MariaDB 10.11, moderate load): with 1,000-row chunks a concurrent writer's longest stall was
 /// 4-38 ms, with 5,000 65-90 ms, with 20,000 ~140 ms (a chunk's commit delays the writer's).
 /// Larger chunks delete faster on a busy machine (`cargo bench --bench expire`, README.md).
@@ -220,21 +221,6 @@ fn is_lock_conflict(e: &mysql::Error) -> bool {
     matches!(e, mysql::Error::MySqlError(m) if m.code == 1213 || m.code == 1205)
 }
 
-/// A timestamp as a DATETIME(6) parameter (UTC wall time).
-pub fn ts_value(t: Timestamp) -> Value {
-    use chrono::{Datelike, Timelike};
-    let d = t.to_chrono().naive_utc();
-    Value::Date(
-        d.year().clamp(0, 9999) as u16,
-        d.month() as u8,
-        d.day() as u8,
-        d.hour() as u8,
-        d.minute() as u8,
-        d.second() as u8,
-        t.subsec_micros(),
-    )
-}
-
 /// Parses a retention age: a positive whole number and a unit, `90m`, `12h`, `30d`, `2w`
 /// (minutes, hours, days, weeks; `s` seconds is accepted too). Months and years are not
 /// offered because their length varies: write `30d` or `365d`.
@@ -339,12 +325,5 @@ mod tests {
         );
     }
 
-    #[test]
-    fn timestamps_become_datetime_values() {
-        // 2025-11-05T05:35:08.123456Z
-        assert_eq!(
-            ts_value(Timestamp(1_762_320_908_123_456)),
-            Value::Date(2025, 11, 5, 5, 35, 8, 123_456)
-        );
-    }
+
 }

@@ -8,7 +8,8 @@
 
 use std::net::IpAddr;
 
-use crate::record::{Packet, Record, Timestamp};
+use crate::record::{Packet, Record};
+use crate::store::value::CivilTime;
 
 /// Columns written for each row, in `schema::COLUMNS` order, `id` excluded.
 pub const INSERT_COLUMNS: &[&str] = &[
@@ -91,68 +92,6 @@ pub enum Cell<'a> {
 impl<'a> Cell<'a> {
     pub fn ip_bytes(ip: &[u8; 16], len: u8) -> &[u8] {
         &ip[..len as usize]
-    }
-}
-
-/// A broken-down UTC time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CivilTime {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-    pub micro: u32,
-}
-
-impl CivilTime {
-    /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-    pub fn from_micros(us: i64) -> CivilTime {
-        let secs = us.div_euclid(1_000_000);
-        let micro = us.rem_euclid(1_000_000) as u32;
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-        CivilTime {
-            year,
-            month,
-            day,
-            hour: (sod / 3600) as u8,
-            minute: (sod % 3600 / 60) as u8,
-            second: (sod % 60) as u8,
-            micro,
-        }
-    }
-
-    /// Inverse of `from_micros`.
-    pub fn to_micros(&self) -> i64 {
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let m = i64::from(self.month);
-        let mp = if m > 2 { m - 3 } else { m + 9 };
-        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        let secs = days * 86_400
-            + i64::from(self.hour) * 3600
-            + i64::from(self.minute) * 60
-            + i64::from(self.second);
-        secs * 1_000_000 + i64::from(self.micro)
-    }
-
-    /// DATETIME holds years 1000 to 9999.
-    pub fn in_sql_range(&self) -> bool {
-        (1000..=9999).contains(&self.year)
     }
 }
 
@@ -311,12 +250,6 @@ pub fn for_each_cell(r: &Record<'_>, hash: u64, occ: u64, mut f: impl FnMut(Cell
     f(opt_text(r.relay, MAX_RELAY));
 }
 
-/// The record's time as a DATETIME, or None when it is outside what DATETIME can hold.
-pub fn sql_time(ts: Timestamp) -> Option<CivilTime> {
-    let c = CivilTime::from_micros(ts.micros());
-    c.in_sql_range().then_some(c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,42 +290,6 @@ mod tests {
         assert_eq!(limit("mac_dst"), MAX_MAC_SD);
         assert!(limit("tcp_flags") >= "AE CWR ECE URG ACK PSH RST SYN FIN".len());
         assert!(limit("proto") >= "UDPLITE".len());
-    }
-
-    #[test]
-    fn civil_time_round_trips() {
-        for us in [
-            0i64,
-            1_762_320_908_123_456,
-            -1,
-            951_782_400_000_000, // 2000-02-29
-            253_402_300_799_999_999,
-            -30_610_224_000_000_000,
-        ] {
-            let c = CivilTime::from_micros(us);
-            assert_eq!(c.to_micros(), us, "{c:?}");
-            let ch = chrono::DateTime::from_timestamp_micros(us).unwrap();
-            use chrono::{Datelike, Timelike};
-            assert_eq!(
-                (
-                    c.year,
-                    c.month as u32,
-                    c.day as u32,
-                    c.hour as u32,
-                    c.minute as u32,
-                    c.second as u32
-                ),
-                (
-                    ch.year(),
-                    ch.month(),
-                    ch.day(),
-                    ch.hour(),
-                    ch.minute(),
-                    ch.second()
-                )
-            );
-        }
-        assert!(!CivilTime::from_micros(-40_000_000_000_000_000).in_sql_range());
     }
 
     #[test]

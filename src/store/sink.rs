@@ -276,7 +276,7 @@ pub(crate) mod tests {
             let mut rows = f.rows.lock().unwrap();
             let mut st = WriteStats::default();
             for (r, tag) in b.iter() {
-                let k = (r.ts.0, crate::store::dedup::record_hash(&r), tag);
+                let k = (r.ts.0, crate::record::dedup::record_hash(&r), tag);
                 if rows.contains(&k) {
                     st.duplicates += 1;
                 } else {

@@ -6,7 +6,7 @@ use mysql::prelude::Queryable;
 
 use crate::config::DbSettings;
 use crate::record::Timestamp;
-use crate::store::row::CivilTime;
+use crate::store::value::value_ts;
 use crate::store::schema::{parse_version, table_version, TABLE_COMMENT_PREFIX};
 use crate::store::{map_err, validate_identifier, StoreError};
 
@@ -20,24 +20,6 @@ pub struct TableInfo {
     pub last: Option<Timestamp>,
     /// Data and index size on disk as the server reports it.
     pub bytes: u64,
-}
-
-fn micros(v: &mysql::Value) -> Option<Timestamp> {
-    match *v {
-        mysql::Value::Date(y, mo, d, h, mi, s, us) => Some(Timestamp(
-            CivilTime {
-                year: i32::from(y),
-                month: mo,
-                day: d,
-                hour: h,
-                minute: mi,
-                second: s,
-                micro: us,
-            }
-            .to_micros(),
-        )),
-        _ => None,
-    }
 }
 
 /// Names of ipta's tables in the current database, sorted.
@@ -81,8 +63,8 @@ pub fn list_tables(conn: &mut mysql::Conn) -> Result<Vec<TableInfo>, StoreError>
             name,
             version,
             rows,
-            first: micros(&first),
-            last: micros(&last),
+            first: value_ts(Some(&first)),
+            last: value_ts(Some(&last)),
             bytes: bytes.unwrap_or(0),
         });
     }

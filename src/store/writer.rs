@@ -1,4 +1,4 @@
-//! The batch writer: one transaction per batch, idempotent (see `dedup`).
+//! The batch writer: one transaction per batch, idempotent (see `record::dedup`).
 //!
 //! Two ways of sending rows, chosen per writer ([`WriteMethod`]):
 //! - `LOAD DATA LOCAL INFILE ... IGNORE` of the batch streamed from memory (the default): the
@@ -22,18 +22,11 @@ use mysql::prelude::Queryable;
 use mysql::{TxOpts, Value};
 
 use crate::record::RecordBatch;
-use crate::store::dedup::record_hash;
-use crate::store::row::{for_each_cell, sql_time, Cell, CivilTime, INSERT_COLUMNS};
+use crate::record::dedup::record_hash;
+use crate::store::row::{for_each_cell, Cell, INSERT_COLUMNS};
+use crate::store::value::{datetime_value, sql_time};
+pub use crate::store::WriteStats;
 use crate::store::{loaddata, map_err, summary, StoreError};
-
-/// What one batch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Rows added.
-    pub inserted: u64,
-    /// Rows that were there already (same `(ts, line_hash, occ)`).
-    pub duplicates: u64,
-}
 
 /// Rows per INSERT statement: 1,000 is where the measured rate levels off; the placeholder cap
 /// (65,535 per statement) would allow 1,310 rows of 50 columns.
@@ -308,37 +301,6 @@ fn insert_sql(table: &str, rows: usize) -> String {
     s
 }
 
-fn date_value(c: CivilTime) -> Value {
-    Value::Date(
-        c.year as u16,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        c.micro,
-    )
-}
-
-/// Microseconds of a DATETIME read back from the server.
-pub(crate) fn micros_of(v: &Value) -> Option<i64> {
-    match *v {
-        Value::Date(y, mo, d, h, mi, s, us) => Some(
-            CivilTime {
-                year: i32::from(y),
-                month: mo,
-                day: d,
-                hour: h,
-                minute: mi,
-                second: s,
-                micro: us,
-            }
-            .to_micros(),
-        ),
-        _ => None,
-    }
-}
-
 fn push_cell(out: &mut Vec<Value>, c: Cell<'_>) {
     out.push(match c {
         Cell::Null => Value::NULL,
@@ -346,7 +308,7 @@ fn push_cell(out: &mut Vec<Value>, c: Cell<'_>) {
         Cell::Bool(b) => Value::Int(i64::from(b)),
         Cell::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
         Cell::Ip(b, len) => Value::Bytes(b[..len as usize].to_vec()),
-        Cell::DateTime(t) => date_value(t),
+        Cell::DateTime(t) => datetime_value(t),
     });
 }
 
@@ -425,10 +387,5 @@ mod tests {
         assert!(s.contains("`repeat`"));
     }
 
-    #[test]
-    fn dates_read_back_as_micros() {
-        let us = 1_762_320_908_123_456;
-        assert_eq!(micros_of(&date_value(CivilTime::from_micros(us))), Some(us));
-        assert_eq!(micros_of(&Value::NULL), None);
-    }
+
 }

@@ -1,0 +1,45 @@
+//! The locks that keep the summaries exact while writers, folders and retention run at once:
+//! the writers' gate (row 1 of the state table, shared) and the watermark (row 2, exclusive to
+//! one fold chunk or retention chunk at a time).
+
+use mysql::prelude::Queryable;
+use mysql::{IsolationLevel, TxOpts};
+
+use super::*;
+use crate::store::StoreError;
+
+/// The statement [`gate`] runs for `table` (validated by the caller); writers keep it.
+pub fn gate_sql(table: &str) -> String {
+    format!("SELECT `k` FROM `{table}{STATE}` WHERE `k` = 1 LOCK IN SHARE MODE")
+}
+
+/// Run by every writer in its transaction BEFORE inserting packet rows (`sql` from
+/// [`gate_sql`]): takes the shared lock that makes a fold's cut wait for this transaction.
+/// Returns false when the table has no summaries. A writer that got false must call it again
+/// before committing and, if it then returns true (the summaries were created meanwhile),
+/// roll back and write the batch again: its rows may have ids below the first cut.
+pub fn gate(tx: &mut mysql::Transaction<'_>, sql: &str) -> Result<bool, StoreError> {
+    match tx.query_drop(sql) {
+        Ok(()) => Ok(true),
+        Err(mysql::Error::MySqlError(me)) if me.code == 1146 => Ok(false),
+        Err(e) => Err(sql_err(e)),
+    }
+}
+
+pub(super) fn read_committed() -> TxOpts {
+    TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted))
+}
+
+/// Locks row 2 of the state table and returns `w`: None when the table has no summaries.
+pub(super) fn lock_watermark(tx: &mut mysql::Transaction<'_>, table: &str) -> Result<Option<u64>, StoreError> {
+    match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = 2 FOR UPDATE")) {
+        Ok(Some(w)) => Ok(Some(w)),
+        Ok(None) => Err(StoreError::Sql(format!(
+            "the summary state of table {table} is damaged (row 2 of {table}{STATE} is missing); \
+             rebuild the summaries: ipta --clear keeps nothing, so drop the {table}__s* tables \
+             and run ipta --analyze"
+        ))),
+        Err(mysql::Error::MySqlError(me)) if me.code == 1146 => Ok(None),
+        Err(e) => Err(sql_err(e)),
+    }
+}

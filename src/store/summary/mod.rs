@@ -1,0 +1,123 @@
+//! Summary tables that keep `ipta --analyze` fast as the packet table grows.
+//!
+//! Each packet table `T` may have a family of summary tables `T__s*` (see [`SUFFIXES`]): per
+//! report key, the packet count `n` (SUM of `repeat`), first and last seen, and `nb`, the bit
+//! length of `n`. `nb` is what makes top-N cheap without paying for an index on `n` (which
+//! would be rewritten on every increment): it changes only when `n` crosses a power of two, and
+//! the analyzer walks `nb` from the top down, reading one small bucket at a time (see
+//! `report::query`). Per source, `ssrc` also keeps the number of distinct destination ports
+//! and hosts; they stay exact because the pair tables `ssp`/`ssd` are filled with a per-fold
+//! `mark` set only on insertion, so the new pairs of a fold are exactly the rows carrying it.
+//!
+//! The summaries run behind the writers. They cover exactly the packet rows with
+//! `id <= w`, the watermark kept in `T__sstate`; [`fold`] adds the rows after it, read back from
+//! the packet table in chunks of [`FOLD_CHUNK_ROWS`], and moves the watermark in the same
+//! transaction. Writers only insert packet rows: maintaining the summaries in each batch's
+//! transaction cost them 70-87% of their rate, because on real traffic (many sources, random
+//! ports, fresh IPv6 addresses) a batch touches more summary rows than it inserts packets;
+//! folding in large chunks touches fewer (keys repeat across batches) and costs the writers
+//! nothing. ipta-ingest folds in the background, `ipta --analyze` folds what is left before it
+//! reads, so a report is always exact.
+//!
+//! Exactness contract:
+//! - Writers call [`gate`] first in each transaction: a shared lock on `T__sstate` row 1. A
+//!   fold first takes that row exclusively and reads `MAX(id)` (its "cut"): every writer that
+//!   got ids before has committed, every later one gets larger ids, so no row below the cut
+//!   can still appear. AUTO_INCREMENT never hands out an id twice (persistent in MariaDB 10.2+
+//!   and MySQL 8).
+//! - Row 2 holds `w`. A fold chunk and a retention chunk each lock it first, so they never
+//!   overlap: [`on_delete_range`] subtracts only rows with `id <= w`, the folder never sees
+//!   rows already deleted.
+//! - `--clear` (`store::tables::clear_table`) drops them with [`on_drop`], truncates the packet
+//!   table and recreates them with [`create`] (TRUNCATE cannot share a transaction).
+//! - [`on_drop`]: call when dropping the packet table (`--delete-table`).
+//! - [`create`]: creates the tables (empty, `w = 0`) and folds the table's rows in, without
+//!   stopping the writers. The first `ipta --analyze` of a table without them calls it. When
+//!   they do not exist, the analyzer reads the packet table directly (slow, but correct):
+//!   [`present`] tells which case holds.
+//!
+//! Summary tables carry the comment `ipta-summary` (not the packet tables' marker), so
+//! `--list-tables` does not list them.
+
+//!
+//! The code is split by concern: [`schema`] (DDL, create, drop, rebuild), [`gate`] (the locks),
+//! [`fold`] (the fold engine), [`retention`] (subtracting deleted rows). This file holds what
+//! they share: the table names, defined once, and the conversions of values.
+
+mod fold;
+mod gate;
+mod retention;
+mod schema;
+
+pub use fold::{backlog, bucket, fold, fold_with, AddrKey, FoldStats, FOLD_CHUNK_ROWS};
+pub use gate::{gate, gate_sql};
+pub use retention::on_delete_range;
+pub use schema::{create, on_drop, present, rebuild_with_sql};
+
+use mysql::Value;
+
+use crate::store::StoreError;
+use crate::store::value::ts_value;
+
+// The summary tables of a packet table `T` are `T` followed by one of these suffixes: the
+// only place they are spelled (the DDL, the fold, retention and the analyzer's queries all
+// name them through these constants).
+/// Per source, action, protocol and destination port.
+pub const FLOW: &str = "__sflow";
+/// ICMP per source, destination and action.
+pub const ICMP: &str = "__sicmp";
+/// Per destination port, protocol and action.
+pub const PORT: &str = "__sport";
+/// Inbound, per destination port and action.
+pub const INPORT: &str = "__sinport";
+/// Per input interface, action and protocol.
+pub const IFACE: &str = "__siface";
+/// Per source, with its distinct destination port and host counts.
+pub const SOURCE: &str = "__ssrc";
+/// The (source, destination port) pairs behind `SOURCE`'s port count.
+pub const SRC_PORT: &str = "__ssp";
+/// The (source, destination) pairs behind `SOURCE`'s host count.
+pub const SRC_DST: &str = "__ssd";
+/// Per hour and action.
+pub const HOUR: &str = "__shour";
+/// Row 1 the writers' gate, row 2 the watermark `w`.
+pub const STATE: &str = "__sstate";
+
+/// Suffixes of the summary tables of one packet table (the state table last: [`present`]
+/// needs them all).
+pub const SUFFIXES: &[&str] = &[
+    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_PORT, SRC_DST, HOUR, STATE,
+];
+
+/// The comment every summary table carries.
+pub const SUMMARY_COMMENT: &str = "ipta-summary";
+
+/// Longest packet-table name that still leaves room for the summary suffixes.
+pub const MAX_TABLE_LEN: usize = 64 - 9;
+
+/// The name of one summary table (`table` validated by the caller).
+pub fn name(table: &str, suffix: &str) -> String {
+    format!("{table}{suffix}")
+}
+
+fn sql_err(e: mysql::Error) -> StoreError {
+    match &e {
+        mysql::Error::MySqlError(me) if me.code == 1146 => StoreError::MissingTable(me.message.clone()),
+        _ => crate::store::map_err(e, ""),
+    }
+}
+
+fn check_len(table: &str) -> Result<(), StoreError> {
+    crate::store::validate_identifier(table)?;
+    if table.len() > MAX_TABLE_LEN {
+        return Err(StoreError::BadIdentifier {
+            name: table.to_string(),
+            why: "longer than 55 characters, leaving no room for the summary tables",
+        });
+    }
+    Ok(())
+}
+
+fn bytes_value(s: &[u8]) -> Value {
+    Value::Bytes(s.to_vec())
+}

@@ -1,0 +1,202 @@
+//! The shipped rsyslog snippets: valid for rsyslogd, and end to end with a real rsyslogd that
+//! spawns the built ipta-ingest through omprog (its own config, work directory, pid file and a
+//! TCP port on 127.0.0.1; the system's rsyslog is not touched).
+
+use crate::ingest_support;
+use crate::util;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ingest_support::wait_count;
+use util::TestDb;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn rsyslogd() -> &'static str {
+    assert!(
+        Path::new("/usr/sbin/rsyslogd").exists(),
+        "rsyslogd is missing: run ./scripts/provision.sh --rsyslog (test.sh does)"
+    );
+    "/usr/sbin/rsyslogd"
+}
+
+/// `rsyslogd -N1` over a main config that includes `snippet` as /etc/rsyslog.d would.
+fn validate(snippet: &Path) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("rsyslog.conf");
+    std::fs::write(
+        &main,
+        format!(
+            "global(workDirectory=\"{}\")\ninclude(file=\"{}\")\n",
+            dir.path().display(),
+            snippet.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(rsyslogd()).arg("-N1").arg("-f").arg(&main).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn shipped_snippets_pass_rsyslogd_validation() {
+    for f in ["rsyslog/30-ipta.conf", "rsyslog/30-ipta-file-only.conf"] {
+        let (ok, err) = validate(&repo(f));
+        assert!(ok, "{f}: {err}");
+    }
+    // The check has teeth: a misspelt parameter fails it.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.conf");
+    let text = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
+    std::fs::write(&bad, text.replace("killUnresponsive", "killUnresponsiv")).unwrap();
+    assert!(!validate(&bad).0);
+}
+
+/// Replaces `from` with `to`, insisting that `from` is there (so the test follows the file).
+fn subst(text: &mut String, from: &str, to: &str) {
+    assert!(text.contains(from), "the shipped config no longer contains {from:?}");
+    *text = text.replace(from, to);
+}
+
+struct Rsyslogd(Child);
+impl Drop for Rsyslogd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn rsyslogd_feeds_ingest_through_omprog() {
+    let db = TestDb::new("ingest_rsyslog");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = &db.settings;
+    // Database settings for ipta-ingest, password included: a config file, as in production.
+    let conf = d.join("ipta.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user = {}\npass = {}\ndb = {}\nsocket = {}\n",
+            s.user,
+            s.password,
+            s.database,
+            s.socket.as_ref().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // The shipped snippet, with test paths, and TCP input standing in for imklog.
+    let mut text = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
+    subst(&mut text, "$inputname == \"imklog\"", "$inputname == \"imtcp\"");
+    subst(
+        &mut text,
+        "/usr/local/bin/ipta-ingest --confirm",
+        &format!("{} --config {} --confirm", util::bin("ipta-ingest").display(), conf.display()),
+    );
+    let file = d.join("iptables.log");
+    let output = d.join("ingest.log");
+    let rejects = d.join("rejects.log");
+    subst(&mut text, "/var/log/iptables.log", file.to_str().unwrap());
+    subst(&mut text, "/var/log/ipta-ingest.log", output.to_str().unwrap());
+    subst(&mut text, "/var/log/ipta-rejects.log", rejects.to_str().unwrap());
+    let main = d.join("rsyslog.conf");
+    std::fs::write(
+        &main,
+        format!(
+            "global(workDirectory=\"{}\")\nmodule(load=\"imtcp\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n{text}",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(d.join("rsyslogd.out")).unwrap();
+    let child = Command::new(rsyslogd())
+        .arg("-n")
+        .arg("-f")
+        .arg(&main)
+        .arg("-i")
+        .arg(d.join("rsyslogd.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut rsyslog = Rsyslogd(child);
+    let t = Instant::now();
+    let mut tcp = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!(
+                "rsyslogd did not listen: {e}; {}",
+                std::fs::read_to_string(d.join("rsyslogd.out")).unwrap_or_default()
+            ),
+        }
+    };
+    const N: u32 = 1500;
+    let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
+    let mut buf = Vec::new();
+    for i in 0..N {
+        writeln!(
+            buf,
+            "<4>{stamp} fw1 kernel: IPT: DROP IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 \
+             SRC=198.51.100.{} DST=192.0.2.10 LEN=60 TOS=0x00 PREC=0x00 TTL=52 ID={i} DF PROTO=TCP \
+             SPT={} DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0",
+            i % 250 + 1,
+            1024 + i
+        )
+        .unwrap();
+        if i == N / 2 {
+            // A forged line: facility user, not kern. The filter must keep it out.
+            writeln!(buf, "<12>{stamp} fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=192.0.2.66 DST=192.0.2.10 LEN=60 PROTO=TCP SPT=1 DPT=2").unwrap();
+            // A kernel line that is not a firewall line.
+            writeln!(buf, "<4>{stamp} fw1 kernel: eth0: link up").unwrap();
+        }
+    }
+    tcp.write_all(&buf).unwrap();
+    tcp.flush().unwrap();
+    let rows = wait_count(s, N as u64, Duration::from_secs(30));
+    let ingest_log = || std::fs::read_to_string(&output).unwrap_or_default();
+    assert_eq!(rows, N as u64, "ipta-ingest output: {}", ingest_log());
+    drop(tcp);
+    // The file action wrote the same lines, in the format ipta-ingest read.
+    let t = Instant::now();
+    let file_lines = loop {
+        let n = std::fs::read_to_string(&file).unwrap_or_default().lines().count();
+        if n == N as usize || t.elapsed() > Duration::from_secs(10) {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(file_lines, N as usize);
+    let first = std::fs::read_to_string(&file).unwrap().lines().next().unwrap().to_string();
+    assert!(first.contains(" fw1 kernel: IPT: DROP IN=eth0"), "{first}");
+    // Stopping rsyslogd closes ipta-ingest's stdin; it exits cleanly and reports.
+    unsafe {
+        libc::kill(rsyslog.0.id() as i32, libc::SIGTERM);
+    }
+    let t = Instant::now();
+    while rsyslog.0.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(15), "rsyslogd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Instant::now();
+    while !ingest_log().contains("exiting:") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no exit report: {}", ingest_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = ingest_log();
+    assert!(out.contains(&format!("inserted {N}, duplicates 0, rejected 0")), "{out}");
+    assert_eq!(wait_count(s, N as u64, Duration::from_secs(1)), N as u64);
+}
