@@ -480,7 +480,7 @@ fn import_sink<'a>(connect: &'a Connect<'a>, policy: RetryPolicy, abort: &'a Ato
         SinkEvent::Up(t) => eprintln!("ipta: database available again after {:.1} s", t.as_secs_f64()),
         SinkEvent::Retry => {}
     };
-    Sink::new(Box::new(move || connect()), policy, Box::new(pause), Box::new(events))
+    Sink::new(Box::new(connect), policy, Box::new(pause), Box::new(events))
 }
 
 fn writer_loop(

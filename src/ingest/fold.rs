@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::DbSettings;
 use crate::ingest::Counters;
-use crate::store::{summary, StoreError};
+use crate::store::{summary, ErrorClass, StoreError};
 
 /// Rows per fold transaction: smaller than `summary::FOLD_CHUNK_ROWS`, so that ipta-ingest
 /// stays small (about 100 bytes per distinct key of a chunk are held while it is stored).
@@ -67,13 +67,28 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
                 said = false;
             }
             Err(e) => {
+                // Classed like a write (`StoreError::class`): an outage or a set-up problem is
+                // waited out (the next occasion tries again, like the writer's back-off, the
+                // committed rows stay behind in the packet table meanwhile); a fold has no row to
+                // reject. The connection is kept when the server itself answered.
                 if !said {
-                    eprintln!("ipta-ingest: updating the summary tables failed (retried later): {e}");
+                    eprintln!("ipta-ingest: {} (retried later): {e}", failure_text(&e));
                     said = true;
                 }
-                conn = None;
+                if !e.keeps_connection() {
+                    conn = None;
+                }
             }
         }
+    }
+}
+
+/// How a failed fold is logged, by the error's class.
+fn failure_text(e: &StoreError) -> &'static str {
+    match e.class() {
+        ErrorClass::Setup => "cannot update the summary tables: the database is not set up for it",
+        ErrorClass::Outage => "updating the summary tables failed: database unavailable",
+        ErrorClass::Row => "updating the summary tables failed",
     }
 }
 
@@ -89,5 +104,12 @@ mod tests {
         assert!(due(100, 100, 0, s), "quiet for a poll");
         assert!(!due(200, 100, 0, s), "rows still coming");
         assert!(due(200, 100, 0, MAX_LAG), "rows still coming, but the last fold is old");
+    }
+
+    #[test]
+    fn fold_failures_are_told_by_class() {
+        let read_only = StoreError::Server { code: 1290, message: "read-only".into() };
+        assert!(failure_text(&read_only).ends_with("database unavailable"));
+        assert!(failure_text(&StoreError::AccessDenied("no".into())).contains("not set up"));
     }
 }

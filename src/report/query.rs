@@ -653,6 +653,24 @@ pub fn columns_of(m: Module) -> Vec<Col> {
     }
 }
 
+/// `summary::fold`, sent again twice (after 0.1 and 0.2 s) when the server answered with an
+/// outage on a connection still in step: a deadlock or lock wait with ipta-ingest's folder or
+/// a writer rolls the fold back, and it usually goes through at once. A report does not wait
+/// longer than that: anything else is returned, classed by `StoreError::class`.
+fn fold_briefly_retrying(conn: &mut mysql::Conn, table: &str) -> Result<summary::FoldStats, crate::store::StoreError> {
+    let mut delay = std::time::Duration::from_millis(100);
+    for _ in 0..2 {
+        match summary::fold(conn, table) {
+            Err(e) if e.class() == crate::store::ErrorClass::Outage && e.keeps_connection() => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            r => return r,
+        }
+    }
+    summary::fold(conn, table)
+}
+
 /// Whether the packet table exists.
 fn table_exists(conn: &mut mysql::Conn, table: &str) -> Result<bool, ReportError> {
     let n: Option<u64> = conn.exec_first(
@@ -691,8 +709,11 @@ pub fn analyze_with(
     let have = path == Path::Auto
         && unfiltered
         && summary::present(conn, table)?
-        && match summary::fold(conn, table) {
+        && match fold_briefly_retrying(conn, table) {
             Ok(_) => true,
+            // An outage (read-only, full, killed, lost) is a database error of the report, as
+            // for any query; only a fold ipta may not do (set-up: no privilege) falls back.
+            Err(e) if e.class() != crate::store::ErrorClass::Setup => return Err(e.into()),
             Err(e) => {
                 rep.summary_note = Some(format!("cannot update the summary tables ({e}); analyzing the packet table directly"));
                 false

@@ -12,6 +12,7 @@
 mod ingest_support;
 mod util;
 
+mod analyze_fold_outage;
 mod analyze_modules;
 mod analyze_prompt;
 mod cli_tables;
@@ -38,6 +39,7 @@ mod parse_time;
 mod retention;
 mod scan_run;
 mod store_fallback;
+mod store_sink;
 mod store_smoke;
 mod store_writer;
 mod tls;
