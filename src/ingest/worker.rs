@@ -266,22 +266,31 @@ impl Worker {
         // first batch retries.
         self.sink.connect_now();
         // Blocks in recv while idle: no polling, no CPU.
+        // Once a batch is given up (shutdown while the database is unavailable), `done` stays
+        // before it for good: "done" means committed or rejected, and confirmations rest on it.
+        let mut gave_up = false;
         while let Ok(mut job) = self.rx.recv() {
-            let rows = self.write_job(&job.batch);
-            self.progress.rows_done.fetch_add(rows, Ordering::SeqCst);
+            match self.write_job(&job.batch) {
+                Some(rows) => {
+                    self.progress.rows_done.fetch_add(rows, Ordering::SeqCst);
+                }
+                None => gave_up = true,
+            }
             job.batch.clear();
             let _ = self.free_tx.try_send(job.batch);
-            let mut d = self.progress.done.lock().unwrap();
-            *d = job.seq;
-            self.progress.cv.notify_all();
+            if !gave_up {
+                let mut d = self.progress.done.lock().unwrap();
+                *d = job.seq;
+                self.progress.cv.notify_all();
+            }
         }
     }
 
     /// Writes one batch, retrying until it is committed or the process stops. Returns the
-    /// rows dealt with (written, found present or rejected); 0 when given up.
-    fn write_job(&mut self, batch: &RecordBatch) -> u64 {
+    /// rows dealt with (written, found present or rejected), or None when given up.
+    fn write_job(&mut self, batch: &RecordBatch) -> Option<u64> {
         if batch.is_empty() {
-            return 0;
+            return Some(0);
         }
         match self.sink.write(batch) {
             Ok(w) => {
@@ -292,15 +301,15 @@ impl Worker {
                 for (i, e) in &w.refused {
                     self.reject_row(batch, *i, &e.to_string());
                 }
-                batch.len() as u64
+                Some(batch.len() as u64)
             }
             // Shutting down while the database was unavailable: the rows stay unwritten and
             // unconfirmed (counted by `Pipeline::finish`).
-            Err(SinkError::Stopped) => 0,
-            // Not reached with this policy (it waits for everything); said all the same.
+            Err(SinkError::Stopped) => None,
+            // Not reached with this policy (it waits for everything); never confirmed either.
             Err(SinkError::Store(e)) => {
                 eprintln!("ipta-ingest: a batch could not be written: {e}");
-                0
+                None
             }
         }
     }
@@ -394,5 +403,24 @@ mod tests {
         let t = Instant::now();
         assert_eq!(p.finish(Duration::from_millis(100)), 1);
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_batch_given_up_is_never_reported_done() {
+        let fake = Fake::default();
+        fake.down.store(true, Ordering::SeqCst);
+        let c = Arc::new(Counters::default());
+        let mut p = Pipeline::start(fake.connector(), fast(), c.clone(), None);
+        p.submit(Some(batch(&[1], "DROP")), Duration::from_secs(1));
+        p.submit(Some(batch(&[2], "DROP")), Duration::from_secs(1));
+        // Shutdown while down: the worker gives both batches up.
+        p.tx = None;
+        p.stop.store(true, Ordering::SeqCst);
+        drop(p.stop_tx.take());
+        if let Some(t) = p.thread.take() {
+            t.join().unwrap();
+        }
+        assert_eq!(p.done(), 0, "nothing given up may count as done (confirmations rest on it)");
+        assert!(!p.wait_done(1, Duration::from_millis(50)));
     }
 }
