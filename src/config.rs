@@ -231,6 +231,36 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
+impl Settings {
+    /// Which lines are ipta's, read the same way by `ipta` and `ipta-ingest`: the presets of
+    /// `--rules` (`presets`), else the config key `rules`; the pattern of `--rule-regex`
+    /// (`regex`), else the config key `rule_regex`. The error names the unknown preset.
+    pub fn action_rules(&self, presets: &[String], regex: Option<&str>) -> Result<crate::parse::ActionRules, String> {
+        let mut r = crate::parse::ActionRules::default();
+        let from_file: Vec<String> = self
+            .values
+            .get("rules")
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        for p in if presets.is_empty() { &from_file } else { presets } {
+            match p.trim().to_ascii_lowercase().as_str() {
+                "ufw" => r.ufw = true,
+                "shorewall" => r.shorewall = true,
+                "any" => r.any = true,
+                "ipt" | "default" | "" => {}
+                other => return Err(format!("unknown preset {other:?} in rules (known: ufw, shorewall, any)")),
+            }
+        }
+        r.regex = regex.map(str::to_string).or_else(|| self.values.get("rule_regex").cloned());
+        Ok(r)
+    }
+
+    /// The zone of stamps without one: `--tz` (`flag`), else the config key `tz`.
+    pub fn time_zone(&self, flag: Option<&str>) -> Option<String> {
+        flag.map(str::to_string).or_else(|| self.values.get("tz").cloned())
+    }
+}
+
 /// What `load_from` reads from outside: tests replace each part.
 pub struct Context<'a> {
     pub home: Option<PathBuf>,

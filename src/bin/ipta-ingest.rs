@@ -97,13 +97,15 @@ fn run(a: Args) -> Result<i32> {
         None => None,
     };
     let db = settings.db.clone();
+    // Which lines are ipta's and their zone: the same settings, read the same way, as
+    // `ipta --import` (config keys rules, rule_regex, tz).
     let parser = Parser::new(ParseOptions {
         reference: Timestamp(chrono::Utc::now().timestamp_micros()),
         year: None,
-        tz: None,
-        rules: Default::default(),
+        tz: settings.time_zone(None),
+        rules: settings.action_rules(&[], None).map_err(|e| anyhow::anyhow!("config key {e}"))?,
     })
-    .map_err(|e| anyhow::anyhow!("parser: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("config keys rules/rule_regex/tz: {e}"))?;
     let signals = Signals::install().context("installing signal handlers")?;
     let counters = Arc::new(Counters::default());
     let rejects = match &a.rejects {

@@ -376,7 +376,7 @@ mod steps {
     /// Checks what can be checked before anything runs (so `ipta -c -i FILE -a --since x`
     /// does not clear and then fail on a typo).
     pub fn validate(cli: &Cli) -> Result<()> {
-        rules(cli, None)?;
+        rules(cli, &ipta::config::Settings::default())?;
         for t in [&cli.since, &cli.until].into_iter().flatten() {
             report::parse_time_arg(t, now()).map_err(|e| UsageError(format!("--since/--until {t:?}: {e}")))?;
         }
@@ -392,33 +392,10 @@ mod steps {
         Ok(())
     }
 
-    /// The action rules: `--rules`/`--rule-regex`, else the config keys `rules`/`rule_regex`.
-    fn rules(cli: &Cli, values: Option<&std::collections::BTreeMap<String, String>>) -> Result<ActionRules> {
-        let mut r = ActionRules::default();
-        let from_file: Vec<String> = values
-            .and_then(|v| v.get("rules"))
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-            .unwrap_or_default();
-        let presets = if cli.rules.is_empty() { &from_file } else { &cli.rules };
-        for p in presets {
-            match p.trim().to_ascii_lowercase().as_str() {
-                "ufw" => r.ufw = true,
-                "shorewall" => r.shorewall = true,
-                "any" => r.any = true,
-                "ipt" | "default" | "" => {}
-                other => {
-                    return Err(UsageError(format!(
-                        "--rules: unknown preset {other:?} (known: ufw, shorewall, any)"
-                    ))
-                    .into())
-                }
-            }
-        }
-        r.regex = cli
-            .rule_regex
-            .clone()
-            .or_else(|| values.and_then(|v| v.get("rule_regex").cloned()));
-        Ok(r)
+    /// The action rules: `--rules`/`--rule-regex`, else the config keys (`Settings::action_rules`,
+    /// the reading ipta-ingest shares).
+    fn rules(cli: &Cli, settings: &ipta::config::Settings) -> Result<ActionRules> {
+        settings.action_rules(&cli.rules, cli.rule_regex.as_deref()).map_err(|e| UsageError(format!("--rules: {e}")).into())
     }
 
     fn value<'a>(ctx: &'a Ctx, key: &str) -> Option<&'a str> {
@@ -429,8 +406,8 @@ mod steps {
         Ok(ParseOptions {
             reference,
             year: ctx.cli.year,
-            tz: ctx.cli.tz.clone().or_else(|| value(ctx, "tz").map(str::to_string)),
-            rules: rules(&ctx.cli, Some(&ctx.settings.values))?,
+            tz: ctx.settings.time_zone(ctx.cli.tz.as_deref()),
+            rules: rules(&ctx.cli, &ctx.settings)?,
         })
     }
 

@@ -25,6 +25,7 @@ mod ingest_db;
 mod ingest_hostile;
 mod ingest_outage;
 mod ingest_relay;
+mod ingest_rules;
 mod ingest_rsyslog;
 mod ingest_senders;
 mod install;
