@@ -29,12 +29,14 @@ pub struct ScanOptions {
 }
 
 /// What a scan saw.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScanSummary {
     pub lines: u64,
     pub packets: u64,
     pub not_ours: u64,
     pub rejected: u64,
+    /// The firewall lines among `not_ours`, by prefix (another firewall's lines).
+    pub skipped: crate::parse::skipped::SkippedPrefixes,
 }
 
 /// Output is written when this much has gathered (and at the end).
@@ -84,7 +86,12 @@ pub fn run(input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write, op
                     obuf.clear();
                 }
             }
-            Outcome::NotOurs => sum.not_ours += 1,
+            Outcome::NotOurs => {
+                sum.not_ours += 1;
+                if let Some(p) = parser.other_prefix(&line) {
+                    sum.skipped.add(p);
+                }
+            }
             Outcome::Rejected(rej) => {
                 sum.rejected += 1;
                 // Keep stdout and stderr in order for a person watching both.

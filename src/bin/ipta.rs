@@ -438,6 +438,9 @@ mod steps {
             "ipta: scanned {} lines: {} packets, {} not ipta's, {} rejected",
             summary.lines, summary.packets, summary.not_ours, summary.rejected
         );
+        if let Some(hint) = summary.skipped.describe() {
+            eprintln!("ipta: {hint}");
+        }
         Ok(())
     }
 

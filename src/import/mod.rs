@@ -265,6 +265,7 @@ fn merge_read(into: &mut FileSummary, read: FileSummary) {
     into.lines = read.lines;
     into.packets = read.packets;
     into.not_ours = read.not_ours;
+    into.skipped = read.skipped;
     into.failures.extend(read.failures);
     // The writers' entries (rows the database refused) may be there already; the reader's
     // come first, as they are the usual ones.
@@ -433,7 +434,12 @@ impl Reader<'_> {
                                 chunk = self.take(file)?;
                             }
                         }
-                        Outcome::NotOurs => fs.not_ours += 1,
+                        Outcome::NotOurs => {
+                            fs.not_ours += 1;
+                            if let Some(p) = parser.other_prefix(&line) {
+                                fs.skipped.add(p);
+                            }
+                        }
                         Outcome::Rejected(rj) => fs.reject(Some(rj.kind), rj.reason, n),
                     }
                 }

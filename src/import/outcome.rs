@@ -1,6 +1,7 @@
 //! What an import did, per file and in total, and its printed form (the summary that ends
 //! every `ipta --import`).
 
+use crate::parse::skipped::SkippedPrefixes;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub struct FileSummary {
     pub added: u64,
     pub already_present: u64,
     pub not_ours: u64,
+    /// The firewall lines among `not_ours`, by prefix (another firewall's lines: UFW,
+    /// firewalld...), for the hint at the end of the summary.
+    pub skipped: SkippedPrefixes,
     pub rejected: Vec<Rejections>,
     /// What went wrong with the file itself (cannot open, corrupt gzip, read error). The lines
     /// before the failure are imported.
@@ -169,7 +173,20 @@ impl ImportSummary {
                 0 => String::new(),
                 n => format!(", {n} file{} FAILED", if n == 1 { "" } else { "s" }),
             }
-        )
+        )?;
+        if let Some(hint) = self.skipped().describe() {
+            writeln!(w, "  {hint}")?;
+        }
+        Ok(())
+    }
+
+    /// The skipped firewall lines of all files.
+    pub fn skipped(&self) -> SkippedPrefixes {
+        let mut all = SkippedPrefixes::default();
+        for f in &self.files {
+            all.merge(&f.skipped);
+        }
+        all
     }
 }
 

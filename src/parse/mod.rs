@@ -8,6 +8,7 @@
 pub mod header;
 pub mod netfilter;
 pub mod rules;
+pub mod skipped;
 pub mod time;
 
 use crate::record::{Record, Timestamp};
@@ -112,6 +113,22 @@ impl Parser {
     pub fn set_reference(&mut self, reference: Timestamp) {
         self.opts.reference = reference;
         self.clock.set_reference(reference.secs());
+    }
+
+    /// For a line [`Parser::parse`] found not to be ipta's: its log prefix (the message up to
+    /// the netfilter fields, trimmed) when it is a firewall line all the same, None otherwise.
+    /// For the summaries of skipped lines (`skipped`); no allocation.
+    pub fn other_prefix<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        if line.len() > MAX_LINE {
+            return None;
+        }
+        let a = self.find_anchor(line)?;
+        let h = header::parse(line, Some(a));
+        // Lines the rules do claim (an ARP packet under ipta's prefix) are not "other".
+        if a < h.msg_start || a > h.msg_end || self.rules.claims(line, h.msg_start, a) {
+            return None;
+        }
+        Some(line[h.msg_start..a].trim_ascii())
     }
 
     /// Where the netfilter fields start: the first `IN=<word> ` followed by `OUT=`, `MAC=`,

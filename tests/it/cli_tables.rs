@@ -361,3 +361,24 @@ fn module_all_and_scan_threshold() {
     assert_eq!(scans(&json(&["--module", "scans"])), 0);
     assert_eq!(scans(&json(&["--module", "scans", "--scan-threshold", "3"])), 1);
 }
+
+/// A new user imports UFW's log: nothing is stored under the default rules, and the summary
+/// says that these are firewall lines of another kind and which option reads them; with that
+/// option the same file is stored. The exit status does not change.
+#[test]
+fn import_of_another_firewalls_lines_names_the_option_that_reads_them() {
+    let (db, home) = db_with_logs("cli_skipped");
+    let log = home.path().join("ufw.log");
+    let line = "Nov  5 06:35:08 fw1 kernel: [ 12.5] [UFW BLOCK] IN=eth0 OUT= SRC=198.51.100.1 DST=192.0.2.1 LEN=40 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=445 WINDOW=512 RES=0x00 SYN URGP=0\n";
+    std::fs::write(&log, line.repeat(3)).unwrap();
+    let out = ipta_db(&db, home.path()).arg("-i").arg(&log).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("3 firewall lines with other prefixes were skipped ([UFW BLOCK] 3): add --rules ufw"),
+        "{stdout}"
+    );
+    let out = ipta_db(&db, home.path()).args(["--rules", "ufw", "-i"]).arg(&log).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("rows added 3") && !stdout.contains("skipped"), "{stdout}");
+}

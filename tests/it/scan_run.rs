@@ -35,7 +35,8 @@ fn scan(input: &[u8], format: ScanFormat) -> (String, String, ScanSummary) {
 #[test]
 fn json_lines_with_record_keys() {
     let (out, err, sum) = scan(INPUT, ScanFormat::Json);
-    assert_eq!(sum, ScanSummary { lines: 6, packets: 3, not_ours: 2, rejected: 1 });
+    // The two lines that are not ipta's are no firewall lines: nothing to hint at.
+    assert_eq!(sum, ScanSummary { lines: 6, packets: 3, not_ours: 2, rejected: 1, skipped: Default::default() });
     assert_eq!(err, "line 3: SRC= is not an IP address\n");
     let objs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(objs.len(), 3);
@@ -124,4 +125,36 @@ fn bad_zone_is_an_error() {
     let e = run(&mut io::BufReader::new(&b""[..]), &mut Vec::new(), &mut Vec::new(), &o).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("Mars/Olympus"));
+}
+
+/// Firewall lines of another kind (UFW, firewalld) are counted by prefix, and the summary line
+/// names the option that reads them; ipta's own lines and other programs' lines are not.
+#[test]
+fn firewall_lines_of_another_kind_are_named_with_the_option_that_reads_them() {
+    let ufw = "Nov  5 06:35:08 fw1 kernel: [ 12.5] [UFW BLOCK] IN=eth0 OUT= MAC=00:01:02:03:04:05:06:07:08:09:0a:0b:08:00 SRC=198.51.100.1 DST=192.0.2.1 LEN=40 TOS=0x00 PREC=0x00 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=445 WINDOW=512 RES=0x00 SYN URGP=0";
+    let allow = ufw.replace("[UFW BLOCK]", "[UFW ALLOW]");
+    let fwd = "Nov  5 06:35:09 fw1 kernel: filter_IN_public_REJECT: IN=eth0 OUT= SRC=198.51.100.2 DST=192.0.2.1 LEN=40 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=23 WINDOW=512 RES=0x00 SYN URGP=0";
+    let mut input = String::new();
+    for _ in 0..3 {
+        input.push_str(ufw);
+        input.push('\n');
+    }
+    input.push_str(&allow);
+    input.push('\n');
+    input.push_str("Nov  5 06:35:09 fw1 sshd[1]: Accepted password for root\n");
+    let (_, _, sum) = scan(input.as_bytes(), ScanFormat::Text);
+    assert_eq!((sum.packets, sum.not_ours, sum.skipped.total()), (0, 5, 4));
+    assert_eq!(
+        sum.skipped.describe().unwrap(),
+        "4 firewall lines with other prefixes were skipped ([UFW BLOCK] 3, [UFW ALLOW] 1): add --rules ufw (or rules = ufw in /etc/ipta.conf)"
+    );
+    let (_, _, sum) = scan(format!("{fwd}\n").as_bytes(), ScanFormat::Text);
+    let d = sum.skipped.describe().unwrap();
+    assert!(d.contains("(filter_IN_public_REJECT: 1)") && d.contains("--rules any"), "{d}");
+    // With the rule that reads them, nothing is skipped.
+    let mut o = opts(ScanFormat::Text);
+    o.parse.rules.ufw = true;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let sum = run(&mut io::BufReader::new(input.as_bytes()), &mut out, &mut err, &o).unwrap();
+    assert_eq!((sum.packets, sum.skipped.total()), (4, 0));
 }
