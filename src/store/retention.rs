@@ -221,7 +221,7 @@ fn is_lock_conflict(e: &mysql::Error) -> bool {
     matches!(e, mysql::Error::MySqlError(m) if m.code == 1213 || m.code == 1205)
 }
 
-/// Parses a retention age: a positive whole number and a unit, `90m`, `12h`, `30d`, `2w`
+/// Parses a retention age: a positive whole number and a unit, `90min`, `12h`, `30d`, `2w`
 /// (minutes, hours, days, weeks; `s` seconds is accepted too). Months and years are not
 /// offered because their length varies: write `30d` or `365d`.
 pub fn parse_age(s: &str) -> Result<Duration, String> {
@@ -238,18 +238,25 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid age {s:?}: number too large"))?;
     let unit_secs: u64 = match unit.trim() {
         "s" => 1,
-        "m" | "min" => 60,
+        // `m` alone could mean minutes or months: refused with a hint (`min` is minutes).
+        "m" => {
+            return Err(format!(
+                "invalid age {s:?}: `m` could mean minutes or months; write {num}min for minutes, \
+                 or days for months (180d)"
+            ))
+        }
+        "min" => 60,
         "h" => 3_600,
         "d" => 86_400,
         "w" => 7 * 86_400,
         "" => {
             return Err(format!(
-                "invalid age {s:?}: add a unit (m, h, d or w), like 30d"
+                "invalid age {s:?}: add a unit (min, h, d or w), like 30d"
             ))
         }
         u => {
             return Err(format!(
-                "invalid age {s:?}: unknown unit {u:?} (use m, h, d or w)"
+                "invalid age {s:?}: unknown unit {u:?} (use min, h, d or w)"
             ))
         }
     };
@@ -280,7 +287,9 @@ mod tests {
     fn ages_parse() {
         assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
-        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_age("90min"), Ok(Duration::from_secs(90 * 60)));
+        let e = parse_age("6m").unwrap_err();
+        assert!(e.contains("minutes or months") && e.contains("6min"), "{e}");
         assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_age(" 45s "), Ok(Duration::from_secs(45)));
     }

@@ -162,6 +162,14 @@ pub fn ensure_table(conn: &mut mysql::Conn, table: &str) -> Result<TableStatus, 
     validate_identifier(table)?;
     match table_version(conn, table)? {
         None => {
+            // The summary tables of `--analyze` are named after the packet table plus a
+            // suffix: a name with no room left for them is refused before anything exists.
+            if table.len() > crate::store::summary::MAX_TABLE_LEN {
+                return Err(StoreError::BadIdentifier {
+                    name: table.to_string(),
+                    why: "longer than 55 characters, leaving no room for the summary tables (`<table>__sinport`)",
+                });
+            }
             conn.query_drop(create_table_sql(table))
                 .map_err(|e| map_err(e, table))?;
             // Another process may have created it between the two statements: same outcome.

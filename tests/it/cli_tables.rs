@@ -382,3 +382,23 @@ fn import_of_another_firewalls_lines_names_the_option_that_reads_them() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("rows added 3") && !stdout.contains("skipped"), "{stdout}");
 }
+
+/// A packet table must leave room in its name for the summary tables' suffixes (64 characters
+/// at most per name): `-ct` refuses a longer one before anything is created.
+#[test]
+fn create_table_refuses_a_name_without_room_for_the_summaries() {
+    let (db, home) = db_with_logs("cli_longname");
+    let long = "t".repeat(56);
+    let out = ipta_db(&db, home.path()).args(["-ct", &long]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no room for the summary tables"), "{err}");
+    let n: u64 = db
+        .conn()
+        .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (&db.settings.database, &long))
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 0);
+    let ok = "t".repeat(55);
+    assert!(ipta_db(&db, home.path()).args(["-ct", &ok]).output().unwrap().status.success());
+}
