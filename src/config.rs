@@ -216,6 +216,8 @@ pub enum ConfigError {
     Prompt(std::io::Error),
     #[error("no home directory (HOME is not set); use --config FILE")]
     NoHome,
+    #[error("refusing config file {path}: {why}")]
+    Unsafe { path: PathBuf, why: String },
 }
 
 /// Everything the configuration sources said.
@@ -335,7 +337,8 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String, usize)
             return Err(ConfigError::Syntax {
                 path: path.to_path_buf(),
                 line: i + 1,
-                why: format!("expected `key = value`, found {line:?}"),
+                // The line itself is not shown: it may be a password.
+                why: "expected `key = value` (the line is not shown: it may hold a password)".into(),
             });
         };
         let key = normalise_key(k);
@@ -480,7 +483,13 @@ fn user_file(args: &DbArgs, ctx: &Context<'_>) -> Option<(PathBuf, bool)> {
 /// Loads the settings from the given context (see [`load`]).
 pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    read_file(&ctx.system_file, &mut s, false, true)?;
+    // An unreadable system file (another user's mode, a broken mount) costs its settings and
+    // one warning, never the command: `--scan` and `--follow FILE` need none of it, and a
+    // command that does reports what is missing. An explicit `--config FILE` still must be
+    // readable.
+    if let Err(ConfigError::Read { path, err }) = read_file(&ctx.system_file, &mut s, false, true) {
+        s.warnings.push(format!("cannot read {} ({err}): its settings are not used", path.display()));
+    }
     if let Some((path, required)) = user_file(args, ctx) {
         read_file(&path, &mut s, required, false)?;
     }
@@ -573,6 +582,36 @@ fn db_lines(db: &DbSettings) -> Vec<(&'static str, String)> {
     v
 }
 
+/// Refuses a settings file that a user other than its owner may write (group or world
+/// write bit), or that is owned by neither root nor the user running the program.
+pub fn check_not_writable_by_others(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|err| ConfigError::Read { path: path.to_path_buf(), err })?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let why = if m.mode() & 0o022 != 0 {
+        format!("others can write it (mode {:o}); run: chmod go-w {}", m.mode() & 0o777, path.display())
+    } else if m.uid() != 0 && m.uid() != me {
+        format!("it belongs to uid {}, neither root nor this user", m.uid())
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Unsafe { path: path.to_path_buf(), why })
+}
+
+/// A value as `parse_file` reads it back: quoted when it has surrounding white space, starts
+/// or ends with a quote, or is empty (the reader takes off one pair of quotes, nothing else).
+fn quoted_if_needed(v: &str) -> String {
+    let needs = v.is_empty()
+        || v.trim() != v
+        || v.starts_with(['"', '\'']) || v.ends_with(['"', '\'']);
+    if needs {
+        format!("\"{v}\"")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Writes the database settings into the user file (`path`, normally `~/.ipta-conf`) with mode
 /// 0600, atomically (temporary file + rename). Lines of other keys and comments are kept;
 /// database keys (and their aliases) are replaced.
@@ -603,7 +642,7 @@ pub fn save_db(path: &Path, db: &DbSettings) -> Result<(), ConfigError> {
         }
     }
     for (k, v) in db_lines(db) {
-        out.push_str(&format!("{k} = {v}\n"));
+        out.push_str(&format!("{k} = {}\n", quoted_if_needed(&v)));
     }
     let dir = path
         .parent()
@@ -613,23 +652,31 @@ pub fn save_db(path: &Path, db: &DbSettings) -> Result<(), ConfigError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
+    // The temporary file is created new (never an existing file, never through a symlink an
+    // attacker placed in the directory), mode 0600 from the start.
+    let open_tmp = || -> std::io::Result<(PathBuf, std::fs::File)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for attempt in 0..16u32 {
+            let tmp = dir.join(format!(".{name}.tmp{}.{nanos}.{attempt}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+            {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name free")))
+    };
+    let (tmp, mut f) = open_tmp().map_err(werr)?;
+    let mut write = || -> std::io::Result<()> {
         use std::io::Write;
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp)?;
-        // The mode applies only to a new file; a stale temporary file is tightened too.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
         f.write_all(out.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -850,5 +897,52 @@ mod tests {
         assert!(s.warnings.is_empty());
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_system_file_is_one_warning_and_an_explicit_one_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        // A directory where the file should be: unreadable as a file, for root too.
+        let sys = d.path().join("ipta.conf");
+        std::fs::create_dir(&sys).unwrap();
+        let no_env = |_: &str| None;
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("cannot read") && s.warnings[0].contains("not used"), "{:?}", s.warnings);
+        let args = DbArgs { config: Some(sys.clone()), ..Default::default() };
+        assert!(matches!(load_from(&args, &ctx_with(d.path(), &d.path().join("none"), &no_env)), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn a_syntax_error_never_shows_the_line() {
+        let e = parse_file(Path::new("/etc/ipta.conf"), "db_user = ipta\nS3cretPassw0rd\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/ipta.conf:2") && !e.contains("S3cret"), "{e}");
+    }
+
+    #[test]
+    fn values_with_quotes_or_spaces_survive_a_save_and_a_reload() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".ipta-conf");
+        for pw in ["  spaced  ", "\"quoted\"", "'single'", "mid\"dle", "x\"", " # not a comment"] {
+            let db = DbSettings { password: pw.into(), ..Default::default() };
+            save_db(&p, &db).unwrap();
+            let no_env = |_: &str| None;
+            let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
+            assert_eq!(s.db.password, pw, "{}", std::fs::read_to_string(&p).unwrap());
+        }
+    }
+
+    #[test]
+    fn save_never_writes_through_a_planted_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".ipta-conf");
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        // Whatever temporary name an attacker guesses, the file is created new (O_EXCL,
+        // O_NOFOLLOW): plant links under the old fixed name and under this process's prefix.
+        std::os::unix::fs::symlink(&victim, d.path().join(format!(".ipta-conf.tmp{}", std::process::id()))).unwrap();
+        save_db(&p, &DbSettings { password: "pw".into(), ..Default::default() }).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(std::fs::read_to_string(&p).unwrap().contains("db_pass = pw"));
     }
 }

@@ -36,6 +36,11 @@ fn settings(a: &Args) -> Result<Settings> {
     for w in &s.warnings {
         eprintln!("ipta-ingest: warning: {w}");
     }
+    // ipta-ingest may run as root (rsyslog's omprog): settings that another user can change
+    // would let that user choose its database, its rules or its follow directory.
+    for f in &s.files {
+        ipta::config::check_not_writable_by_others(f)?;
+    }
     ipta::store::validate_identifier(&s.db.table).context("--db-table")?;
     ipta::store::validate_identifier(&s.db.database).context("--db-name")?;
     Ok(s)

@@ -97,3 +97,36 @@ fn an_unknown_rules_preset_in_the_config_stops_ingest_with_a_clear_message() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("\"nosuch\""), "{err}");
 }
+
+/// ipta-ingest may run as root: a config file that others can write is refused (exit 2, the
+/// reason and the fix on stderr), and an unreadable /etc/ipta.conf costs one warning, not the
+/// run of `ipta --scan`.
+#[test]
+fn a_config_file_others_can_write_is_refused_by_ingest() {
+    let db = TestDb::new("ingest_conf_mode");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ipta.conf");
+    std::fs::write(&conf, "rules = ufw\n").unwrap();
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let ing = Ingest::start(&db.settings, &["--config", conf.to_str().unwrap()]);
+    let (code, err) = ing.close(Duration::from_secs(20));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("refusing config file") && err.contains("chmod go-w"), "{err}");
+
+    // `ipta --scan` with /etc/ipta.conf unreadable (a directory in its place).
+    let sys = dir.path().join("etc-ipta.conf");
+    std::fs::create_dir(&sys).unwrap();
+    let log = dir.path().join("x.log");
+    std::fs::write(&log, format!("{UFW}\n")).unwrap();
+    let out = Command::new(util::bin("ipta"))
+        .arg("--scan")
+        .arg(&log)
+        .env("HOME", dir.path())
+        .env("IPTA_SYSTEM_CONFIG", &sys)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("cannot read").count(), 1, "{err}");
+}
