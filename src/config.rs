@@ -546,6 +546,14 @@ pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigErr
     if s.db.tls == TlsMode::Off && s.db.tls_ca.is_some() {
         s.db.tls = TlsMode::Verify;
     }
+    // Passwords and packets in clear text over a network: said once, never silently.
+    if s.db.tls == TlsMode::Off && s.db.socket.is_none() && !is_local_host(&s.db.host) {
+        s.warnings.push(format!(
+            "the connection to the database server {} is not encrypted: set db_tls = verify (and \
+             db_tls_ca to the CA that signed its certificate)",
+            s.db.host
+        ));
+    }
     Ok(s)
 }
 
@@ -580,6 +588,11 @@ fn db_lines(db: &DbSettings) -> Vec<(&'static str, String)> {
     // Empty optional values are left out rather than written as `key =`.
     v.retain(|(_, val)| !val.is_empty());
     v
+}
+
+/// Whether `host` is this machine (no network between client and server).
+fn is_local_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]") || host.starts_with("127.")
 }
 
 /// Refuses a settings file that a user other than its owner may write (group or world
@@ -757,7 +770,9 @@ mod tests {
         assert_eq!(s.values.get("rules").map(String::as_str), Some("ufw"));
         assert_eq!(s.values.get("tz").map(String::as_str), Some("UTC"));
         assert_eq!(s.files.len(), 2);
-        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        // Only the note that the remote server (a host, no TLS) is reached in clear text.
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("not encrypted"), "{:?}", s.warnings);
     }
 
     #[test]
@@ -815,9 +830,9 @@ mod tests {
         let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
         assert_eq!(s.warnings.len(), 1);
         // Without a password, a readable file is fine.
-        write(&d.path().join(".ipta-conf"), "db_host = h\n", 0o644);
+        write(&d.path().join(".ipta-conf"), "db_host = localhost\n", 0o644);
         let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
-        assert!(s.warnings.is_empty());
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 
     #[test]
@@ -894,7 +909,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.db, db);
-        assert!(s.warnings.is_empty());
+        // Only the note that the remote server `db1` is reached in clear text.
+        assert!(s.warnings.iter().all(|w| w.contains("not encrypted")), "{:?}", s.warnings);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
@@ -944,5 +960,23 @@ mod tests {
         save_db(&p, &DbSettings { password: "pw".into(), ..Default::default() }).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert!(std::fs::read_to_string(&p).unwrap().contains("db_pass = pw"));
+    }
+
+    #[test]
+    fn a_remote_server_without_tls_earns_one_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let env = |k: &str| (k == "IPTA_DB_HOST").then(|| "db.example.net".to_string());
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
+        assert_eq!(s.warnings.iter().filter(|w| w.contains("not encrypted")).count(), 1, "{:?}", s.warnings);
+        let env = |k: &str| match k {
+            "IPTA_DB_HOST" => Some("db.example.net".to_string()),
+            "IPTA_DB_TLS" => Some("verify".to_string()),
+            _ => None,
+        };
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let no_env = |_: &str| None;
+        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
+        assert!(s.warnings.is_empty(), "localhost: {:?}", s.warnings);
     }
 }

@@ -17,7 +17,9 @@ use crate::store::StoreError;
 pub fn parse_mode(s: &str) -> Result<TlsMode, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "off" | "disabled" | "no" | "false" => Ok(TlsMode::Off),
-        "required" | "require" | "on" | "yes" | "true" => Ok(TlsMode::Required),
+        // A plain "yes" to TLS means the safe kind: encrypted and checked.
+        "on" | "yes" | "true" => Ok(TlsMode::Verify),
+        "required" | "require" => Ok(TlsMode::Required),
         "verify" | "verify_identity" | "verify-identity" => Ok(TlsMode::Verify),
         _ => Err(format!(
             "invalid TLS mode {s:?}: use off, required (encrypt) or verify (encrypt and check the certificate)"
@@ -30,7 +32,12 @@ pub fn parse_mode(s: &str) -> Result<TlsMode, String> {
 /// The CA file is checked here, before any connection, so a typo in `db_tls_ca` is reported as
 /// such and not as an obscure handshake failure.
 pub fn ssl_opts(settings: &DbSettings) -> Result<Option<mysql::SslOpts>, StoreError> {
-    match settings.tls {
+    // `required` with a CA file given verifies: whoever names the CA wants it checked.
+    let mode = match settings.tls {
+        TlsMode::Required if settings.tls_ca.is_some() => TlsMode::Verify,
+        m => m,
+    };
+    match mode {
         TlsMode::Off => Ok(None),
         TlsMode::Required => Ok(Some(
             mysql::SslOpts::default()
@@ -114,8 +121,7 @@ fn tls_hint(settings: &DbSettings, err: &mysql::Error, text: &str) -> Option<Str
                 ca.display()
             ),
             None => "the server's certificate is not signed by a known CA: set db_tls_ca to the \
-                     CA certificate that signed it (or db_tls = required to encrypt without \
-                     verifying)"
+                     CA certificate that signed it"
                 .into(),
         });
     }
@@ -160,6 +166,19 @@ mod tests {
     fn off_means_no_tls() {
         let s = DbSettings::default();
         assert!(ssl_opts(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn yes_means_verify_and_a_ca_file_makes_required_verify() {
+        for v in ["on", "YES", "true"] {
+            assert_eq!(parse_mode(v), Ok(TlsMode::Verify), "{v}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let s = DbSettings { tls: TlsMode::Required, tls_ca: Some(ca), ..DbSettings::default() };
+        let o = ssl_opts(&s).unwrap().unwrap();
+        assert!(!o.accept_invalid_certs() && !o.skip_domain_validation());
     }
 
     #[test]
