@@ -154,6 +154,10 @@ pub struct Cli {
     /// Also read prefixes matching REGEX; its capture group `action` is the action
     #[arg(long = "rule-regex", value_name = "REGEX", help_heading = "Import")]
     pub rule_regex: Option<String>,
+    /// Also read lines a program wrote under a syslog tag other than the kernel's (by default
+    /// only the kernel's lines are packets: `logger "IPT: ..."` lines are refused)
+    #[arg(long = "any-tag", help_heading = "Import")]
+    pub any_tag: bool,
 
     // ---- Reports ----
     /// Report modules to show (comma-separated; default: all)

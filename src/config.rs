@@ -236,9 +236,20 @@ pub struct Settings {
 impl Settings {
     /// Which lines are ipta's, read the same way by `ipta` and `ipta-ingest`: the presets of
     /// `--rules` (`presets`), else the config key `rules`; the pattern of `--rule-regex`
-    /// (`regex`), else the config key `rule_regex`. The error names the unknown preset.
-    pub fn action_rules(&self, presets: &[String], regex: Option<&str>) -> Result<crate::parse::ActionRules, String> {
+    /// (`regex`), else the config key `rule_regex`; lines of other programs' tags with
+    /// `--any-tag` (`any_tag`) or the config key `any_tag = yes`. The error names the unknown
+    /// preset or value.
+    pub fn action_rules(&self, presets: &[String], regex: Option<&str>, any_tag: bool) -> Result<crate::parse::ActionRules, String> {
         let mut r = crate::parse::ActionRules::default();
+        r.other_tags = any_tag
+            || match self.values.get("any_tag").map(|v| v.trim().to_ascii_lowercase()) {
+                None => false,
+                Some(v) => match v.as_str() {
+                    "yes" | "true" | "on" | "1" => true,
+                    "no" | "false" | "off" | "0" => false,
+                    _ => return Err(format!("any_tag: {v:?} is not yes or no")),
+                },
+            };
         let from_file: Vec<String> = self
             .values
             .get("rules")

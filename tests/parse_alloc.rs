@@ -53,7 +53,7 @@ fn opts() -> ParseOptions {
         reference: Timestamp(1_767_300_000_000_000),
         year: None,
         tz: Some("Europe/Berlin".into()),
-        rules: ActionRules { ufw: true, shorewall: true, regex: Some("SFW2-(?P<action>[A-Z]+)".into()), any: false },
+        rules: ActionRules { ufw: true, shorewall: true, regex: Some("SFW2-(?P<action>[A-Z]+)".into()), any: false, other_tags: false },
     }
 }
 

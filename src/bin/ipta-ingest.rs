@@ -108,7 +108,7 @@ fn run(a: Args) -> Result<i32> {
         reference: Timestamp(chrono::Utc::now().timestamp_micros()),
         year: None,
         tz: settings.time_zone(None),
-        rules: settings.action_rules(&[], None).map_err(|e| anyhow::anyhow!("config key {e}"))?,
+        rules: settings.action_rules(&[], None, false).map_err(|e| anyhow::anyhow!("config key {e}"))?,
     })
     .map_err(|e| anyhow::anyhow!("config keys rules/rule_regex/tz: {e}"))?;
     let signals = Signals::install().context("installing signal handlers")?;

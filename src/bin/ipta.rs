@@ -395,7 +395,7 @@ mod steps {
     /// The action rules: `--rules`/`--rule-regex`, else the config keys (`Settings::action_rules`,
     /// the reading ipta-ingest shares).
     fn rules(cli: &Cli, settings: &ipta::config::Settings) -> Result<ActionRules> {
-        settings.action_rules(&cli.rules, cli.rule_regex.as_deref()).map_err(|e| UsageError(format!("--rules: {e}")).into())
+        settings.action_rules(&cli.rules, cli.rule_regex.as_deref(), cli.any_tag).map_err(|e| UsageError(format!("--rules: {e}")).into())
     }
 
     fn value<'a>(ctx: &'a Ctx, key: &str) -> Option<&'a str> {

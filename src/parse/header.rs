@@ -33,6 +33,8 @@ pub struct Header {
     pub repeat: u32,
     /// The repeat count was there but unreadable.
     pub bad_repeat: bool,
+    /// The header names a program other than the kernel as the line's author (`sshd[12]:`).
+    pub program_tag: bool,
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -196,6 +198,13 @@ fn is_tag(w: &[u8]) -> bool {
     false
 }
 
+/// The kernel's own tags: `kernel:`, `vmunix:`, `klogd:`, `kernel[0]:`.
+fn is_kernel_tag(w: &[u8]) -> bool {
+    let name = w.strip_suffix(b":").unwrap_or(w);
+    let prog = memchr::memchr(b'[', name).map_or(name, |i| &name[..i]);
+    matches!(prog, b"kernel" | b"vmunix" | b"klogd")
+}
+
 /// `facility.level` as some relays write before the tag (`user.info`, `kern.warning`).
 fn is_facility_level(w: &[u8]) -> bool {
     match memchr::memchr(b'.', w) {
@@ -256,6 +265,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
         i = skip_spaces(b, end);
     }
     let mut host = None;
+    let mut program_tag = false;
     // A stamp is followed by the host, unless the next word is a tag, the message prefix
     // (`DENY:`, `[UFW BLOCK]`) or the netfilter fields themselves.
     if i != stamp_start && i < limit {
@@ -278,6 +288,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
         }
         let e = word_end(b, i);
         if e <= limit && is_tag(&b[i..e]) {
+            program_tag = !is_kernel_tag(&b[i..e]);
             i = skip_spaces(b, e);
         }
     }
@@ -309,7 +320,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
             }
         }
     }
-    Header { stamp, host, msg_start: i.min(msg_end), msg_end, repeat, bad_repeat }
+    Header { stamp, host, msg_start: i.min(msg_end), msg_end, repeat, bad_repeat, program_tag }
 }
 
 fn parse_u32(b: &[u8]) -> Option<u32> {

@@ -38,6 +38,10 @@ pub struct ActionRules {
     /// Also accept lines without the `IPT:` marker (any prefix; the action is the last word of
     /// the prefix, or `LOG` when there is none).
     pub any: bool,
+    /// Also accept lines a program other than the kernel wrote (a tag such as `root:` or
+    /// `myfw[12]:` before the prefix). Off by default: `logger -p kern.warning "IPT: ..."`
+    /// lands in kern.log too, and only the kernel's lines are packets.
+    pub other_tags: bool,
 }
 
 /// Why a line that is ipta's could not be read.
@@ -84,6 +88,13 @@ pub enum Outcome<'a> {
 /// lines at about 1 KiB, so anything this long is not a netfilter line, and the cap bounds the
 /// memory a reader needs.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Whether the text before the prefix is one word ending in `:` (`root: IPT: ...`): a program's
+/// syslog tag, as `logger` writes it, that the header did not take for one.
+fn is_tag_word(before: &[u8]) -> bool {
+    let w = before.trim_ascii();
+    w.len() > 1 && w.ends_with(b":") && !w.contains(&b' ')
+}
 
 /// A per-stream parser.
 pub struct Parser {
@@ -188,6 +199,12 @@ impl Parser {
                 Err(_) => return reject(RejectKind::BadUtf8, "the action word is not valid UTF-8"),
             },
         };
+        if !self.opts.rules.other_tags && (h.program_tag || is_tag_word(&line[h.msg_start..pstart])) {
+            return reject(
+                RejectKind::BadHeader,
+                "written by a program, not by the kernel (its syslog tag is not kernel:); --any-tag reads such lines",
+            );
+        }
         if h.bad_repeat {
             return reject(RejectKind::Malformed, "`message repeated N times` has no valid count N");
         }
@@ -248,6 +265,14 @@ impl Parser {
                     }
                     None => self.clock.wall_to_utc(y, mon, day, h, mi, s),
                 };
+                // A line from the future (a wrong clock, or forged) would escape expiry and
+                // disturb de-duplication. Year-less stamps are never placed there (see `time`).
+                if secs > self.opts.reference.secs() + time::FUTURE_TOLERANCE_SECS {
+                    return Err(Reject {
+                        kind: RejectKind::BadTimestamp,
+                        reason: "dated more than a day after the time it was read (now, or the file's modification time): implausible",
+                    });
+                }
                 Timestamp(secs * 1_000_000 + i64::from(micros))
             }
         })
@@ -256,4 +281,60 @@ impl Parser {
 
 fn reject<'a>(kind: RejectKind, reason: &'static str) -> Outcome<'a> {
     Outcome::Rejected(Reject { kind, reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(line: &str, other_tags: bool) -> Result<String, RejectKind> {
+        let mut p = Parser::new(ParseOptions {
+            reference: Timestamp(1_767_300_000_000_000),
+            year: None,
+            tz: Some("UTC".into()),
+            rules: ActionRules { other_tags, ..Default::default() },
+        })
+        .unwrap();
+        match p.parse(line.as_bytes()) {
+            Outcome::Packet(r) => Ok(r.action.to_string()),
+            Outcome::Rejected(r) => Err(r.kind),
+            Outcome::NotOurs => Ok("not ours".into()),
+        }
+    }
+
+    /// Only the kernel's lines are packets: `logger -p kern.warning "IPT: ..."` writes the same
+    /// text into kern.log under the user's tag, and `--any-tag` is needed to read such lines.
+    #[test]
+    fn lines_of_other_programs_are_refused_unless_any_tag() {
+        let body = "IPT: DROP IN=eth0 OUT= SRC=198.51.100.1 DST=192.0.2.1 LEN=40 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=22 WINDOW=512 RES=0x00 SYN URGP=0";
+        for ok in [
+            format!("Dec  5 04:00:00 fw1 kernel: [ 1.5] {body}"),
+            format!("Dec  5 04:00:00 fw1 kernel[0]: {body}"),
+            format!("Dec  5 04:00:00 fw1 vmunix: {body}"),
+            format!("Dec  5 04:00:00 fw1 {body}"),
+            body.to_string(),
+            format!("[12345.678901] {body}"),
+        ] {
+            assert_eq!(parse_with(&ok, false), Ok("DROP".into()), "{ok}");
+        }
+        for forged in [
+            format!("Dec  5 04:00:00 fw1 root: {body}"),
+            format!("Dec  5 04:00:00 fw1 myfw[123]: {body}"),
+            format!("2025-12-05T04:00:00+00:00 fw1 admin: {body}"),
+        ] {
+            assert_eq!(parse_with(&forged, false), Err(RejectKind::BadHeader), "{forged}");
+            assert_eq!(parse_with(&forged, true), Ok("DROP".into()), "{forged}");
+        }
+    }
+
+    /// The reference is 2026-01-01T20:40Z: a line a day and a bit later is implausible, one
+    /// within the day is kept, and a year-less stamp is never placed after it.
+    #[test]
+    fn lines_dated_more_than_a_day_ahead_are_rejected() {
+        let body = "fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=198.51.100.1 DST=192.0.2.1 LEN=40 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=22 WINDOW=512 RES=0x00 SYN URGP=0";
+        assert_eq!(parse_with(&format!("2026-01-02T20:00:00+00:00 {body}"), false), Ok("DROP".into()));
+        assert_eq!(parse_with(&format!("2026-01-02T21:00:00+00:00 {body}"), false), Err(RejectKind::BadTimestamp));
+        assert_eq!(parse_with(&format!("2030-06-01T00:00:00+00:00 {body}"), false), Err(RejectKind::BadTimestamp));
+        assert_eq!(parse_with(&format!("Jun  1 00:00:00 {body}"), false), Ok("DROP".into()));
+    }
 }

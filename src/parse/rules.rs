@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn rules() {
-        let mut all = Rules::new(&ActionRules { ufw: true, shorewall: true, regex: None, any: false }).unwrap();
+        let mut all = Rules::new(&ActionRules { ufw: true, shorewall: true, regex: None, any: false, other_tags: false }).unwrap();
         assert_eq!(act(&mut all, "IPT: DROP "), Some("DROP".into()));
         assert_eq!(act(&mut all, "x IPT:  CBLK "), Some("CBLK".into()));
         assert_eq!(act(&mut all, "IPT:DROP "), None);

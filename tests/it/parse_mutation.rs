@@ -19,7 +19,7 @@ fn parsers() -> Vec<Parser> {
         rules: ActionRules::default(),
     };
     let all = ParseOptions {
-        rules: ActionRules { ufw: true, shorewall: true, regex: Some(r"(?P<action>[A-Z]{3,})[:\]]".into()), any: true },
+        rules: ActionRules { ufw: true, shorewall: true, regex: Some(r"(?P<action>[A-Z]{3,})[:\]]".into()), any: true, other_tags: false },
         tz: Some("UTC".into()),
         ..base.clone()
     };
