@@ -283,15 +283,7 @@ impl Display {
         if align == Align::Right {
             line.resize(line.len() + pad, b' ');
         }
-        if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            line.extend_from_slice(text.as_bytes());
-        } else {
-            let mut tmp = [0u8; 4];
-            for c in text.chars() {
-                let c = if c.is_control() { '?' } else { c };
-                line.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-            }
-        }
+        crate::units::push_printable(line, text);
         if align == Align::Left && !last {
             line.resize(line.len() + pad, b' ');
         }

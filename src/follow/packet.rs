@@ -238,6 +238,7 @@ fn packet_text(out: &mut Vec<u8>, p: &Packet) {
 ///
 /// `2015-05-04 06:35:08 zathras CBLK eth0> TCP 46.45.161.187:55844 -> 188.126.93.160:445 SYN len=40 ttl=56`
 pub fn write_text(r: &Record<'_>, out: &mut Vec<u8>) {
+    use crate::units::push_printable;
     match chrono::DateTime::from_timestamp_micros(r.ts.micros()) {
         Some(t) => {
             let t = t.with_timezone(&chrono::Local);
@@ -254,14 +255,15 @@ pub fn write_text(r: &Record<'_>, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b"????-??-?? ??:??:??"),
     }
+    // Host, action and interfaces are log text: no control character reaches a terminal.
     out.push(b' ');
-    out.extend_from_slice(r.host.unwrap_or("-").as_bytes());
+    push_printable(out, r.host.unwrap_or("-"));
     out.push(b' ');
-    out.extend_from_slice(r.action.as_bytes());
+    push_printable(out, r.action);
     out.push(b' ');
-    out.extend_from_slice(r.if_in.unwrap_or("").as_bytes());
+    push_printable(out, r.if_in.unwrap_or(""));
     out.push(b'>');
-    out.extend_from_slice(r.if_out.unwrap_or("").as_bytes());
+    push_printable(out, r.if_out.unwrap_or(""));
     out.push(b' ');
     packet_text(out, &r.pkt);
     if let Some(inner) = &r.inner {

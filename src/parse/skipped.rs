@@ -68,7 +68,7 @@ impl SkippedPrefixes {
         let mut top: Vec<(&[u8], u64)> = self.counts.iter().map(|(p, n)| (&p[..], *n)).collect();
         top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         let shown: Vec<String> =
-            top.iter().take(3).map(|(p, n)| format!("{} {}", printable(p), thousands(*n))).collect();
+            top.iter().take(3).map(|(p, n)| format!("{} {}", printable(p), crate::units::group_digits(*n))).collect();
         let more = if top.len() > 3 || self.others > 0 { ", ..." } else { "" };
         let has = |word: &str| top.iter().any(|(p, _)| contains_ignore_case(p, word.as_bytes()));
         let hint = if has("UFW") {
@@ -82,7 +82,7 @@ impl SkippedPrefixes {
         };
         Some(format!(
             "{} firewall line{} with other prefixes {} skipped ({}{}): {}",
-            thousands(self.total),
+            crate::units::group_digits(self.total),
             if self.total == 1 { "" } else { "s" },
             if self.total == 1 { "was" } else { "were" },
             shown.join(", "),
@@ -96,18 +96,6 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// The prefix as text, empty shown as `(none)`, control characters and bytes that are not
 /// UTF-8 escaped (log text is untrusted on a terminal too).
@@ -167,6 +155,5 @@ mod tests {
         t.merge(&s);
         t.merge(&s);
         assert_eq!(t.total(), 2000);
-        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -61,18 +61,7 @@ fn cell_text(c: &Cell, rep: &Report) -> String {
     }
 }
 
-/// `1234567` as `1,234,567`.
-pub fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use crate::units::group_digits;
 
 fn header_line(rep: &Report) -> String {
     let mut s = format!("ipta analysis of `{}`: {} packets", rep.table, group_digits(rep.packets));
@@ -87,7 +76,7 @@ fn header_line(rep: &Report) -> String {
 
 /// Tables, one per module, each under its title.
 pub fn table(rep: &Report, out: &mut dyn Write, tty: bool) -> std::io::Result<()> {
-    writeln!(out, "{}", header_line(rep))?;
+    writeln!(out, "{}", crate::units::printable(&header_line(rep)))?;
     if rep.packets == 0 {
         if rep.filters.is_empty() {
             writeln!(out, "The table is empty: no packets to analyze.")?;
@@ -114,7 +103,8 @@ pub fn table(rep: &Report, out: &mut dyn Write, tty: bool) -> std::io::Result<()
         let mut t = text_table(tty);
         t.set_header(s.columns.iter().map(|c| c.header).collect::<Vec<_>>());
         for r in &s.rows {
-            t.add_row(r.iter().map(|c| cell_text(c, rep)).collect::<Vec<_>>());
+            // Log text and DNS names are untrusted: no control character reaches a terminal.
+            t.add_row(r.iter().map(|c| crate::units::printable(&cell_text(c, rep)).into_owned()).collect::<Vec<_>>());
         }
         if let Some(first) = s.rows.first() {
             for (i, c) in first.iter().enumerate() {
@@ -141,7 +131,7 @@ fn timeline_chart(tl: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
         .enumerate()
         .map(|(i, a)| {
             if i < MARKS.len() - 1 {
-                format!("{} {a}", MARKS[i])
+                format!("{} {}", MARKS[i], crate::units::printable(a))
             } else if i == MARKS.len() - 1 {
                 ". other".to_string()
             } else {

@@ -670,3 +670,16 @@ fn a_writer_notices_summaries_created_between_its_batches() {
     assert_same(&fast, &raw);
     assert_eq!(fast.packets, 2 * 17);
 }
+
+/// Host names, actions and interfaces are log text: the report's tables show `?` for each
+/// control character, so a forged line cannot drive the terminal of whoever reads the report.
+#[test]
+fn report_tables_strip_control_characters() {
+    let evil = [s(0, "fw\x1b]0;pwned\x07", "DR\x1b[2JOP", "eth\x1b[31m0", "", "203.0.113.5", "198.51.100.1", Proto::Tcp, Some(22), 1)];
+    let (_db, mut c) = setup("an_ctrl", &evil);
+    let mut out = Vec::new();
+    report::run(&mut c, "logs", &AnalyzeOptions { format: Format::Table, ..opts() }, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.bytes().any(|b| b == 0x1b || b == 0x07), "{text:?}");
+    assert!(text.contains("DR?[2JOP"), "{text}");
+}

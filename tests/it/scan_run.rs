@@ -158,3 +158,14 @@ fn firewall_lines_of_another_kind_are_named_with_the_option_that_reads_them() {
     let sum = run(&mut io::BufReader::new(input.as_bytes()), &mut out, &mut err, &o).unwrap();
     assert_eq!((sum.packets, sum.skipped.total()), (4, 0));
 }
+
+/// Log text is untrusted on a terminal: a host name or interface carrying an escape sequence
+/// is printed with `?` in place of each control character.
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let line = "2026-11-05T06:35:08+00:00 fw1\x1b]0;pwned\x07 kernel: IPT: DROP IN=eth\x1b[2J0 OUT= SRC=198.51.100.1 DST=192.0.2.1 LEN=40 TTL=56 ID=1 PROTO=TCP SPT=5 DPT=22 WINDOW=512 RES=0x00 SYN URGP=0\n";
+    let (out, _, sum) = scan(line.as_bytes(), ScanFormat::Text);
+    assert_eq!(sum.packets, 1, "{out}");
+    assert!(!out.bytes().any(|b| b < 0x20 && b != b'\n'), "{out:?}");
+    assert!(out.contains("fw1?]0;pwned?") && out.contains("eth?[2J0>"), "{out:?}");
+}
