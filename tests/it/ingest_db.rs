@@ -212,7 +212,11 @@ fn private_server_down_at_start_and_mid_stream() {
     let fast = ["--max-backoff-ms", "200", "--shutdown-ms", "15000"];
 
     // 1. Transactions: commit, outage, error reply after the commit timeout, replay, commit.
-    let mut args = vec!["--confirm", "--batch-size", "100", "--commit-timeout-ms", "1500"];
+    //    With a rejects file: a server that is gone is an outage, never a reject.
+    let rejects_dir = tempfile::tempdir().unwrap();
+    let rejects = rejects_dir.path().join("rejects.log");
+    let rejects_arg = rejects.to_string_lossy().into_owned();
+    let mut args = vec!["--confirm", "--batch-size", "100", "--commit-timeout-ms", "1500", "--rejects", &rejects_arg];
     args.extend_from_slice(&fast);
     let mut ing = Ingest::start(&s, &args);
     assert_eq!(ing.reply(), "OK");
@@ -239,6 +243,7 @@ fn private_server_down_at_start_and_mid_stream() {
     assert_eq!(count(&s), 600, "{err}");
     assert_eq!(err.matches("database unavailable").count(), 1, "state changes logged once: {err}");
     assert_eq!(err.matches("database available again").count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap_or_default(), "", "the rejects file stays empty");
 
     // 2. Plain mode, server down at start, outage buffer of 1,000 rows: input pauses, then
     //    everything lands when the server returns.
