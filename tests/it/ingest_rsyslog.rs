@@ -71,36 +71,33 @@ impl Drop for Rsyslogd {
     }
 }
 
-#[test]
-fn rsyslogd_feeds_ingest_through_omprog() {
-    let db = TestDb::new("ingest_rsyslog");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let s = &db.settings;
-    // Database settings for ipta-ingest, password included: a config file, as in production.
-    let conf = d.join("ipta.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user = {}\npass = {}\ndb = {}\nsocket = {}\n",
-            s.user,
-            s.password,
-            s.database,
-            s.socket.as_ref().unwrap().display()
-        ),
-    )
-    .unwrap();
+/// A private rsyslogd running the shipped snippet (TCP input standing in for imklog) that
+/// spawns the built ipta-ingest with `conf` and `extra` flags; `tune` may change the snippet
+/// further. Returns the daemon, a connection to its input, and the files it writes.
+struct Setup {
+    rsyslog: Rsyslogd,
+    tcp: TcpStream,
+    file: PathBuf,
+    output: PathBuf,
+    rejects: PathBuf,
+}
+
+fn start_rsyslogd(d: &Path, conf: &Path, extra: &str, tune: impl FnOnce(&mut String)) -> Setup {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    // The shipped snippet, with test paths, and TCP input standing in for imklog.
     let mut text = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
     subst(&mut text, "$inputname == \"imklog\"", "$inputname == \"imtcp\"");
     subst(
         &mut text,
         "/usr/local/bin/ipta-ingest --confirm",
-        &format!("{} --config {} --confirm", util::bin("ipta-ingest").display(), conf.display()),
+        &[util::bin("ipta-ingest").display().to_string(), "--config".into(), conf.display().to_string(), extra.into(), "--confirm".into()]
+            .iter()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let file = d.join("iptables.log");
     let output = d.join("ingest.log");
@@ -108,6 +105,7 @@ fn rsyslogd_feeds_ingest_through_omprog() {
     subst(&mut text, "/var/log/iptables.log", file.to_str().unwrap());
     subst(&mut text, "/var/log/ipta-ingest.log", output.to_str().unwrap());
     subst(&mut text, "/var/log/ipta-rejects.log", rejects.to_str().unwrap());
+    tune(&mut text);
     let main = d.join("rsyslog.conf");
     std::fs::write(
         &main,
@@ -130,9 +128,9 @@ fn rsyslogd_feeds_ingest_through_omprog() {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    let mut rsyslog = Rsyslogd(child);
+    let rsyslog = Rsyslogd(child);
     let t = Instant::now();
-    let mut tcp = loop {
+    let tcp = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
             Ok(c) => break c,
             Err(_) if t.elapsed() < Duration::from_secs(10) => {
@@ -144,10 +142,14 @@ fn rsyslogd_feeds_ingest_through_omprog() {
             ),
         }
     };
-    const N: u32 = 1500;
+    Setup { rsyslog, tcp, file, output, rejects }
+}
+
+/// Kernel firewall lines `range` as rsyslog receives them (priority kern.warning).
+fn kernel_lines(range: std::ops::Range<u32>) -> Vec<u8> {
     let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
     let mut buf = Vec::new();
-    for i in 0..N {
+    for i in range {
         writeln!(
             buf,
             "<4>{stamp} fw1 kernel: IPT: DROP IN=eth0 OUT= MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 \
@@ -157,13 +159,38 @@ fn rsyslogd_feeds_ingest_through_omprog() {
             1024 + i
         )
         .unwrap();
-        if i == N / 2 {
-            // A forged line: facility user, not kern. The filter must keep it out.
-            writeln!(buf, "<12>{stamp} fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=192.0.2.66 DST=192.0.2.10 LEN=60 PROTO=TCP SPT=1 DPT=2").unwrap();
-            // A kernel line that is not a firewall line.
-            writeln!(buf, "<4>{stamp} fw1 kernel: eth0: link up").unwrap();
-        }
     }
+    buf
+}
+
+#[test]
+fn rsyslogd_feeds_ingest_through_omprog() {
+    let db = TestDb::new("ingest_rsyslog");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = &db.settings;
+    // Database settings for ipta-ingest, password included: a config file, as in production.
+    let conf = d.join("ipta.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user = {}\npass = {}\ndb = {}\nsocket = {}\n",
+            s.user,
+            s.password,
+            s.database,
+            s.socket.as_ref().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let Setup { mut rsyslog, mut tcp, file, output, rejects: _ } = start_rsyslogd(d, &conf, "", |_| {});
+    const N: u32 = 1500;
+    let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
+    let mut buf = kernel_lines(0..N / 2 + 1);
+    // A forged line: facility user, not kern. The filter must keep it out.
+    writeln!(buf, "<12>{stamp} fw1 kernel: IPT: DROP IN=eth0 OUT= SRC=192.0.2.66 DST=192.0.2.10 LEN=60 PROTO=TCP SPT=1 DPT=2").unwrap();
+    // A kernel line that is not a firewall line.
+    writeln!(buf, "<4>{stamp} fw1 kernel: eth0: link up").unwrap();
+    buf.extend(kernel_lines(N / 2 + 1..N));
     tcp.write_all(&buf).unwrap();
     tcp.flush().unwrap();
     let rows = wait_count(s, N as u64, Duration::from_secs(30));
@@ -199,4 +226,51 @@ fn rsyslogd_feeds_ingest_through_omprog() {
     let out = ingest_log();
     assert!(out.contains(&format!("inserted {N}, duplicates 0, rejected 0")), "{out}");
     assert_eq!(wait_count(s, N as u64, Duration::from_secs(1)), N as u64);
+}
+
+/// The failover of issue 13 end to end: the database turns read-only under rsyslog and
+/// ipta-ingest for longer than several commit timeouts. rsyslog keeps the batches (error
+/// replies, its queue, resumeRetryCount -1), nothing goes to the rejects file, and once the
+/// server takes writes again every line is stored exactly once.
+#[test]
+fn a_long_outage_under_rsyslog_ends_with_every_line_stored_once() {
+    let mut server = ingest_support::PrivateServer::new();
+    server.start();
+    let s = server.user_settings("ipta_rsyslog_outage");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = d.join("ipta.conf");
+    std::fs::write(
+        &conf,
+        format!("user = {}\npass = {}\ndb = {}\nsocket = {}\n", s.user, s.password, s.database, s.socket.as_ref().unwrap().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Shorter waits than production, the same mechanism: error replies after 2 s, rsyslog
+    // retrying every 2 s.
+    let Setup { rsyslog: _rsyslog, mut tcp, output, rejects, .. } =
+        start_rsyslogd(d, &conf, "--commit-timeout-ms 2000 --max-backoff-ms 500", |t| {
+            subst(t, "action.resumeInterval=\"10\"", "action.resumeInterval=\"2\"")
+        });
+    let ingest_log = || std::fs::read_to_string(&output).unwrap_or_default();
+    tcp.write_all(&kernel_lines(0..500)).unwrap();
+    assert_eq!(wait_count(&s, 500, Duration::from_secs(30)), 500, "{}", ingest_log());
+
+    let mut admin = server.admin();
+    use mysql::prelude::Queryable;
+    admin.query_drop("SET GLOBAL read_only = 1").unwrap();
+    tcp.write_all(&kernel_lines(500..2000)).unwrap();
+    tcp.flush().unwrap();
+    // Several commit timeouts and rsyslog retries.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(ingest_support::count(&s), 500, "nothing may be stored while read-only");
+    let log = ingest_log();
+    assert!(log.contains("error 1290"), "{log}");
+    admin.query_drop("SET GLOBAL read_only = 0").unwrap();
+    let rows = wait_count(&s, 2000, Duration::from_secs(60));
+    assert_eq!(rows, 2000, "{}", ingest_log());
+    // Exactly once: the unique key holds 2,000 distinct lines, and no more arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ingest_support::count(&s), 2000);
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap_or_default(), "", "a read-only server is not bad data");
 }
