@@ -259,3 +259,61 @@ fn import_stops_with_3_when_the_server_stays_read_only() {
     assert!(!text.contains("refused"), "{text}");
     assert_eq!(count(&s), 0);
 }
+
+/// A deadlock (1213) between the writer and another transaction: the writer holds the summary
+/// gate (shared) and waits to insert behind another session's locks on the packet table; that
+/// session (the heavier transaction) then asks for the gate exclusively, and InnoDB rolls the
+/// writer's transaction back: its batch is sent again, never rejected; every line lands once.
+#[test]
+fn a_deadlock_is_retried() {
+    let mut server = PrivateServer::new();
+    server.start();
+    let s = server.user_settings("ipta_deadlock");
+    {
+        let mut c = ipta::store::connect(&s).unwrap();
+        ipta::store::schema::ensure_table(&mut c, "logs").unwrap();
+        ipta::store::summary::create(&mut c, "logs").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.log");
+    let rejects_arg = rejects.to_string_lossy().into_owned();
+    let mut ing = Ingest::start(
+        &s,
+        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", "30000", "--max-backoff-ms", "100"],
+    );
+    assert_eq!(ing.reply(), "OK");
+    assert_eq!(ing.transaction(&lines(0..10)), "OK");
+
+    let mut blocker = server.admin();
+    blocker.query_drop("CREATE TABLE `ipta_deadlock`.`ballast` (`i` INT) ENGINE=InnoDB").unwrap();
+    blocker.query_drop("START TRANSACTION").unwrap();
+    // Work done in its transaction makes the other session the heavier one, so InnoDB chooses
+    // the writer's transaction to roll back (it rolls back the one that did less).
+    blocker.query_drop("INSERT INTO `ipta_deadlock`.`ballast` SELECT `seq` FROM `ipta_deadlock`.`seq_1_to_2000`").unwrap();
+    let _: Option<u64> = blocker.query_first("SELECT COUNT(*) FROM `ipta_deadlock`.`logs` FOR UPDATE").unwrap();
+    ing.expect("BEGIN TRANSACTION", "OK");
+    for l in lines(10..40) {
+        ing.expect(&l, "DEFER_COMMIT");
+    }
+    ing.send("COMMIT TRANSACTION");
+    ing.flush();
+    // The writer holds the gate and waits on the packet table.
+    let mut admin = server.admin();
+    let t = Instant::now();
+    while writer_statement(&mut admin, "ipta_w").is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the writer never waited: {}", ing.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let gate: Result<Option<u8>, mysql::Error> =
+        blocker.query_first("SELECT `k` FROM `ipta_deadlock`.`logs__sstate` WHERE `k` = 1 FOR UPDATE");
+    assert!(gate.is_ok(), "the writer's transaction is the one rolled back: {gate:?}");
+    let _ = blocker.query_drop("ROLLBACK");
+    let (reply, _) = ing.reply_counting_dots();
+    assert_eq!(reply, "OK", "{}", ing.stderr());
+    let (code, err) = ing.close(T);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(count(&s), 40, "{err}");
+    assert_eq!(rejects_of(&rejects), "");
+    assert!(err.contains("error 1213"), "the writer met the deadlock and sent its batch again: {err}");
+}
