@@ -44,23 +44,50 @@ fn writer_statement(admin: &mut mysql::Conn, user: &str) -> Option<u64> {
         .unwrap()
 }
 
+/// A private server, an ordinary user's database `db` on it, and ipta-ingest in confirm mode
+/// with a rejects file, the given commit timeout and fast back-off, already past its `OK`.
+struct Case {
+    server: PrivateServer,
+    s: DbSettings,
+    rejects: std::path::PathBuf,
+    ing: Ingest,
+    _dir: tempfile::TempDir,
+}
+
+fn start_case(db: &str, commit_timeout_ms: &str, max_backoff_ms: &str, prepare: impl FnOnce(&mut PrivateServer, &DbSettings)) -> Case {
+    let mut server = PrivateServer::new();
+    server.start();
+    let s = server.user_settings(db);
+    prepare(&mut server, &s);
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = dir.path().join("rejects.log");
+    let rejects_arg = rejects.to_string_lossy().into_owned();
+    let mut ing = Ingest::start(
+        &s,
+        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", commit_timeout_ms, "--max-backoff-ms", max_backoff_ms],
+    );
+    assert_eq!(ing.reply(), "OK");
+    Case { server, s, rejects, ing, _dir: dir }
+}
+
+/// Sends a transaction and its COMMIT without waiting for the reply (the writer is about to
+/// meet the outage the test has set up).
+fn send_unconfirmed(ing: &mut Ingest, range: std::ops::Range<u32>) {
+    ing.expect("BEGIN TRANSACTION", "OK");
+    for l in lines(range) {
+        ing.expect(&l, "DEFER_COMMIT");
+    }
+    ing.send("COMMIT TRANSACTION");
+    ing.flush();
+}
+
 /// The failover of issue 13: the server turns read-only under a running ingest in transaction
 /// mode. Before, the batch went to the rejects file and COMMIT was answered OK (rsyslog forgot
 /// the lines); now COMMIT gets an error while the server is read-only, and rsyslog's replay
 /// lands once it is writable again.
 #[test]
 fn read_only_mid_stream_is_an_outage_not_a_reject() {
-    let mut server = PrivateServer::new();
-    server.start();
-    let s = server.user_settings("ipta_ro");
-    let dir = tempfile::tempdir().unwrap();
-    let rejects = dir.path().join("rejects.log");
-    let rejects_arg = rejects.to_string_lossy().into_owned();
-    let mut ing = Ingest::start(
-        &s,
-        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", "1500", "--max-backoff-ms", "200"],
-    );
-    assert_eq!(ing.reply(), "OK");
+    let Case { server, s, rejects, mut ing, _dir } = start_case("ipta_ro", "1500", "200", |_, _| {});
     assert_eq!(ing.transaction(&lines(0..100)), "OK");
     assert_eq!(count(&s), 100);
 
@@ -88,28 +115,13 @@ fn read_only_mid_stream_is_an_outage_not_a_reject() {
 /// table lock: retried, not rejected; the lines land once the lock is gone.
 #[test]
 fn a_killed_statement_is_retried() {
-    let mut server = PrivateServer::new();
-    server.start();
-    let s = server.user_settings("ipta_kill");
-    let dir = tempfile::tempdir().unwrap();
-    let rejects = dir.path().join("rejects.log");
-    let rejects_arg = rejects.to_string_lossy().into_owned();
-    let mut ing = Ingest::start(
-        &s,
-        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", "20000", "--max-backoff-ms", "200"],
-    );
-    assert_eq!(ing.reply(), "OK");
+    let Case { server, s, rejects, mut ing, _dir } = start_case("ipta_kill", "20000", "200", |_, _| {});
     assert_eq!(ing.transaction(&lines(0..10)), "OK");
 
     // Another session holds a write lock on the table: the writer's statement waits on it.
     let mut blocker = server.admin();
     blocker.query_drop("LOCK TABLES `ipta_kill`.`logs` WRITE").unwrap();
-    ing.expect("BEGIN TRANSACTION", "OK");
-    for l in lines(10..60) {
-        ing.expect(&l, "DEFER_COMMIT");
-    }
-    ing.send("COMMIT TRANSACTION");
-    ing.flush();
+    send_unconfirmed(&mut ing, 10..60);
     let mut admin = server.admin();
     let t = Instant::now();
     let mut killed = 0;
@@ -136,19 +148,10 @@ fn a_killed_statement_is_retried() {
 /// attempts than any fixed retry count): the batch waits, then lands whole.
 #[test]
 fn a_lock_held_past_the_lock_wait_timeout_is_waited_out() {
-    let mut server = PrivateServer::new();
-    server.start();
-    let mut admin = server.admin();
-    admin.query_drop("SET GLOBAL innodb_lock_wait_timeout = 1").unwrap();
-    let s = server.user_settings("ipta_lock");
-    let dir = tempfile::tempdir().unwrap();
-    let rejects = dir.path().join("rejects.log");
-    let rejects_arg = rejects.to_string_lossy().into_owned();
-    let mut ing = Ingest::start(
-        &s,
-        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", "30000", "--max-backoff-ms", "100"],
-    );
-    assert_eq!(ing.reply(), "OK");
+    // Set before ipta-ingest connects: its sessions take the global value.
+    let Case { server, s, rejects, mut ing, _dir } = start_case("ipta_lock", "30000", "100", |server, _| {
+        server.admin().query_drop("SET GLOBAL innodb_lock_wait_timeout = 1").unwrap();
+    });
     assert_eq!(ing.transaction(&lines(0..10)), "OK");
 
     let mut blocker = server.admin();
@@ -156,12 +159,7 @@ fn a_lock_held_past_the_lock_wait_timeout_is_waited_out() {
     // Repeatable read: a locking full scan takes next-key locks up to the end of the index, so
     // every insert into the table waits.
     let _: Option<u64> = blocker.query_first("SELECT COUNT(*) FROM `ipta_lock`.`logs` FOR UPDATE").unwrap();
-    ing.expect("BEGIN TRANSACTION", "OK");
-    for l in lines(10..40) {
-        ing.expect(&l, "DEFER_COMMIT");
-    }
-    ing.send("COMMIT TRANSACTION");
-    ing.flush();
+    send_unconfirmed(&mut ing, 10..40);
     wait_logged(&ing, "error 1205");
     // Hold the lock through several more timeouts.
     let t = Instant::now();
@@ -266,22 +264,11 @@ fn import_stops_with_3_when_the_server_stays_read_only() {
 /// writer's transaction back: its batch is sent again, never rejected; every line lands once.
 #[test]
 fn a_deadlock_is_retried() {
-    let mut server = PrivateServer::new();
-    server.start();
-    let s = server.user_settings("ipta_deadlock");
-    {
-        let mut c = ipta::store::connect(&s).unwrap();
+    let Case { server, s, rejects, mut ing, _dir } = start_case("ipta_deadlock", "30000", "100", |_, s| {
+        let mut c = ipta::store::connect(s).unwrap();
         ipta::store::schema::ensure_table(&mut c, "logs").unwrap();
         ipta::store::summary::create(&mut c, "logs").unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let rejects = dir.path().join("rejects.log");
-    let rejects_arg = rejects.to_string_lossy().into_owned();
-    let mut ing = Ingest::start(
-        &s,
-        &["--confirm", "--rejects", &rejects_arg, "--batch-size", "100", "--commit-timeout-ms", "30000", "--max-backoff-ms", "100"],
-    );
-    assert_eq!(ing.reply(), "OK");
+    });
     assert_eq!(ing.transaction(&lines(0..10)), "OK");
 
     let mut blocker = server.admin();
@@ -291,12 +278,7 @@ fn a_deadlock_is_retried() {
     // the writer's transaction to roll back (it rolls back the one that did less).
     blocker.query_drop("INSERT INTO `ipta_deadlock`.`ballast` SELECT `seq` FROM `ipta_deadlock`.`seq_1_to_2000`").unwrap();
     let _: Option<u64> = blocker.query_first("SELECT COUNT(*) FROM `ipta_deadlock`.`logs` FOR UPDATE").unwrap();
-    ing.expect("BEGIN TRANSACTION", "OK");
-    for l in lines(10..40) {
-        ing.expect(&l, "DEFER_COMMIT");
-    }
-    ing.send("COMMIT TRANSACTION");
-    ing.flush();
+    send_unconfirmed(&mut ing, 10..40);
     // The writer holds the gate and waits on the packet table.
     let mut admin = server.admin();
     let t = Instant::now();
