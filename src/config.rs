@@ -240,8 +240,7 @@ impl Settings {
     /// `--any-tag` (`any_tag`) or the config key `any_tag = yes`. The error names the unknown
     /// preset or value.
     pub fn action_rules(&self, presets: &[String], regex: Option<&str>, any_tag: bool) -> Result<crate::parse::ActionRules, String> {
-        let mut r = crate::parse::ActionRules::default();
-        r.other_tags = any_tag
+        let other_tags = any_tag
             || match self.values.get("any_tag").map(|v| v.trim().to_ascii_lowercase()) {
                 None => false,
                 Some(v) => match v.as_str() {
@@ -250,6 +249,7 @@ impl Settings {
                     _ => return Err(format!("any_tag: {v:?} is not yes or no")),
                 },
             };
+        let mut r = crate::parse::ActionRules { other_tags, ..Default::default() };
         let from_file: Vec<String> = self
             .values
             .get("rules")
