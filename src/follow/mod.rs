@@ -352,15 +352,58 @@ pub(crate) fn read_lines(
     if upto > 0 {
         let mut start = 0;
         if *skip_partial {
-            // The tail of a line that was being written when we started: not a line of ours.
-            let first_nl = memchr::memchr(b'\n', lb.data(upto)).map_or(upto, |i| i + 1);
-            start = first_nl;
-            *skip_partial = false;
+            // The tail of a line that was being written when we started, or the rest of a line
+            // cut at MAX_LINE: not a line of ours. It may span several buffers.
+            match memchr::memchr(b'\n', lb.data(upto)) {
+                Some(i) => {
+                    start = i + 1;
+                    *skip_partial = false;
+                }
+                None => start = upto,
+            }
         }
         if start < upto {
             sink(&lb.buf[start..upto])?;
+            // A full buffer without a newline is the head of an over-long line, handed out cut:
+            // the rest of that line, up to its newline, is dropped, never shown as a line.
+            if lb.data(upto).last() != Some(&b'\n') {
+                *skip_partial = true;
+            }
         }
         lb.consume(upto);
     }
     Ok(Ok(n))
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    /// A line of 3 MiB, then a normal one, read in small and large pieces: the long line is
+    /// handed out once, cut at MAX_LINE, its rest is dropped, and the next line comes whole.
+    #[test]
+    fn the_rest_of_an_over_long_line_is_dropped_not_shown_as_a_line() {
+        let mut data = vec![b'x'; 3 << 20];
+        data.extend_from_slice(b" IPT: DROP IN=eth0 OUT= SRC=192.0.2.1 DST=192.0.2.2 PROTO=TCP SPT=1 DPT=2\nnext line\n");
+        for piece in [4096, 1 << 20, 5 << 20] {
+            let mut lb = LineBuf::new();
+            let mut input = std::io::Cursor::new(&data);
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut skip = false;
+            let mut sink = |chunk: &[u8]| -> Result<(), FollowError> {
+                got.push(chunk.to_vec());
+                Ok(())
+            };
+            loop {
+                let r = read_lines(&mut lb, |b| { let k = b.len().min(piece); std::io::Read::read(&mut input, &mut b[..k]) }, &mut sink, &mut skip);
+                if r.unwrap().unwrap() == 0 {
+                    break;
+                }
+            }
+            assert_eq!(got.len(), 2, "piece {piece}: {:?}", got.iter().map(Vec::len).collect::<Vec<_>>());
+            assert_eq!(got[0].len(), MAX_LINE);
+            assert!(got[0].iter().all(|&b| b == b'x'));
+            assert_eq!(got[1], b"next line\n");
+        }
+    }
 }
