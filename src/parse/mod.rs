@@ -102,6 +102,9 @@ pub struct Parser {
     rules: rules::Rules,
     clock: time::Clock,
     anchor: memchr::memmem::Finder<'static>,
+    /// The latest plausible time of a line, in seconds: the reference plus a day (kept here so
+    /// that the hot path compares, never divides).
+    latest_secs: i64,
 }
 
 impl Parser {
@@ -111,7 +114,8 @@ impl Parser {
         let zone = time::Zone::parse(opts.tz.as_deref())?;
         let rules = rules::Rules::new(&opts.rules)?;
         let clock = time::Clock::new(zone, opts.reference.secs(), opts.year);
-        Ok(Parser { opts, rules, clock, anchor: memchr::memmem::Finder::new(b"IN=") })
+        let latest_secs = opts.reference.secs() + time::FUTURE_TOLERANCE_SECS;
+        Ok(Parser { opts, rules, clock, anchor: memchr::memmem::Finder::new(b"IN="), latest_secs })
     }
 
     pub fn options(&self) -> &ParseOptions {
@@ -123,6 +127,7 @@ impl Parser {
     /// lines that carry none.
     pub fn set_reference(&mut self, reference: Timestamp) {
         self.opts.reference = reference;
+        self.latest_secs = reference.secs() + time::FUTURE_TOLERANCE_SECS;
         self.clock.set_reference(reference.secs());
     }
 
@@ -267,7 +272,7 @@ impl Parser {
                 };
                 // A line from the future (a wrong clock, or forged) would escape expiry and
                 // disturb de-duplication. Year-less stamps are never placed there (see `time`).
-                if secs > self.opts.reference.secs() + time::FUTURE_TOLERANCE_SECS {
+                if secs > self.latest_secs {
                     return Err(Reject {
                         kind: RejectKind::BadTimestamp,
                         reason: "dated more than a day after the time it was read (now, or the file's modification time): implausible",
