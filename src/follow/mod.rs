@@ -29,15 +29,6 @@ use display::{Display, DisplayOptions, Width};
 /// The default fan-out directory (config `follow_dir`, `--follow-dir`).
 pub const DEFAULT_FOLLOW_DIR: &str = "/run/ipta/follow";
 
-/// The fan-out directory the settings name, for viewers and ipta-ingest alike: `--follow-dir`,
-/// else the config key `follow_dir` (an empty value names none).
-pub fn configured_dir(
-    flag: Option<&Path>,
-    values: &std::collections::BTreeMap<String, String>,
-) -> Option<PathBuf> {
-    flag.map(PathBuf::from)
-        .or_else(|| values.get("follow_dir").filter(|d| !d.is_empty()).map(PathBuf::from))
-}
 /// How long a line may wait for reverse DNS before it is shown with its address.
 pub const RDNS_TIMEOUT: Duration = Duration::from_millis(500);
 /// A live stream's parser takes "now" as its year-inference reference; it is renewed this often.

@@ -44,6 +44,24 @@ pub struct ActionRules {
     pub other_tags: bool,
 }
 
+impl ActionRules {
+    /// The preset names of `--rules` and the config key `rules`, defined here once.
+    pub const PRESETS: &'static [&'static str] = &["ufw", "shorewall", "any"];
+
+    /// Turns on the preset `name` (any case; `ipt`/`default` name the original's rule, which is
+    /// always on). The error names the unknown preset and the known ones.
+    pub fn add_preset(&mut self, name: &str) -> Result<(), String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "ufw" => self.ufw = true,
+            "shorewall" => self.shorewall = true,
+            "any" => self.any = true,
+            "ipt" | "default" | "" => {}
+            other => return Err(format!("unknown preset {other:?} (known: {})", Self::PRESETS.join(", "))),
+        }
+        Ok(())
+    }
+}
+
 /// Why a line that is ipta's could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectKind {

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value as J};
 use super::query::{render_time, Cell, Report, Section, Timeline};
 use super::rdns::Resolver;
 use crate::store::value::addr_of;
+use crate::units::human_size;
 
 fn addr_text(b: &[u8]) -> String {
     match addr_of(b) {
@@ -296,6 +297,75 @@ pub fn csv(rep: &Report, out: &mut dyn Write) -> std::io::Result<()> {
 
 /// An empty text table as both the report and the SQL prompt draw them: UTF-8 borders on a
 /// terminal, plain ASCII otherwise, never wrapped.
+/// `ipta --list-tables`: ipta's tables with rows, first and last packet and size, in the
+/// report's formats. `expire` is the configured retention (the key `expire`, which ipta-ingest
+/// applies hourly and `ipta --expire` on demand): said under the table on a terminal, on `err`
+/// for a pipe (stdout keeps only data, for scripts), a field in JSON.
+pub fn table_list(
+    list: &[crate::store::tables::TableInfo],
+    database: &str,
+    expire: Option<&str>,
+    format: super::Format,
+    tty: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
+    let time = |t: Option<crate::record::Timestamp>| t.map(render_time).unwrap_or_default();
+    let retention = match expire {
+        Some(age) => format!(
+            "Retention: packets older than {age} are expired (config key expire; ipta-ingest applies it hourly)."
+        ),
+        None => "Retention: none (packets are kept until deleted; set expire = 30d in the config or run ipta --expire AGE).".into(),
+    };
+    let rfc = |t: Option<crate::record::Timestamp>| t.map(|x| x.to_rfc3339());
+    match format {
+        super::Format::Json => {
+            let v: Vec<J> = list
+                .iter()
+                .map(|t| {
+                    json!({
+                        "table": t.name, "schema_version": t.version, "rows": t.rows,
+                        "first": rfc(t.first), "last": rfc(t.last), "bytes": t.bytes,
+                    })
+                })
+                .collect();
+            writeln!(out, "{}", json!({ "database": database, "tables": v, "expire": expire }))
+        }
+        super::Format::Csv => {
+            writeln!(out, "table,rows,first,last,bytes")?;
+            for t in list {
+                let (first, last) = (rfc(t.first).unwrap_or_default(), rfc(t.last).unwrap_or_default());
+                writeln!(out, "{},{},{},{},{}", t.name, t.rows, first, last, t.bytes)?;
+            }
+            Ok(())
+        }
+        super::Format::Table if list.is_empty() => {
+            writeln!(out, "No ipta tables in database `{database}` (create one with: ipta --create-table).")
+        }
+        super::Format::Table if tty => {
+            let mut t = text_table(true);
+            t.set_header(["Table", "Rows", "First packet (UTC)", "Last packet (UTC)", "Size"]);
+            for i in list {
+                t.add_row([i.name.clone(), i.rows.to_string(), time(i.first), time(i.last), human_size(i.bytes)]);
+            }
+            for c in [1, 4] {
+                if let Some(col) = t.column_mut(c) {
+                    col.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+            writeln!(out, "Tables of ipta in database `{database}`:\n{t}")?;
+            writeln!(out, "{retention}")
+        }
+        super::Format::Table => {
+            writeln!(out, "table\trows\tfirst\tlast\tsize")?;
+            for i in list {
+                writeln!(out, "{}\t{}\t{}\t{}\t{}", i.name, i.rows, time(i.first), time(i.last), human_size(i.bytes))?;
+            }
+            writeln!(err, "{retention}")
+        }
+    }
+}
+
 pub(crate) fn text_table(tty: bool) -> Table {
     let mut t = Table::new();
     t.load_preset(if tty { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });

@@ -221,55 +221,7 @@ fn is_lock_conflict(e: &mysql::Error) -> bool {
     matches!(e, mysql::Error::MySqlError(m) if m.code == 1213 || m.code == 1205)
 }
 
-/// Parses a retention age: a positive whole number and a unit, `90min`, `12h`, `30d`, `2w`
-/// (minutes, hours, days, weeks; `s` seconds is accepted too). Months and years are not
-/// offered because their length varies: write `30d` or `365d`.
-pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() {
-        return Err(format!(
-            "invalid age {s:?}: expected a number and a unit, like 30d"
-        ));
-    }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid age {s:?}: number too large"))?;
-    let unit_secs: u64 = match unit.trim() {
-        "s" => 1,
-        // `m` alone could mean minutes or months: refused with a hint (`min` is minutes).
-        "m" => {
-            return Err(format!(
-                "invalid age {s:?}: `m` could mean minutes or months; write {num}min for minutes, \
-                 or days for months (180d)"
-            ))
-        }
-        "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "" => {
-            return Err(format!(
-                "invalid age {s:?}: add a unit (min, h, d or w), like 30d"
-            ))
-        }
-        u => {
-            return Err(format!(
-                "invalid age {s:?}: unknown unit {u:?} (use min, h, d or w)"
-            ))
-        }
-    };
-    if n == 0 {
-        return Err(format!("invalid age {s:?}: must be more than zero"));
-    }
-    // Beyond ~292,000 years the cutoff would not fit the timestamp: no real retention is that long.
-    let secs = n
-        .checked_mul(unit_secs)
-        .filter(|&x| x <= i64::MAX as u64 / 1_000_000)
-        .ok_or_else(|| format!("invalid age {s:?}: too long"))?;
-    Ok(Duration::from_secs(secs))
-}
+pub use crate::units::parse_age;
 
 /// The cutoff for keeping `age` before `now`: rows with `ts < cutoff` are expired.
 pub fn cutoff_before(now: Timestamp, age: Duration) -> Timestamp {
@@ -282,35 +234,6 @@ pub fn cutoff_before(now: Timestamp, age: Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_parse() {
-        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
-        assert_eq!(parse_age("90min"), Ok(Duration::from_secs(90 * 60)));
-        let e = parse_age("6m").unwrap_err();
-        assert!(e.contains("minutes or months") && e.contains("6min"), "{e}");
-        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
-        assert_eq!(parse_age(" 45s "), Ok(Duration::from_secs(45)));
-    }
-
-    #[test]
-    fn bad_ages_are_explained() {
-        for (bad, says) in [
-            ("", "expected a number"),
-            ("d", "expected a number"),
-            ("30", "add a unit"),
-            ("30y", "unknown unit"),
-            ("1mo", "unknown unit"),
-            ("-3d", "expected a number"),
-            ("0d", "more than zero"),
-            ("99999999999999999999d", "too large"),
-            ("9999999999999w", "too long"),
-        ] {
-            let e = parse_age(bad).unwrap_err();
-            assert!(e.contains(says), "{bad:?}: {e}");
-        }
-    }
 
     #[test]
     fn cutoff_is_now_minus_age() {

@@ -12,21 +12,6 @@ use std::io::Read;
 use crate::config::{DbSettings, TlsMode};
 use crate::store::StoreError;
 
-/// Parses a `db_tls` / `--db-tls` value: `off`, `required` or `verify` (any case; MySQL's
-/// `--ssl-mode` names `disabled`, `required`, `verify_identity` are accepted too).
-pub fn parse_mode(s: &str) -> Result<TlsMode, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "off" | "disabled" | "no" | "false" => Ok(TlsMode::Off),
-        // A plain "yes" to TLS means the safe kind: encrypted and checked.
-        "on" | "yes" | "true" => Ok(TlsMode::Verify),
-        "required" | "require" => Ok(TlsMode::Required),
-        "verify" | "verify_identity" | "verify-identity" => Ok(TlsMode::Verify),
-        _ => Err(format!(
-            "invalid TLS mode {s:?}: use off, required (encrypt) or verify (encrypt and check the certificate)"
-        )),
-    }
-}
-
 /// The mysql crate's TLS options for these settings, or `None` when TLS is off.
 ///
 /// The CA file is checked here, before any connection, so a typo in `db_tls_ca` is reported as
@@ -152,13 +137,13 @@ mod tests {
 
     #[test]
     fn modes_parse() {
-        assert_eq!(parse_mode("off"), Ok(TlsMode::Off));
-        assert_eq!(parse_mode("Required"), Ok(TlsMode::Required));
-        assert_eq!(parse_mode(" verify "), Ok(TlsMode::Verify));
-        assert_eq!(parse_mode("VERIFY_IDENTITY"), Ok(TlsMode::Verify));
+        assert_eq!(TlsMode::parse("off"), Ok(TlsMode::Off));
+        assert_eq!(TlsMode::parse("Required"), Ok(TlsMode::Required));
+        assert_eq!(TlsMode::parse(" verify "), Ok(TlsMode::Verify));
+        assert_eq!(TlsMode::parse("VERIFY_IDENTITY"), Ok(TlsMode::Verify));
         // VERIFY_CA (chain without the name) is not offered: it would accept any certificate of
         // the CA for any host.
-        let e = parse_mode("verify_ca").unwrap_err();
+        let e = TlsMode::parse("verify_ca").unwrap_err();
         assert!(e.contains("use off, required"), "{e}");
     }
 
@@ -171,7 +156,7 @@ mod tests {
     #[test]
     fn yes_means_verify_and_a_ca_file_makes_required_verify() {
         for v in ["on", "YES", "true"] {
-            assert_eq!(parse_mode(v), Ok(TlsMode::Verify), "{v}");
+            assert_eq!(TlsMode::parse(v), Ok(TlsMode::Verify), "{v}");
         }
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");

@@ -199,10 +199,15 @@ impl PrivateServer {
     pub fn new() -> PrivateServer {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // Its own temporary directory: the bootstrap's temporary tables in the shared /tmp were
+        // seen to vanish under it while other servers started at the same time.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         let out = Command::new("mariadb-install-db")
             .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal"])
             .arg("--skip-test-db")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("run mariadb-install-db");
         assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
@@ -227,6 +232,7 @@ impl PrivateServer {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", self.socket().display()))
             .arg(format!("--pid-file={}", self.dir.path().join("pid").display()))
+            .arg(format!("--tmpdir={}", self.dir.path().join("tmp").display()))
             .args(["--skip-networking", "--user=root", "--character-set-server=utf8mb4"])
             .args(["--innodb-buffer-pool-size=32M", "--skip-log-bin"])
             .args(extra)

@@ -4,7 +4,9 @@
 //! character is `#` is a comment (there are no comments after a value: passwords may contain
 //! `#`). Values may be wrapped in single or double quotes. Key names ignore case and treat `-`
 //! and `_` alike; the original's short names are accepted as aliases (see [`DB_KEYS`]).
-//! Keys this module does not own are kept in [`Settings::values`] for the modules that do.
+//! The database keys are read here ([`DB_KEYS`]); every other key is typed once in [`keys`]
+//! (`rules`, `tz`, `expire`, ...). A bad value stops the command with its file and line; an
+//! unknown key earns one warning and is ignored.
 //!
 //! Files: the system file `/etc/ipta.conf` (what ipta-ingest reads when rsyslog runs it), then
 //! the user file: `--config FILE` when given, else `~/.ipta-conf`, else the original's `~/.ipta`.
@@ -13,10 +15,13 @@
 //! `IPTA_CONFIG` (the user file, like `--config`), `IPTA_SYSTEM_CONFIG` (another system file, for
 //! tests and packaging).
 
-use std::collections::BTreeMap;
+pub mod args;
+pub mod keys;
+
 use std::path::{Path, PathBuf};
 
-use crate::cli::DbArgs;
+pub use args::{DbArgs, PasswordArgs};
+pub use keys::{Age, Keys};
 
 /// TLS towards the database server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -30,6 +35,21 @@ pub enum TlsMode {
 }
 
 impl TlsMode {
+    /// Parses a `db_tls` / `--db-tls` value: `off`, `required` or `verify` (any case; MySQL's
+    /// `--ssl-mode` names `disabled`, `required`, `verify_identity` are accepted too).
+    pub fn parse(s: &str) -> Result<TlsMode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "disabled" | "no" | "false" => Ok(TlsMode::Off),
+            // A plain "yes" to TLS means the safe kind: encrypted and checked.
+            "on" | "yes" | "true" => Ok(TlsMode::Verify),
+            "required" | "require" => Ok(TlsMode::Required),
+            "verify" | "verify_identity" | "verify-identity" => Ok(TlsMode::Verify),
+            _ => Err(format!(
+                "invalid TLS mode {s:?}: use off, required (encrypt) or verify (encrypt and check the certificate)"
+            )),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TlsMode::Off => "off",
@@ -208,7 +228,7 @@ pub enum ConfigError {
         origin: String,
         key: String,
         value: String,
-        why: &'static str,
+        why: String,
     },
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: std::io::Error },
@@ -224,54 +244,12 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     pub db: DbSettings,
-    /// Non-database keys of the files (normalised: lower case, `_`), user file over system
-    /// file, for the modules that own them.
-    pub values: BTreeMap<String, String>,
+    /// The other keys of the files, typed (user file over system file).
+    pub keys: Keys,
     /// Files that were read, system file first.
     pub files: Vec<PathBuf>,
     /// Things the user should know (e.g. a readable password file).
     pub warnings: Vec<String>,
-}
-
-impl Settings {
-    /// Which lines are ipta's, read the same way by `ipta` and `ipta-ingest`: the presets of
-    /// `--rules` (`presets`), else the config key `rules`; the pattern of `--rule-regex`
-    /// (`regex`), else the config key `rule_regex`; lines of other programs' tags with
-    /// `--any-tag` (`any_tag`) or the config key `any_tag = yes`. The error names the unknown
-    /// preset or value.
-    pub fn action_rules(&self, presets: &[String], regex: Option<&str>, any_tag: bool) -> Result<crate::parse::ActionRules, String> {
-        let other_tags = any_tag
-            || match self.values.get("any_tag").map(|v| v.trim().to_ascii_lowercase()) {
-                None => false,
-                Some(v) => match v.as_str() {
-                    "yes" | "true" | "on" | "1" => true,
-                    "no" | "false" | "off" | "0" => false,
-                    _ => return Err(format!("any_tag: {v:?} is not yes or no")),
-                },
-            };
-        let mut r = crate::parse::ActionRules { other_tags, ..Default::default() };
-        let from_file: Vec<String> = self
-            .values
-            .get("rules")
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-            .unwrap_or_default();
-        for p in if presets.is_empty() { &from_file } else { presets } {
-            match p.trim().to_ascii_lowercase().as_str() {
-                "ufw" => r.ufw = true,
-                "shorewall" => r.shorewall = true,
-                "any" => r.any = true,
-                "ipt" | "default" | "" => {}
-                other => return Err(format!("unknown preset {other:?} in rules (known: ufw, shorewall, any)")),
-            }
-        }
-        r.regex = regex.map(str::to_string).or_else(|| self.values.get("rule_regex").cloned());
-        Ok(r)
-    }
-
-    /// The zone of stamps without one: `--tz` (`flag`), else the config key `tz`.
-    pub fn time_zone(&self, flag: Option<&str>) -> Option<String> {
-        flag.map(str::to_string).or_else(|| self.values.get("tz").cloned())
-    }
 }
 
 /// What `load_from` reads from outside: tests replace each part.
@@ -291,10 +269,10 @@ fn env_value(k: &str) -> Option<String> {
 
 /// Loads the settings from the real environment, home directory and `/etc/ipta.conf`, and
 /// prints warnings on stderr.
-pub fn load(args: &DbArgs) -> Result<Settings, ConfigError> {
+pub fn load(args: &DbArgs, password: &PasswordArgs) -> Result<Settings, ConfigError> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     let prompt = |p: &str| rpassword::prompt_password(p);
-    let s = load_real(args, home, &prompt)?;
+    let s = load_real(args, password, home, &prompt)?;
     for w in &s.warnings {
         eprintln!("ipta: warning: {w}");
     }
@@ -308,13 +286,14 @@ pub fn load_system(args: &DbArgs) -> Result<Settings, ConfigError> {
     let no_prompt = |_: &str| -> std::io::Result<String> {
         Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "no password prompt here"))
     };
-    load_real(args, None, &no_prompt)
+    load_real(args, &PasswordArgs::default(), None, &no_prompt)
 }
 
 /// [`load_from`] with the real environment and system file (IPTA_SYSTEM_CONFIG moves it, for
 /// tests and packaging; unset means /etc/ipta.conf).
 fn load_real(
     args: &DbArgs,
+    password: &PasswordArgs,
     home: Option<PathBuf>,
     prompt: &dyn Fn(&str) -> std::io::Result<String>,
 ) -> Result<Settings, ConfigError> {
@@ -322,7 +301,7 @@ fn load_real(
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SYSTEM_FILE));
-    load_from(args, &Context { home, system_file, env: &env_value, prompt })
+    load_from(args, password, &Context { home, system_file, env: &env_value, prompt })
 }
 
 fn normalise_key(k: &str) -> String {
@@ -374,7 +353,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String, usize)
 
 /// Applies one database setting from any source.
 fn apply(db: &mut DbSettings, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
-    let bad = |why| ConfigError::Value {
+    let bad = |why: &str| ConfigError::Value {
         origin: origin.to_string(),
         key: key.to_string(),
         value: if key == "db_pass" {
@@ -382,7 +361,7 @@ fn apply(db: &mut DbSettings, key: &str, value: &str, origin: &str) -> Result<()
         } else {
             value.to_string()
         },
-        why,
+        why: why.to_string(),
     };
     match key {
         "db_host" => db.host = value.to_string(),
@@ -406,7 +385,7 @@ fn apply(db: &mut DbSettings, key: &str, value: &str, origin: &str) -> Result<()
         "db_name" => db.database = value.to_string(),
         "db_table" => db.table = value.to_string(),
         "db_tls" => {
-            db.tls = crate::store::tls::parse_mode(value).map_err(|_| {
+            db.tls = TlsMode::parse(value).map_err(|_| {
                 bad("use off, required (encrypt) or verify (encrypt and check the certificate)")
             })?
         }
@@ -457,9 +436,22 @@ fn read_file(
                     &format!("{}:{line}", path.display()),
                 )?;
             }
-            None => {
-                s.values.insert(key, value);
-            }
+            None => match s.keys.set(&key, &value) {
+                Ok(true) => {}
+                Ok(false) => s.warnings.push(format!(
+                    "{}:{line}: unknown key `{key}` is ignored (known: the database keys and {})",
+                    path.display(),
+                    keys::KEYS.iter().map(|k| k.key).collect::<Vec<_>>().join(", ")
+                )),
+                Err(why) => {
+                    return Err(ConfigError::Value {
+                        origin: format!("{}:{line}", path.display()),
+                        key,
+                        value,
+                        why,
+                    })
+                }
+            },
         }
     }
     if has_password && readable_by_others(path, system) {
@@ -492,14 +484,19 @@ fn user_file(args: &DbArgs, ctx: &Context<'_>) -> Option<(PathBuf, bool)> {
 }
 
 /// Loads the settings from the given context (see [`load`]).
-pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigError> {
+pub fn load_from(args: &DbArgs, password: &PasswordArgs, ctx: &Context<'_>) -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
     // An unreadable system file (another user's mode, a broken mount) costs its settings and
     // one warning, never the command: `--scan` and `--follow FILE` need none of it, and a
     // command that does reports what is missing. An explicit `--config FILE` still must be
     // readable.
-    if let Err(ConfigError::Read { path, err }) = read_file(&ctx.system_file, &mut s, false, true) {
-        s.warnings.push(format!("cannot read {} ({err}): its settings are not used", path.display()));
+    // Its syntax errors and bad values, though, stop the command like the user file's.
+    match read_file(&ctx.system_file, &mut s, false, true) {
+        Err(ConfigError::Read { path, err }) => {
+            s.warnings.push(format!("cannot read {} ({err}): its settings are not used", path.display()))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
     }
     if let Some((path, required)) = user_file(args, ctx) {
         read_file(&path, &mut s, required, false)?;
@@ -532,7 +529,7 @@ pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigErr
         &mut s,
     )?;
     cli("db_user", args.db_user.clone(), &mut s)?;
-    cli("db_pass", args.db_pass.clone(), &mut s)?;
+    cli("db_pass", password.db_pass.clone(), &mut s)?;
     cli("db_name", args.db_name.clone(), &mut s)?;
     cli("db_table", args.db_table.clone(), &mut s)?;
     if let Some(t) = args.db_tls {
@@ -545,7 +542,7 @@ pub fn load_from(args: &DbArgs, ctx: &Context<'_>) -> Result<Settings, ConfigErr
             .map(|p| p.to_string_lossy().into_owned()),
         &mut s,
     )?;
-    if args.db_pass_i {
+    if password.db_pass_i {
         s.db.password = (ctx.prompt)(&format!(
             "Password for {}@{} ({}): ",
             s.db.user,
@@ -746,6 +743,7 @@ mod tests {
         let no_env = |_: &str| None;
         let s = load_from(
             &DbArgs::default(),
+            &PasswordArgs::default(),
             &ctx_with(d.path(), &d.path().join("none"), &no_env),
         )
         .unwrap();
@@ -771,15 +769,15 @@ mod tests {
             db_table: Some("clitable".into()),
             ..Default::default()
         };
-        let s = load_from(&args, &ctx_with(d.path(), &sys, &envf)).unwrap();
+        let s = load_from(&args, &PasswordArgs::default(), &ctx_with(d.path(), &sys, &envf)).unwrap();
         assert_eq!(s.db.host, "sys-host"); // system file only
         assert_eq!(s.db.user, "useruser"); // user file over system
         assert_eq!(s.db.database, "envdb"); // environment over files
         assert_eq!(s.db.table, "clitable"); // command line over everything
         assert_eq!(s.db.password, "p#ss=word"); // '#' and '=' inside values are kept
         assert_eq!(s.db.port, None); // default
-        assert_eq!(s.values.get("rules").map(String::as_str), Some("ufw"));
-        assert_eq!(s.values.get("tz").map(String::as_str), Some("UTC"));
+        assert_eq!(s.keys.rules, ["ufw"]);
+        assert_eq!(s.keys.tz.as_deref(), Some("UTC"));
         assert_eq!(s.files.len(), 2);
         // Only the note that the remote server (a host, no TLS) is reached in clear text.
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
@@ -796,11 +794,11 @@ mod tests {
             "host = legacy\nport = 3307\n",
             0o600,
         );
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
         assert_eq!((s.db.host.as_str(), s.db.port), ("legacy", Some(3307)));
         // ~/.ipta-conf wins over ~/.ipta.
         write(&d.path().join(".ipta-conf"), "host = new\n", 0o600);
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
         assert_eq!((s.db.host.as_str(), s.db.port), ("new", None));
         // --config replaces the user file; a missing one is an error.
         let other = d.path().join("other.conf");
@@ -809,14 +807,14 @@ mod tests {
             config: Some(other),
             ..Default::default()
         };
-        let s = load_from(&args, &ctx_with(d.path(), &none, &no_env)).unwrap();
+        let s = load_from(&args, &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
         assert_eq!(s.db.host, "other");
         let args = DbArgs {
             config: Some(d.path().join("missing.conf")),
             ..Default::default()
         };
         assert!(matches!(
-            load_from(&args, &ctx_with(d.path(), &none, &no_env)),
+            load_from(&args, &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)),
             Err(ConfigError::Read { .. })
         ));
     }
@@ -827,7 +825,7 @@ mod tests {
         let no_env = |_: &str| None;
         let none = d.path().join("none");
         write(&d.path().join(".ipta-conf"), "db_pass = secret\n", 0o644);
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].contains("chmod 600"));
         assert!(!s.warnings[0].contains("secret"));
@@ -835,14 +833,14 @@ mod tests {
         std::fs::remove_file(d.path().join(".ipta-conf")).unwrap();
         let sys = d.path().join("system.conf");
         write(&sys, "db_pass = secret\n", 0o640);
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         write(&sys, "db_pass = secret\n", 0o644);
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
         assert_eq!(s.warnings.len(), 1);
         // Without a password, a readable file is fine.
         write(&d.path().join(".ipta-conf"), "db_host = localhost\n", 0o644);
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap();
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 
@@ -856,17 +854,17 @@ mod tests {
             "db_host = h\nthis is not a setting\n",
             0o600,
         );
-        let e = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap_err();
+        let e = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap_err();
         assert!(e.to_string().contains(".ipta-conf:2"), "{e}");
         write(&d.path().join(".ipta-conf"), "db_port = lots\n", 0o600);
-        let e = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap_err();
+        let e = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &no_env)).unwrap_err();
         assert!(
             e.to_string().contains(".ipta-conf:1") && e.to_string().contains("port"),
             "{e}"
         );
         let env = |k: &str| (k == "IPTA_DB_TLS").then(|| "maybe".to_string());
         std::fs::remove_file(d.path().join(".ipta-conf")).unwrap();
-        let e = load_from(&DbArgs::default(), &ctx_with(d.path(), &none, &env)).unwrap_err();
+        let e = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &none, &env)).unwrap_err();
         assert!(e.to_string().contains("IPTA_DB_TLS"), "{e}");
     }
 
@@ -874,14 +872,12 @@ mod tests {
     fn prompt_replaces_the_password() {
         let d = tempfile::tempdir().unwrap();
         let env = |k: &str| (k == "IPTA_DB_PASS").then(|| "fromenv".to_string());
-        let args = DbArgs {
-            db_pass_i: true,
-            ..Default::default()
-        };
-        let s = load_from(&args, &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
+        let pw = PasswordArgs { db_pass_i: true, ..Default::default() };
+        let s = load_from(&DbArgs::default(), &pw, &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
         assert_eq!(s.db.password, "prompted");
         let s = load_from(
             &DbArgs::default(),
+            &PasswordArgs::default(),
             &ctx_with(d.path(), &d.path().join("none"), &env),
         )
         .unwrap();
@@ -916,6 +912,7 @@ mod tests {
         let no_env = |_: &str| None;
         let s = load_from(
             &DbArgs::default(),
+            &PasswordArgs::default(),
             &ctx_with(d.path(), &d.path().join("none"), &no_env),
         )
         .unwrap();
@@ -933,11 +930,32 @@ mod tests {
         let sys = d.path().join("ipta.conf");
         std::fs::create_dir(&sys).unwrap();
         let no_env = |_: &str| None;
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &sys, &no_env)).unwrap();
         assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
         assert!(s.warnings[0].contains("cannot read") && s.warnings[0].contains("not used"), "{:?}", s.warnings);
         let args = DbArgs { config: Some(sys.clone()), ..Default::default() };
-        assert!(matches!(load_from(&args, &ctx_with(d.path(), &d.path().join("none"), &no_env)), Err(ConfigError::Read { .. })));
+        assert!(matches!(load_from(&args, &PasswordArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn a_bad_value_in_either_file_stops_and_an_unknown_key_is_one_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let sys = d.path().join("ipta.conf");
+        let no_env = |_: &str| None;
+        let load = |sys: &Path| load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), sys, &no_env));
+        // The system file's bad value counts as much as the user file's (it used to be ignored).
+        write(&sys, "db_user = ipta\nexpire = banana\n", 0o644);
+        let e = load(&sys).unwrap_err().to_string();
+        assert!(e.contains("ipta.conf:2") && e.contains("expire") && e.contains("banana"), "{e}");
+        write(&d.path().join(".ipta-conf"), "rules = ufw,pf\n", 0o600);
+        write(&sys, "colour = blue\n", 0o644);
+        let e = load(&sys).unwrap_err().to_string();
+        assert!(e.contains(".ipta-conf:1") && e.contains("unknown preset \"pf\""), "{e}");
+        write(&d.path().join(".ipta-conf"), "expire = 30d\n", 0o600);
+        let s = load(&sys).unwrap();
+        assert_eq!(s.keys.expire.as_ref().map(|a| a.text.as_str()), Some("30d"));
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("ipta.conf:1: unknown key `colour`"), "{:?}", s.warnings);
     }
 
     #[test]
@@ -954,7 +972,7 @@ mod tests {
             let db = DbSettings { password: pw.into(), ..Default::default() };
             save_db(&p, &db).unwrap();
             let no_env = |_: &str| None;
-            let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
+            let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
             assert_eq!(s.db.password, pw, "{}", std::fs::read_to_string(&p).unwrap());
         }
     }
@@ -977,17 +995,17 @@ mod tests {
     fn a_remote_server_without_tls_earns_one_warning() {
         let d = tempfile::tempdir().unwrap();
         let env = |k: &str| (k == "IPTA_DB_HOST").then(|| "db.example.net".to_string());
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
         assert_eq!(s.warnings.iter().filter(|w| w.contains("not encrypted")).count(), 1, "{:?}", s.warnings);
         let env = |k: &str| match k {
             "IPTA_DB_HOST" => Some("db.example.net".to_string()),
             "IPTA_DB_TLS" => Some("verify".to_string()),
             _ => None,
         };
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &env)).unwrap();
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         let no_env = |_: &str| None;
-        let s = load_from(&DbArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
+        let s = load_from(&DbArgs::default(), &PasswordArgs::default(), &ctx_with(d.path(), &d.path().join("none"), &no_env)).unwrap();
         assert!(s.warnings.is_empty(), "localhost: {:?}", s.warnings);
     }
 }

@@ -1,6 +1,11 @@
 //! The command line of `ipta`: every option of the original and of this version, parsed with
-//! clap. [`DbArgs`] is shared with `ipta-ingest`; [`command`] is the clap definition that man
-//! pages and shell completions are generated from.
+//! clap. [`DbArgs`] (defined with the settings) is shared with `ipta-ingest`; [`command`] is
+//! the clap definition that man pages and shell completions are generated from.
+//!
+//! From flags to a run: [`plan`] orders the steps the flags ask for and checks what can be
+//! checked before anything runs, [`options`] turns flags and settings into each step's typed
+//! options, [`run`] executes the steps and maps errors to the exit statuses of [`exit`],
+//! [`advice`] says what to do about a database error.
 //!
 //! The original's two-letter short options (`-ai -pi -lt -dt -da -ct -cd -dp`) cannot be
 //! declared in clap, which would read `-ai` as `-a -i`: [`normalize_args`] rewrites them to
@@ -9,55 +14,14 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, CommandFactory, Parser, ValueEnum};
+pub mod advice;
+pub mod options;
+pub mod plan;
+pub mod run;
 
-use crate::config::TlsMode;
+use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 
-/// Database connection options, shared by `ipta` and `ipta-ingest`. Every field is optional so
-/// that `config::load` can tell "not given" from "given": settings absent here come from the
-/// environment, the config files or the defaults.
-///
-/// `-h` is `--db-host` (as in the original), so a command that flattens these options must
-/// declare `#[command(disable_help_flag = true)]` and its own `--help`
-/// (`#[arg(long, action = clap::ArgAction::Help)] help: ()`), as [`Cli`] does.
-#[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
-#[command(next_help_heading = "Database")]
-pub struct DbArgs {
-    /// Database name [default: ipta]
-    #[arg(short = 'd', long = "db-name", value_name = "NAME")]
-    pub db_name: Option<String>,
-    /// Database server host [default: localhost]
-    #[arg(short = 'h', long = "db-host", value_name = "HOST")]
-    pub db_host: Option<String>,
-    /// Database server TCP port [default: 3306]
-    #[arg(long = "db-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub db_port: Option<u16>,
-    /// Unix socket of the database server (instead of TCP)
-    #[arg(long = "db-socket", value_name = "PATH")]
-    pub db_socket: Option<PathBuf>,
-    /// Database user [default: ipta]
-    #[arg(short = 'u', long = "db-user", value_name = "USER")]
-    pub db_user: Option<String>,
-    /// Database password [default: ipta]; visible to other users in the process list: prefer
-    /// -pi, IPTA_DB_PASS or the config file
-    #[arg(short = 'p', long = "db-pass", value_name = "PASSWORD")]
-    pub db_pass: Option<String>,
-    /// Prompt for the database password (-pi)
-    #[arg(long = "db-pass-i")]
-    pub db_pass_i: bool,
-    /// Packet table [default: logs]
-    #[arg(short = 't', long = "db-table", value_name = "TABLE")]
-    pub db_table: Option<String>,
-    /// TLS to the database server: off, required (encrypt), verify (encrypt, check certificate)
-    #[arg(long = "db-tls", value_name = "MODE")]
-    pub db_tls: Option<TlsMode>,
-    /// CA certificate (PEM) to verify the server with (implies --db-tls verify)
-    #[arg(long = "db-tls-ca", value_name = "FILE")]
-    pub db_tls_ca: Option<PathBuf>,
-    /// Config file to read instead of ~/.ipta-conf (/etc/ipta.conf is still read first)
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-}
+pub use crate::config::args::{DbArgs, PasswordArgs};
 
 /// Output format of listings and reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -135,6 +99,8 @@ pub struct Cli {
 
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
 
     // ---- Import and parsing ----
     /// Year of year-less syslog stamps (default: from the file's modification time)
@@ -353,91 +319,9 @@ The full text is in the file LICENSE of the source distribution, on Debian and U
 /usr/share/common-licenses/GPL-3, and at <https://www.gnu.org/licenses/gpl-3.0.html>.
 ";
 
-/// `s` as an SQL string literal: in quotes, with quotes and backslashes doubled, so that a
-/// name pasted into the advised SQL stays one value whatever it holds.
-fn sql_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
-}
-
-/// What to do about a database error, in words, with the exact SQL where SQL helps. The
-/// password is never printed (a placeholder stands for it).
-pub fn advice(err: &crate::store::StoreError, db: &crate::config::DbSettings) -> Option<String> {
-    use crate::store::StoreError as E;
-    let local = db.effective_socket().is_some() || db.host == "localhost" || db.host == "127.0.0.1";
-    // Never '%' (any host): for a remote server the administrator puts in the one address
-    // this machine connects from.
-    let client_host = if local { "localhost" } else { "CLIENT_HOST" };
-    // The user name is pasted into an SQL string literal: quote it as one.
-    let user = sql_string(&db.user);
-    let setup_sql = format!(
-        "  CREATE DATABASE IF NOT EXISTS `{d}` CHARACTER SET utf8mb4;\n  \
-         CREATE USER IF NOT EXISTS {u}@'{h}' IDENTIFIED BY 'PASSWORD';\n  \
-         GRANT ALL ON `{d}`.* TO {u}@'{h}';{note}",
-        d = db.database,
-        u = user,
-        h = client_host,
-        note = if local { "" } else { "\n  (CLIENT_HOST: the address this machine connects from, as the server sees it)" }
-    );
-    let settings = "Settings come from -h/--db-host, --db-port, --db-socket, -u, -p/-pi, -d, the \
-                    IPTA_DB_* environment variables, ~/.ipta-conf and /etc/ipta.conf (ipta --help).";
-    match err {
-        E::Connect(_) | E::ConnectionLost(_) => Some(format!(
-            "Is the server running and reachable at {ep}? On Debian/Ubuntu: sudo service mariadb \
-             start (or run ./scripts/provision.sh from the source tree).\n\
-             If the server runs but the user or database do not exist yet, create them as the \
-             database administrator (e.g. sudo mariadb), with your password for PASSWORD:\n{setup_sql}\n{settings}",
-            ep = db.endpoint()
-        )),
-        E::AccessDenied(_) => Some(format!(
-            "The server refused user {u} (wrong password, or no rights on database `{d}`). \
-             Check the password (-p/-pi, IPTA_DB_PASS, ~/.ipta-conf); to (re)create the user with \
-             its rights, run as the database administrator (e.g. sudo mariadb):\n{setup_sql}\n{settings}",
-            u = user,
-            d = db.database
-        )),
-        E::UnknownDatabase(_) => Some(format!(
-            "Database `{d}` does not exist. Create it with: ipta --create-db (needs the right to \
-             create it), or as the database administrator:\n{setup_sql}",
-            d = db.database
-        )),
-        E::MissingTable(t) => Some(format!(
-            "Create the table with: ipta --create-table{}",
-            if t == "logs" { String::new() } else { format!(" {t}") }
-        )),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn advice_quotes_the_user_name_and_never_grants_to_any_host() {
-        use crate::store::StoreError;
-        let db = crate::config::DbSettings {
-            user: "x' IDENTIFIED BY 'known'; GRANT ALL ON *.* TO 'x".into(),
-            host: "db.example.net".into(),
-            ..Default::default()
-        };
-        let a = advice(&StoreError::AccessDenied("no".into()), &db).unwrap();
-        assert!(
-            a.contains("CREATE USER IF NOT EXISTS 'x'' IDENTIFIED BY ''known''; GRANT ALL ON *.* TO ''x'@'CLIENT_HOST'"),
-            "{a}"
-        );
-        assert!(!a.contains("'%'"), "{a}");
-        assert_eq!(sql_string(r"a\b'c"), r"'a\\b''c'");
-    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let mut v = vec!["ipta".to_string()];
@@ -452,6 +336,8 @@ mod tests {
         struct Other {
             #[command(flatten)]
             db: DbArgs,
+            #[command(flatten)]
+            password: PasswordArgs,
             #[arg(long, action = ArgAction::Help)]
             help: (),
         }
@@ -468,7 +354,7 @@ mod tests {
         let args = normalize_args(["other", "-h", "db1", "-pi"].map(OsString::from));
         let o = Other::try_parse_from(args).unwrap();
         assert_eq!(o.db.db_host.as_deref(), Some("db1"));
-        assert!(o.db.db_pass_i);
+        assert!(o.password.db_pass_i);
     }
 
     #[test]
@@ -479,7 +365,7 @@ mod tests {
     #[test]
     fn two_letter_options_are_rewritten() {
         let c = parse(&["-ai", "-pi", "-lt", "-dt", "x", "-da", "-ct", "-cd", "-dp"]).unwrap();
-        assert!(c.analyze_interactive && c.db.db_pass_i && c.list_tables && c.delete_all_tables);
+        assert!(c.analyze_interactive && c.password.db_pass_i && c.list_tables && c.delete_all_tables);
         assert!(c.create_db && c.dns_prune && !c.analyze && c.import.is_empty());
         assert_eq!(c.delete_table.as_deref(), Some("x"));
         assert_eq!(c.create_table, Some(None));
@@ -521,7 +407,7 @@ mod tests {
         assert_eq!(c.db.db_name.as_deref(), Some("db"));
         assert_eq!(c.db.db_host.as_deref(), Some("dbhost"));
         assert_eq!(c.db.db_user.as_deref(), Some("me"));
-        assert_eq!(c.db.db_pass.as_deref(), Some("pw"));
+        assert_eq!(c.password.db_pass.as_deref(), Some("pw"));
         assert_eq!(c.db.db_table.as_deref(), Some("tbl"));
         assert!(
             c.clear
