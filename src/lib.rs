@@ -4,13 +4,13 @@
 //! [`record::Record`] (and [`record::dedup`] gives it its de-duplication key), [`store`] writes
 //! records into MySQL/MariaDB and reads them back, [`ingest`] is the live path from rsyslog,
 //! [`import`] the path from log files, [`report`] the analyzer, [`follow`] the live display and
-//! the fan-out that feeds it, [`scan`] the database-less listing; [`units`] writes sizes for
-//! people. The binaries in `src/bin/` only parse arguments and map errors to exit codes;
-//! [`docgen`] makes their man pages and completions.
+//! the fan-out that feeds it, [`scan`] the database-less listing; [`units`] writes sizes and
+//! reads ages for people. [`config`] is the one settings layer of both programs, [`cli`] is
+//! `ipta`'s command line (flags, steps, exit statuses, man pages); the binaries in `src/bin/`
+//! only parse arguments and call [`cli::run`] or [`ingest::run`].
 
 pub mod cli;
 pub mod config;
-pub mod docgen;
 pub mod follow;
 pub mod import;
 pub mod ingest;

@@ -5,7 +5,8 @@
 //! From flags to a run: [`plan`] orders the steps the flags ask for and checks what can be
 //! checked before anything runs, [`options`] turns flags and settings into each step's typed
 //! options, [`run`] executes the steps and maps errors to the exit statuses of [`exit`],
-//! [`advice`] says what to do about a database error.
+//! [`advice`] says what to do about a database error, [`docgen`] writes the man pages and
+//! completions of both programs from their flag definitions.
 //!
 //! The original's two-letter short options (`-ai -pi -lt -dt -da -ct -cd -dp`) cannot be
 //! declared in clap, which would read `-ai` as `-a -i`: [`normalize_args`] rewrites them to
@@ -15,6 +16,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub mod advice;
+pub mod docgen;
 pub mod options;
 pub mod plan;
 pub mod run;

@@ -52,7 +52,7 @@ macro_rules! out {
 /// Runs one invocation; the result is the exit status.
 pub fn run(cli: Cli) -> u8 {
     if let Some(dir) = &cli.generate {
-        return match crate::docgen::generate(dir) {
+        return match super::docgen::generate(dir) {
             Ok(files) => {
                 let mut out = std::io::stdout().lock();
                 let written = files.iter().try_for_each(|f| writeln!(out, "{}", f.display()));

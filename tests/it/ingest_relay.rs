@@ -7,11 +7,9 @@ use crate::ingest_support;
 use crate::util;
 
 use std::io::Write;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ingest_support::rsyslog::{free_port, ingest_conf, repo, subst, Rsyslogd};
 use ingest_support::{count, line, wait_count, Ingest};
 use mysql::prelude::Queryable;
 use util::TestDb;
@@ -52,45 +50,14 @@ fn a_table_of_the_previous_layout_gets_the_relay_column() {
     assert_eq!(relays(&db), vec![Some("198.51.100.3".into())]);
 }
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn subst(text: &mut String, from: &str, to: &str) {
-    assert!(text.contains(from), "the shipped config no longer contains {from:?}");
-    *text = text.replace(from, to);
-}
-
-struct Rsyslogd(Child);
-impl Drop for Rsyslogd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn central_log_host_stores_which_relay_delivered_each_row() {
     let db = TestDb::new("relay_central");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = &db.settings;
-    let conf = d.join("ipta.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user = {}\npass = {}\ndb = {}\nsocket = {}\n",
-            s.user,
-            s.password,
-            s.database,
-            s.socket.as_ref().unwrap().display()
-        ),
-    )
-    .unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let conf = ingest_conf(d, s);
+    let port = free_port();
     // 30-ipta.conf (module omprog, template ipta_line) with its local action pointed at test
     // files, then the central snippet switched to its plain-TCP variant, as its comments say.
     let mut local = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
@@ -112,29 +79,8 @@ fn central_log_host_stores_which_relay_delivered_each_row() {
         &format!("{} --config {} --confirm", util::bin("ipta-ingest").display(), conf.display()),
     );
     subst(&mut central, "/var/log/", &format!("{}/", d.display()));
-    let main = d.join("rsyslog.conf");
-    std::fs::write(&main, format!("global(workDirectory=\"{}\")\n{local}\n{central}", d.display())).unwrap();
-    let log = std::fs::File::create(d.join("rsyslogd.out")).unwrap();
-    let child = Command::new("/usr/sbin/rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(&main)
-        .arg("-i")
-        .arg(d.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let _rsyslog = Rsyslogd(child);
-    let t = Instant::now();
-    let mut tcp = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(_) if t.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("rsyslogd did not listen: {e}: {}", std::fs::read_to_string(d.join("rsyslogd.out")).unwrap_or_default()),
-        }
-    };
+    let rsyslog = Rsyslogd::start(d, &format!("global(workDirectory=\"{}\")\n{local}\n{central}", d.display()));
+    let mut tcp = rsyslog.connect(port);
     // A firewall that writes another's name and a fake relay prefix into its message: the row
     // still says the truth about who delivered it.
     let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();

@@ -8,45 +8,16 @@ use crate::util;
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ingest_support::rsyslog::{free_port, ingest_conf, repo, subst, validate, Rsyslogd};
 use ingest_support::wait_count;
 use util::TestDb;
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn rsyslogd() -> &'static str {
-    assert!(
-        Path::new("/usr/sbin/rsyslogd").exists(),
-        "rsyslogd is missing: run ./scripts/provision.sh --rsyslog (test.sh does)"
-    );
-    "/usr/sbin/rsyslogd"
-}
-
-/// `rsyslogd -N1` over a main config that includes `snippet` as /etc/rsyslog.d would.
-fn validate(snippet: &Path) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let main = dir.path().join("rsyslog.conf");
-    std::fs::write(
-        &main,
-        format!(
-            "global(workDirectory=\"{}\")\ninclude(file=\"{}\")\n",
-            dir.path().display(),
-            snippet.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(rsyslogd()).arg("-N1").arg("-f").arg(&main).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 #[test]
 fn shipped_snippets_pass_rsyslogd_validation() {
     for f in ["rsyslog/30-ipta.conf", "rsyslog/30-ipta-file-only.conf"] {
-        let (ok, err) = validate(&repo(f));
+        let (ok, err) = validate(&[&repo(f)]);
         assert!(ok, "{f}: {err}");
     }
     // The check has teeth: a misspelt parameter fails it.
@@ -54,21 +25,7 @@ fn shipped_snippets_pass_rsyslogd_validation() {
     let bad = dir.path().join("bad.conf");
     let text = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
     std::fs::write(&bad, text.replace("killUnresponsive", "killUnresponsiv")).unwrap();
-    assert!(!validate(&bad).0);
-}
-
-/// Replaces `from` with `to`, insisting that `from` is there (so the test follows the file).
-fn subst(text: &mut String, from: &str, to: &str) {
-    assert!(text.contains(from), "the shipped config no longer contains {from:?}");
-    *text = text.replace(from, to);
-}
-
-struct Rsyslogd(Child);
-impl Drop for Rsyslogd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    assert!(!validate(&[&bad]).0);
 }
 
 /// A private rsyslogd running the shipped snippet (TCP input standing in for imklog) that
@@ -83,10 +40,7 @@ struct Setup {
 }
 
 fn start_rsyslogd(d: &Path, conf: &Path, extra: &str, tune: impl FnOnce(&mut String)) -> Setup {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let mut text = std::fs::read_to_string(repo("rsyslog/30-ipta.conf")).unwrap();
     subst(&mut text, "$inputname == \"imklog\"", "$inputname == \"imtcp\"");
     subst(
@@ -106,42 +60,15 @@ fn start_rsyslogd(d: &Path, conf: &Path, extra: &str, tune: impl FnOnce(&mut Str
     subst(&mut text, "/var/log/ipta-ingest.log", output.to_str().unwrap());
     subst(&mut text, "/var/log/ipta-rejects.log", rejects.to_str().unwrap());
     tune(&mut text);
-    let main = d.join("rsyslog.conf");
-    std::fs::write(
-        &main,
-        format!(
+    let rsyslog = Rsyslogd::start(
+        d,
+        &format!(
             "global(workDirectory=\"{}\")\nmodule(load=\"imtcp\")\n\
              input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n{text}",
             d.display()
         ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(d.join("rsyslogd.out")).unwrap();
-    let child = Command::new(rsyslogd())
-        .arg("-n")
-        .arg("-f")
-        .arg(&main)
-        .arg("-i")
-        .arg(d.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let rsyslog = Rsyslogd(child);
-    let t = Instant::now();
-    let tcp = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(_) if t.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(e) => panic!(
-                "rsyslogd did not listen: {e}; {}",
-                std::fs::read_to_string(d.join("rsyslogd.out")).unwrap_or_default()
-            ),
-        }
-    };
+    );
+    let tcp = rsyslog.connect(port);
     Setup { rsyslog, tcp, file, output, rejects }
 }
 
@@ -170,18 +97,7 @@ fn rsyslogd_feeds_ingest_through_omprog() {
     let d = dir.path();
     let s = &db.settings;
     // Database settings for ipta-ingest, password included: a config file, as in production.
-    let conf = d.join("ipta.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user = {}\npass = {}\ndb = {}\nsocket = {}\n",
-            s.user,
-            s.password,
-            s.database,
-            s.socket.as_ref().unwrap().display()
-        ),
-    )
-    .unwrap();
+    let conf = ingest_conf(d, s);
     let Setup { mut rsyslog, mut tcp, file, output, rejects: _ } = start_rsyslogd(d, &conf, "", |_| {});
     const N: u32 = 1500;
     let stamp = chrono::Local::now().format("%b %e %H:%M:%S").to_string();
@@ -211,10 +127,10 @@ fn rsyslogd_feeds_ingest_through_omprog() {
     assert!(first.contains(" fw1 kernel: IPT: DROP IN=eth0"), "{first}");
     // Stopping rsyslogd closes ipta-ingest's stdin; it exits cleanly and reports.
     unsafe {
-        libc::kill(rsyslog.0.id() as i32, libc::SIGTERM);
+        libc::kill(rsyslog.child().id() as i32, libc::SIGTERM);
     }
     let t = Instant::now();
-    while rsyslog.0.try_wait().unwrap().is_none() {
+    while rsyslog.child().try_wait().unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(15), "rsyslogd did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -239,12 +155,7 @@ fn a_long_outage_under_rsyslog_ends_with_every_line_stored_once() {
     let s = server.user_settings("ipta_rsyslog_outage");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let conf = d.join("ipta.conf");
-    std::fs::write(
-        &conf,
-        format!("user = {}\npass = {}\ndb = {}\nsocket = {}\n", s.user, s.password, s.database, s.socket.as_ref().unwrap().display()),
-    )
-    .unwrap();
+    let conf = ingest_conf(d, &s);
     std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     // Shorter waits than production, the same mechanism: error replies after 2 s, rsyslog
     // retrying every 2 s.

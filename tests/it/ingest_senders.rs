@@ -3,42 +3,10 @@
 //! plain-TCP variant) and passes `rsyslogd -N1`; the snippets' template escapes control
 //! characters even when rsyslog's own escaping on receive is off.
 
+use crate::ingest_support::rsyslog::{free_port, repo, subst, validate, Rsyslogd};
+
 use std::io::Write;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn rsyslogd() -> &'static str {
-    assert!(
-        Path::new("/usr/sbin/rsyslogd").exists(),
-        "rsyslogd is missing: run ./scripts/provision.sh --rsyslog (test.sh does)"
-    );
-    "/usr/sbin/rsyslogd"
-}
-
-/// `rsyslogd -N1` over a main config that includes `snippets` in order, as /etc/rsyslog.d would.
-fn validate(snippets: &[&Path]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let main = dir.path().join("rsyslog.conf");
-    let mut text = format!("global(workDirectory=\"{}\")\n", dir.path().display());
-    for s in snippets {
-        text.push_str(&format!("include(file=\"{}\")\n", s.display()));
-    }
-    std::fs::write(&main, text).unwrap();
-    let out = Command::new(rsyslogd()).arg("-N1").arg("-f").arg(&main).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Replaces `from` with `to`, insisting that `from` is there (so the test follows the file).
-fn subst(text: &mut String, from: &str, to: &str) {
-    assert!(text.contains(from), "the shipped config no longer contains {from:?}");
-    *text = text.replace(from, to);
-}
 
 #[test]
 fn many_firewalls_example_authenticates_its_senders() {
@@ -82,59 +50,26 @@ fn many_firewalls_example_authenticates_its_senders() {
     assert!(!validate(&[&local, &bad]).0);
 }
 
-struct Rsyslogd(Child);
-impl Drop for Rsyslogd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn snippet_template_escapes_control_characters() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     // The file-only snippet (same template as 30-ipta.conf), TCP standing in for imklog, and
     // rsyslog's own escaping on receive turned off: the template alone must do it.
     let mut text = std::fs::read_to_string(repo("rsyslog/30-ipta-file-only.conf")).unwrap();
     subst(&mut text, "$inputname == \"imklog\"", "$inputname == \"imtcp\"");
     let file = d.join("iptables.log");
     subst(&mut text, "/var/log/iptables.log", file.to_str().unwrap());
-    let main = d.join("rsyslog.conf");
-    std::fs::write(
-        &main,
-        format!(
+    let rsyslog = Rsyslogd::start(
+        d,
+        &format!(
             "global(workDirectory=\"{}\" parser.escapeControlCharactersOnReceive=\"off\")\n\
              module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n{text}",
             d.display()
         ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(d.join("rsyslogd.out")).unwrap();
-    let child = Command::new(rsyslogd())
-        .arg("-n")
-        .arg("-f")
-        .arg(&main)
-        .arg("-i")
-        .arg(d.join("rsyslogd.pid"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let _rsyslog = Rsyslogd(child);
-    let t = Instant::now();
-    let mut tcp = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(_) if t.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("rsyslogd did not listen: {e}"),
-        }
-    };
+    );
+    let mut tcp = rsyslog.connect(port);
     tcp.write_all(
         b"<4>Dec  5 03:20:00 fw1 kernel: IPT: DROP \x1b]0;owned\x07\x1b[2J IN=eth0 OUT= SRC=192.0.2.1 \
           DST=192.0.2.2 LEN=40 PROTO=TCP SPT=1 DPT=2\n",

@@ -1,7 +1,10 @@
 //! Helpers of the ipta-ingest integration tests: a driver that plays rsyslog's part on the
 //! child's stdin/stdout, generated log lines, and a private MariaDB server that a test may stop
-//! and start (the shared server is never touched).
+//! and start (the shared server is never touched); [`rsyslog`]: a real rsyslogd running the
+//! shipped snippets.
 #![allow(dead_code)]
+
+pub mod rsyslog;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
