@@ -2,7 +2,6 @@
 //! ([`TestDb`], from the dev crate `ipta-dev`, which the benchmarks share), the path of the built
 //! binaries, output captured across threads, the options of a follow run, and firewall log
 //! lines.
-#![allow(dead_code)]
 
 pub use ipta_dev::testdb::TestDb;
 

@@ -2,12 +2,11 @@
 //! child's stdin/stdout, generated log lines, and a private MariaDB server that a test may stop
 //! and start (the shared server is never touched); [`rsyslog`]: a real rsyslogd running the
 //! shipped snippets.
-#![allow(dead_code)]
 
 pub mod rsyslog;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -331,8 +330,4 @@ pub fn cpu_ticks(pid: i32) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
