@@ -357,3 +357,116 @@ fn html_page_in_a_real_browser() {
     println!("screenshot of the report page: {}", png.display());
     eprintln!("screenshot of the report page: {}", png.display());
 }
+
+/// The parts of a mail as Python's `email` package reads it (policy `default`, the strict
+/// modern parser): headers, content types, decoded text, defects, the longest line.
+const PARSE_MAIL: &str = r#"
+import email, email.utils, json, sys
+from email import policy
+raw = open(sys.argv[1], 'rb').read()
+m = email.message_from_bytes(raw, policy=policy.default)
+parts = list(m.iter_parts())
+defects = [repr(d) for d in m.defects] + [repr(d) for p in parts for d in p.defects]
+print(json.dumps({
+    "to": str(m["To"]), "subject": str(m["Subject"]), "mime": str(m["MIME-Version"]),
+    "date": email.utils.parsedate_to_datetime(str(m["Date"])).isoformat(),
+    "message_id": str(m["Message-ID"]), "type": m.get_content_type(),
+    "parts": [p.get_content_type() for p in parts],
+    "encodings": [str(p["Content-Transfer-Encoding"]) for p in parts],
+    "charsets": [p.get_content_charset() for p in parts],
+    "html": next((p.get_content() for p in parts if p.get_content_type() == "text/html"), None),
+    "text": next((p.get_content() for p in parts if p.get_content_type() == "text/plain"), None),
+    "defects": defects, "longest_line": max(len(l) for l in raw.split(b"\n")),
+}))
+"#;
+
+/// A stand-in mailer in `dir` that keeps its arguments and the message, and exits with `rc`.
+fn fake_sendmail(dir: &Path, rc: i32) -> PathBuf {
+    let p = dir.join("sendmail");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/args'\ncat > '{d}/message'\n[ {rc} -eq 0 ] || echo 'queue is full' >&2\nexit {rc}\n",
+        d = dir.display()
+    );
+    std::fs::write(&p, script).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    p
+}
+
+fn set_config(home: &Path, text: &str) {
+    let p = home.join(".ipta-conf");
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn html_report_by_mail() {
+    let (db, home, _json) = imported("html_mail");
+    let mailer_dir = tempfile::tempdir().unwrap();
+    let sendmail = fake_sendmail(mailer_dir.path(), 0);
+    set_config(home.path(), &format!("sendmail = {}\nmail_from = ipta <fw@example.org>\n", sendmail.display()));
+    let kept = home.path().join("mailed.html");
+    let to = "Ops <ops@example.org>, root";
+    let (code, out, err) = run(ipta(&db, home.path()).args(REPORT).args(["--mail-to", to, "-o"]).arg(&kept));
+    assert_eq!(code, 0, "{out}{err}");
+    // The mailer was asked to read the recipients from the message: nothing else on its
+    // command line (no address, no password).
+    let args = std::fs::read_to_string(mailer_dir.path().join("args")).unwrap();
+    assert_eq!(args, "-t\n-oi\n");
+    let msg = mailer_dir.path().join("message");
+    let parsed = Command::new("python3").arg("-c").arg(PARSE_MAIL).arg(&msg).output().expect("python3");
+    assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+    let m: Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    assert_eq!(m["defects"], serde_json::json!([]), "{m}");
+    assert_eq!(m["type"], "multipart/alternative");
+    assert_eq!(m["parts"], serde_json::json!(["text/plain", "text/html"]));
+    assert_eq!(m["encodings"], serde_json::json!(["base64", "base64"]));
+    assert_eq!(m["charsets"], serde_json::json!(["utf-8", "utf-8"]));
+    assert_eq!(m["mime"], "1.0");
+    assert_eq!(m["to"], to);
+    let subject = m["subject"].as_str().unwrap();
+    assert!(subject.contains("logs") && subject.contains("2026-11-25") && subject.contains("18 packets"), "{subject}");
+    assert!(m["date"].as_str().unwrap().starts_with("20"), "{m}");
+    assert!(m["message_id"].as_str().unwrap().starts_with('<'));
+    assert!(m["longest_line"].as_u64().unwrap() <= 998, "{m}");
+    // The page inline is the page kept with -o, byte for byte; the text part is the text report.
+    assert_eq!(m["html"].as_str().unwrap(), std::fs::read_to_string(&kept).unwrap());
+    let text = m["text"].as_str().unwrap();
+    assert!(text.contains("Top sources") && text.contains("203.0.113.9"), "{text}");
+    check_escaped(m["html"].as_str().unwrap());
+
+    // A mailer that fails: ipta says so (with the mailer's words) and exits non-zero.
+    fake_sendmail(mailer_dir.path(), 75);
+    let (code, _, err) = run(ipta(&db, home.path()).args(REPORT).args(["--mail-to", "root"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("queue is full") && err.contains("failed"), "{err}");
+    // No mailer at all: the error names the key that sets it.
+    set_config(home.path(), "sendmail = /nonexistent/sendmail\n");
+    let (code, _, err) = run(ipta(&db, home.path()).args(REPORT).args(["--mail-to", "root"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/sendmail") && err.contains("key sendmail"), "{err}");
+}
+
+/// The command lines of the daily-report recipes in examples/ are valid `ipta` invocations
+/// that mail the HTML report (a typo there would only show at 06:30).
+#[test]
+fn daily_report_recipes_are_valid_command_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let lines = [
+        std::fs::read_to_string(root.join("ipta-report.cron")).unwrap(),
+        std::fs::read_to_string(root.join("ipta-report.service")).unwrap(),
+    ];
+    let timer = std::fs::read_to_string(root.join("ipta-report.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=") && timer.contains("WantedBy=timers.target"));
+    for text in lines {
+        let cmd = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.split_once("ipta -a").map(|(_, rest)| rest.to_string()))
+            .expect("an ipta -a line");
+        let args: Vec<std::ffi::OsString> =
+            ["ipta", "-a"].iter().map(|s| s.into()).chain(cmd.split_whitespace().map(|s| s.into())).collect();
+        let cli = <ipta::cli::Cli as clap::Parser>::try_parse_from(ipta::cli::normalize_args(args)).unwrap();
+        ipta::cli::plan::validate(&cli, ipta::record::Timestamp(0)).unwrap();
+        assert!(cli.mail_to.is_some() && cli.since.as_deref() == Some("24h"), "{cmd}");
+    }
+}
