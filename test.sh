@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: provisions MariaDB, rsyslog and chromium (for the HTML report's browser
-# test) on this machine (installing them when missing), then runs every unit and integration test against the real server.
+# test) on this machine (installing them when missing), then runs every unit and integration
+# test against the real server.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/provision.sh --rsyslog --chromium
