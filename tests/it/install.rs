@@ -269,7 +269,7 @@ fn an_existing_ipta_conf_is_never_touched_and_an_unedited_one_is_removed() {
     assert_eq!(files(&root)["/etc/ipta.conf"].1, gid);
     assert!(files(&root).contains_key("/usr/bin/ipta-ingest"));
     let snippet = std::fs::read_to_string(root.join("etc/rsyslog.d/30-ipta.conf")).unwrap();
-    assert!(snippet.contains("binary=\"/usr/bin/ipta-ingest --confirm\""), "{snippet}");
+    assert!(snippet.contains("binary=\"/usr/bin/ipta-ingest --confirm "), "{snippet}");
     run_install_prefix(&src, &root, "/usr", &rsyslog_conf, &["--uninstall"]);
     assert!(files(&root).is_empty(), "{:?}", files(&root));
 }
