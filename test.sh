@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: provisions MariaDB and rsyslog on this machine (installing them when
-# missing), then runs every unit and integration test against the real server.
+# The whole test suite: provisions MariaDB, rsyslog and chromium (for the HTML report's browser
+# test) on this machine (installing them when missing), then runs every unit and integration test against the real server.
 set -euo pipefail
 cd "$(dirname "$0")"
-./scripts/provision.sh --rsyslog
+./scripts/provision.sh --rsyslog --chromium
 ./scripts/ensure-rust.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 sock=${IPTA_TEST_SOCKET:-/run/mysqld/mysqld.sock}

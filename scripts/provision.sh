@@ -5,13 +5,17 @@
 # scripts/ipta-account.sh, the tests' account lives only while they run (scripts/test-account.sh).
 # A leftover `ipta_test` account with the old well-known password is removed. Safe to run again.
 # Needs root (or sudo). --socket PATH: another server than /run/mysqld/mysqld.sock.
+# --chromium: also Debian's chromium, for the test that opens the HTML report in a real browser
+# (tests/it/report_html.rs) and for scripts/report-screenshot.sh.
 set -euo pipefail
 
 want_rsyslog=0
+want_chromium=0
 sock=/run/mysqld/mysqld.sock
 while [ $# -gt 0 ]; do
   case "$1" in
     --rsyslog) want_rsyslog=1; shift ;;
+    --chromium) want_chromium=1; shift ;;
     --socket) sock="$2"; shift 2 ;;
     --socket=*) sock="${1#--socket=}"; shift ;;
     *) echo "provision.sh: unknown option $1" >&2; exit 2 ;;
@@ -40,6 +44,11 @@ fi
 if [ "$want_rsyslog" -eq 1 ] && ! command -v rsyslogd >/dev/null 2>&1; then
   echo "provision: installing rsyslog" >&2
   apt_install rsyslog
+fi
+
+if [ "$want_chromium" -eq 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "provision: installing chromium" >&2
+  apt_install chromium
 fi
 
 # The openssl command makes the certificates of the TLS test (tests/tls.rs); minimal images lack it.

@@ -38,6 +38,7 @@ mod parse_fixtures;
 mod parse_genlog;
 mod parse_mutation;
 mod parse_time;
+mod report_html;
 mod retention;
 mod scan_run;
 mod store_fallback;
