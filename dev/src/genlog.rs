@@ -107,6 +107,12 @@ impl Gen {
         }
     }
 
+    /// Mean lines per second from now on (default 50): a low rate spreads a few lines over days.
+    pub fn set_rate(&mut self, lines_per_second: f64) {
+        assert!(lines_per_second > 0.0, "a rate above zero");
+        self.rate = lines_per_second;
+    }
+
     /// Wall-clock time of the last line, microseconds since the epoch as if the zone were UTC.
     pub fn wall_micros(&self) -> i64 {
         self.t_us

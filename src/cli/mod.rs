@@ -32,6 +32,8 @@ pub enum Format {
     Text,
     Json,
     Csv,
+    /// One self-contained page with charts (reports only)
+    Html,
 }
 
 /// `ipta`: iptables/nftables log analyzer.
@@ -166,6 +168,12 @@ pub struct Cli {
         help_heading = "Reports"
     )]
     pub format: Option<Format>,
+    /// Write the report into FILE (atomically: the old file stays whole until the new one is complete)
+    #[arg(short = 'o', long = "output", value_name = "FILE", help_heading = "Reports")]
+    pub output: Option<PathBuf>,
+    /// Mail the report (text and HTML) to ADDR through the local mailer (key sendmail)
+    #[arg(long = "mail-to", value_name = "ADDR", help_heading = "Reports")]
+    pub mail_to: Option<String>,
     /// Hide packets on the loopback interface
     #[arg(long = "no-local", visible_alias = "no-lo", help_heading = "Reports")]
     pub no_local: bool,
@@ -292,8 +300,8 @@ pub mod exit {
 pub const USAGE: &str = "\
 Usage: ipta [OPTIONS]
   ipta -i FILE... [-c]          import log files (-c clears the table first)
-  ipta -a [-l N] [--no-local] [--no-accept] [-r] [--since 24h] [--format json|csv]
-                                print the reports
+  ipta -a [-l N] [--no-local] [--no-accept] [-r] [--since 24h] [--format json|csv|html]
+        [-o FILE] [--mail-to ADDR]  print, write or mail the reports
   ipta -f [FILE]                follow a log file, or ipta-ingest's live stream
   ipta --scan FILE              print the packets of a file, no database
   ipta -ct [NAME] | -lt | -dt NAME | -da | -cd | -c

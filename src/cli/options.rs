@@ -73,10 +73,10 @@ impl<'a> Options<'a> {
             until: time(&c.until)?,
             host: c.host.clone(),
             rdns: c.rdns,
-            format: match self.format() {
-                Format::Text => report::Format::Table,
-                Format::Json => report::Format::Json,
-                Format::Csv => report::Format::Csv,
+            // A mail carries the page (and the text report beside it).
+            format: match (self.cli.format, &c.mail_to) {
+                (None, Some(_)) => report::Format::Html,
+                _ => report_format(self.format()),
             },
             ..Default::default()
         };
@@ -87,6 +87,11 @@ impl<'a> Options<'a> {
             opts.scan_threshold = n;
         }
         Ok(opts)
+    }
+
+    /// The mailer of `--mail-to`: the key `sendmail`, else /usr/sbin/sendmail.
+    pub fn sendmail(&self) -> PathBuf {
+        self.settings.keys.sendmail.clone().unwrap_or_else(|| report::mail::DEFAULT_SENDMAIL.into())
     }
 
     /// The fan-out directory viewers attach to: `--follow-dir`, else the key, else the default.
@@ -115,6 +120,16 @@ impl<'a> Options<'a> {
             parse: self.parse(now)?,
             follow_dir: self.follow_dir(),
         })
+    }
+}
+
+/// The report's format for a `--format` value.
+pub fn report_format(f: Format) -> report::Format {
+    match f {
+        Format::Text => report::Format::Table,
+        Format::Json => report::Format::Json,
+        Format::Csv => report::Format::Csv,
+        Format::Html => report::Format::Html,
     }
 }
 
@@ -187,5 +202,17 @@ mod tests {
         assert_eq!(o.analyze(NOW).unwrap().scan_threshold, report::AnalyzeOptions::default().scan_threshold);
         assert_eq!(o.dns().ttl_hours, rdns::DnsSettings::default().ttl_hours);
         assert_eq!(o.format(), Format::Text);
+        assert_eq!(o.sendmail(), PathBuf::from("/usr/sbin/sendmail"));
+    }
+
+    #[test]
+    fn a_mail_is_html_unless_told_otherwise() {
+        let s = settings(&[("sendmail", "/opt/mta/sendmail")]);
+        let c = cli(&["-a", "--mail-to", "root"]);
+        let o = Options::new(&c, &s);
+        assert_eq!(o.analyze(NOW).unwrap().format, report::Format::Html);
+        assert_eq!(o.sendmail(), PathBuf::from("/opt/mta/sendmail"));
+        let c = cli(&["-a", "--format", "html", "-o", "r.html"]);
+        assert_eq!(Options::new(&c, &s).analyze(NOW).unwrap().format, report::Format::Html);
     }
 }

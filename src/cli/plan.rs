@@ -106,6 +106,23 @@ pub fn validate(c: &Cli, now: Timestamp) -> Result<(), String> {
     if c.scan.is_some() && c.format == Some(Format::Csv) {
         return Err("--scan prints text or json, not csv".into());
     }
+    if c.format == Some(Format::Html) {
+        let other = [(c.scan.is_some(), "--scan"), (c.list_tables, "--list-tables"), (c.follow.is_some(), "--follow")];
+        if let Some((_, flag)) = other.iter().find(|(on, _)| *on) {
+            return Err(format!("--format html is for --analyze; {flag} prints text, json or csv"));
+        }
+    }
+    for (given, flag) in [(c.output.is_some(), "--output"), (c.mail_to.is_some(), "--mail-to")] {
+        if given && !c.analyze {
+            return Err(format!("{flag} writes the report of --analyze (-a): add -a"));
+        }
+    }
+    if let Some(to) = &c.mail_to {
+        crate::report::mail::check_address(to).map_err(|e| format!("--mail-to {to:?}: {e}"))?;
+        if c.format.is_some_and(|f| f != Format::Html) {
+            return Err("--mail-to sends the HTML page with the text report beside it: leave out --format or say --format html".into());
+        }
+    }
     Ok(())
 }
 
@@ -149,10 +166,17 @@ mod tests {
             (&["--module", "nope", "-a"], "--module"),
             (&["--expire", "6m"], "--expire"),
             (&["--scan", "-", "--format", "csv"], "--scan"),
+            (&["-lt", "--format", "html"], "--list-tables"),
+            (&["-o", "r.html", "-lt"], "add -a"),
+            (&["--mail-to", "root"], "add -a"),
+            (&["-a", "--mail-to", "root\nBcc: x@y"], "printable ASCII"),
+            (&["-a", "--mail-to", "root", "--format", "json"], "--format html"),
         ] {
             let e = validate(&cli(args), now).unwrap_err();
             assert!(e.contains(says), "{args:?}: {e}");
         }
         validate(&cli(&["-a", "--since", "24h", "--rules", "ufw", "--tz", "UTC"]), now).unwrap();
+        validate(&cli(&["-a", "--format", "html", "-o", "r.html", "--mail-to", "root"]), now).unwrap();
+        validate(&cli(&["-a", "--format", "csv", "-o", "r.csv"]), now).unwrap();
     }
 }

@@ -184,13 +184,7 @@ impl Ctx {
                     retention::expire_older_than(self.conn()?, &table, age, retention::DEFAULT_CHUNK_ROWS)?;
                 out!("{}", stats.describe(&table, cutoff));
             }
-            Step::Analyze => {
-                let opts = self.options().analyze(now()).map_err(usage)?;
-                let dns = self.options().dns();
-                let table = self.table()?;
-                let mut out = std::io::stdout().lock();
-                report::run_with_dns(self.conn()?, &table, &opts, &dns, &mut out)?;
-            }
+            Step::Analyze => self.analyze()?,
             Step::AnalyzeInteractive => {
                 let tty = std::io::stdin().is_terminal();
                 let mut input = std::io::stdin().lock();
@@ -217,6 +211,54 @@ impl Ctx {
                 rdns::dump(self.conn()?, rdns::DEFAULT_CACHE_TABLE, &mut out)?;
             }
         }
+        Ok(())
+    }
+
+    /// The report into stdout, `-o FILE` (atomically) and/or a mail to `--mail-to`.
+    fn analyze(&mut self) -> Result<()> {
+        let opts = self.options().analyze(now()).map_err(usage)?;
+        let dns = self.options().dns();
+        let table = self.table()?;
+        let rep = report::build(self.conn()?, &table, &opts, &dns)?;
+        let output = self.cli.output.clone();
+        let Some(to) = self.cli.mail_to.clone() else {
+            match &output {
+                Some(path) => {
+                    let mut f = report::output::AtomicFile::create(path)
+                        .with_context(|| format!("cannot write the report into {}", path.display()))?;
+                    report::render(&rep, &opts, false, &mut f)?;
+                    f.commit().with_context(|| format!("cannot write the report into {}", path.display()))?;
+                }
+                None => {
+                    let tty = std::io::stdout().is_terminal();
+                    report::render(&rep, &opts, tty, &mut std::io::stdout().lock())?;
+                }
+            }
+            return Ok(());
+        };
+        // One page for the mail and the file, so the copy kept is the page mailed.
+        let mut page = Vec::new();
+        report::render(&rep, &opts, false, &mut page)?;
+        let mut text = Vec::new();
+        report::render(&rep, &report::AnalyzeOptions { format: report::Format::Table, ..opts.clone() }, false, &mut text)?;
+        if let Some(path) = &output {
+            let mut f = report::output::AtomicFile::create(path)
+                .with_context(|| format!("cannot write the report into {}", path.display()))?;
+            f.write_all(&page)?;
+            f.commit().with_context(|| format!("cannot write the report into {}", path.display()))?;
+        }
+        let subject = report::mail::subject(&rep, &opts);
+        let token = report::html::new_nonce();
+        let msg = report::mail::Message {
+            to: &to,
+            from: self.settings.keys.mail_from.as_deref(),
+            subject: &subject,
+            date: chrono::Utc::now(),
+            token: &token,
+            text: &text,
+            html: &page,
+        };
+        report::mail::send(&self.options().sendmail(), &msg.render())?;
         Ok(())
     }
 
@@ -262,11 +304,7 @@ impl Ctx {
     fn list_tables(&mut self) -> Result<()> {
         let list = tables::list_tables(self.conn()?)?;
         let expire = self.settings.keys.expire.as_ref().map(|a| a.text.as_str());
-        let format = match self.options().format() {
-            Format::Text => report::Format::Table,
-            Format::Json => report::Format::Json,
-            Format::Csv => report::Format::Csv,
-        };
+        let format = super::options::report_format(self.options().format());
         let tty = std::io::stdout().is_terminal();
         let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
         report::render::table_list(&list, &self.database(), expire, format, tty, &mut out, &mut err)?;

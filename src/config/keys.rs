@@ -1,7 +1,8 @@
 //! The settings that are not about the database, each parsed once into a typed value when the
 //! files are read: which lines are ipta's (`rules`, `rule_regex`, `any_tag`), the zone of
 //! stamps without one (`tz`), the fan-out directory (`follow_dir`), retention (`expire`), and
-//! the report's knobs (`scan_threshold`, `ttl`). Both programs read them from here, so a value
+//! the report's knobs (`scan_threshold`, `ttl`), and the report mail's mailer and sender
+//! (`sendmail`, `mail_from`). Both programs read them from here, so a value
 //! means the same thing to `ipta --import` and to `ipta-ingest`, and a bad value is reported
 //! once, with its file and line, before anything runs.
 
@@ -26,6 +27,8 @@ pub const KEYS: &[Key] = &[
     Key { key: "expire", help: "retention: packets older than this age are deleted, e.g. 30d (default: kept)" },
     Key { key: "scan_threshold", help: "ports a source must probe to be listed as a scan (default 15)" },
     Key { key: "ttl", help: "hours a cached reverse-DNS name stays valid (default 24)" },
+    Key { key: "sendmail", help: "the mailer of --mail-to, run as `sendmail -t -oi` (default /usr/sbin/sendmail)" },
+    Key { key: "mail_from", help: "From of the report mail (default: the mailer fills it in)" },
 ];
 
 /// A retention age as written (`30d`) and as a duration.
@@ -49,6 +52,10 @@ pub struct Keys {
     pub expire: Option<Age>,
     pub scan_threshold: Option<u32>,
     pub ttl_hours: Option<u32>,
+    /// `sendmail`: an absolute path.
+    pub sendmail: Option<PathBuf>,
+    /// `mail_from`, checked as a header value.
+    pub mail_from: Option<String>,
 }
 
 /// Why a value was refused (the caller adds the key, the value and where it was written).
@@ -89,6 +96,18 @@ impl Keys {
                 self.scan_threshold = Some(v.parse().ok().filter(|&n| n > 0).ok_or("a number of ports, 1 or more")?)
             }
             "ttl" => self.ttl_hours = Some(v.parse().map_err(|_| "a number of hours")?),
+            "sendmail" => {
+                if !v.starts_with('/') {
+                    return Err("the mailer's absolute path, e.g. /usr/sbin/sendmail".into());
+                }
+                self.sendmail = Some(PathBuf::from(v));
+            }
+            "mail_from" => {
+                if !v.is_empty() {
+                    crate::report::mail::check_address(v)?;
+                }
+                self.mail_from = (!v.is_empty()).then(|| v.to_string());
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -141,6 +160,8 @@ mod tests {
             ("expire", "30d"),
             ("scan_threshold", "20"),
             ("ttl", "48"),
+            ("sendmail", "/usr/local/bin/msmtp-send"),
+            ("mail_from", "ipta <fw@example.org>"),
         ];
         // The samples cover the documented table, no more, no less.
         assert_eq!(samples.map(|(k, _)| k).to_vec(), KEYS.iter().map(|k| k.key).collect::<Vec<_>>());
@@ -153,6 +174,8 @@ mod tests {
         assert_eq!((k.scan_threshold, k.ttl_hours), (Some(20), Some(48)));
         assert_eq!(k.follow_dir(None), Some(PathBuf::from("/run/x")));
         assert_eq!(k.time_zone(Some("UTC")).as_deref(), Some("UTC"));
+        assert_eq!(k.sendmail, Some(PathBuf::from("/usr/local/bin/msmtp-send")));
+        assert_eq!(k.mail_from.as_deref(), Some("ipta <fw@example.org>"));
         assert_eq!(k.set("colour", "blue"), Ok(false));
     }
 
@@ -168,12 +191,15 @@ mod tests {
             ("expire", "6m", "minutes or months"),
             ("scan_threshold", "0", "1 or more"),
             ("ttl", "a week", "hours"),
+            ("sendmail", "sendmail", "absolute path"),
+            ("mail_from", "a@b\u{7f}", "printable ASCII"),
         ] {
             let e = k.set(key, value).unwrap_err();
             assert!(e.contains(says), "{key} = {value}: {e}");
         }
         // Nothing was set by the refused values.
         assert!(k.rules.is_empty() && k.rule_regex.is_none() && k.tz.is_none() && k.expire.is_none());
+        assert!(k.sendmail.is_none() && k.mail_from.is_none());
     }
 
     #[test]

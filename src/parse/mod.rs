@@ -6,6 +6,7 @@
 //! reference time and move to the next year on a Dec -> Jan step inside the stream.
 
 pub mod header;
+pub mod journal;
 pub mod netfilter;
 pub mod rules;
 pub mod skipped;

@@ -1,12 +1,16 @@
 //! `ipta --analyze`: the analyzer modules, their options, and the rendering of their results
-//! as tables, JSON or CSV; `-ai` the interactive SQL prompt.
+//! as tables, JSON, CSV or an HTML page ([`html`]), into stdout, a file written atomically
+//! ([`output`]) or a mail ([`mail`]); `-ai` the interactive SQL prompt.
 //!
 //! [`run`] decides per module whether the summary tables (`store::summary`) can answer it (no
 //! time window, no host, local traffic included: the all-time summaries hold exactly that) or
 //! whether it must aggregate the packet table itself (every other case; time windows use the
 //! index on `ts`). Both paths return the same rows in the same order, which the tests check.
 
+pub mod html;
 pub mod interactive;
+pub mod mail;
+pub mod output;
 pub mod query;
 pub mod rdns;
 pub mod render;
@@ -163,6 +167,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One self-contained page ([`html`]).
+    Html,
 }
 
 impl FromStr for Format {
@@ -172,7 +178,8 @@ impl FromStr for Format {
             "table" | "text" => Ok(Format::Table),
             "json" => Ok(Format::Json),
             "csv" => Ok(Format::Csv),
-            _ => Err(format!("unknown format {s:?} (table, json or csv)")),
+            "html" => Ok(Format::Html),
+            _ => Err(format!("unknown format {s:?} (table, json, csv or html)")),
         }
     }
 }
@@ -240,6 +247,19 @@ pub fn run_with_dns(
     dns: &rdns::DnsSettings,
     out: &mut dyn Write,
 ) -> Result<(), ReportError> {
+    let report = build(conn, table, opts, dns)?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    render(&report, opts, tty, out)
+}
+
+/// The report of `opts` on `table`, ready to render (in any format, any number of times: the
+/// mail renders it as text and as a page).
+pub fn build(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    dns: &rdns::DnsSettings,
+) -> Result<query::Report, ReportError> {
     if let (Some(s), Some(u)) = (opts.since, opts.until) {
         if u <= s {
             return Err(ReportError::BadOption(format!(
@@ -280,11 +300,20 @@ pub fn run_with_dns(
         let resolver = rdns::Resolver::new(dns.clone());
         render::resolve_names(&mut report, &resolver, conn);
     }
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    Ok(report)
+}
+
+/// Writes `report` in `opts.format`; `tty`: the table goes to a terminal (UTF-8 borders).
+pub fn render(report: &query::Report, opts: &AnalyzeOptions, tty: bool, out: &mut dyn Write) -> Result<(), ReportError> {
     match opts.format {
-        Format::Table => render::table(&report, out, tty)?,
-        Format::Json => render::json(&report, out)?,
-        Format::Csv => render::csv(&report, out)?,
+        Format::Table => render::table(report, out, tty)?,
+        Format::Json => render::json(report, out)?,
+        Format::Csv => render::csv(report, out)?,
+        Format::Html => {
+            let nonce = html::new_nonce();
+            let info = html::PageInfo { opts, generated: Timestamp(chrono::Utc::now().timestamp_micros()), nonce: &nonce };
+            html::page(report, &info, out)?
+        }
     }
     out.flush()?;
     Ok(())

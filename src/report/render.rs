@@ -46,7 +46,8 @@ pub fn resolve_names(rep: &mut Report, resolver: &Resolver, conn: &mut mysql::Co
     }
 }
 
-fn cell_text(c: &Cell, rep: &Report) -> String {
+/// A cell as the text table shows it (also the HTML page's cell text, before escaping).
+pub(crate) fn cell_text(c: &Cell, rep: &Report) -> String {
     match c {
         Cell::Count(n) => group_digits(*n),
         Cell::Addr(b) => rep.names.get(b).cloned().unwrap_or_else(|| addr_text(b)),
@@ -339,10 +340,11 @@ pub fn table_list(
             }
             Ok(())
         }
-        super::Format::Table if list.is_empty() => {
+        // --format html is refused for listings before they run (cli::plan); text if it gets here.
+        super::Format::Table | super::Format::Html if list.is_empty() => {
             writeln!(out, "No ipta tables in database `{database}` (create one with: ipta --create-table).")
         }
-        super::Format::Table if tty => {
+        super::Format::Table | super::Format::Html if tty => {
             let mut t = text_table(true);
             t.set_header(["Table", "Rows", "First packet (UTC)", "Last packet (UTC)", "Size"]);
             for i in list {
@@ -356,7 +358,7 @@ pub fn table_list(
             writeln!(out, "Tables of ipta in database `{database}`:\n{t}")?;
             writeln!(out, "{retention}")
         }
-        super::Format::Table => {
+        super::Format::Table | super::Format::Html => {
             writeln!(out, "table\trows\tfirst\tlast\tsize")?;
             for i in list {
                 writeln!(out, "{}\t{}\t{}\t{}\t{}", i.name, i.rows, time(i.first), time(i.last), human_size(i.bytes))?;

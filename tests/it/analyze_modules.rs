@@ -371,7 +371,7 @@ fn json_document_shape() {
 #[test]
 fn empty_table_says_so() {
     let (_db, mut c) = setup("an_empty", &[]);
-    for f in [Format::Table, Format::Json, Format::Csv] {
+    for f in [Format::Table, Format::Json, Format::Csv, Format::Html] {
         let mut out = Vec::new();
         report::run(&mut c, "logs", &AnalyzeOptions { format: f, ..Default::default() }, &mut out).unwrap();
         let t = String::from_utf8(out).unwrap();
@@ -384,6 +384,7 @@ fn empty_table_says_so() {
                 assert_eq!(v["modules"]["timeline"]["buckets"], serde_json::json!([]), "{t}");
             }
             Format::Csv => assert!(t.starts_with("module,"), "{t}"),
+            Format::Html => assert!(t.contains("The table is empty") && t.ends_with("</html>\n"), "{t}"),
         }
     }
     let e = report::run(&mut c, "nosuch", &AnalyzeOptions::default(), &mut Vec::new()).unwrap_err();

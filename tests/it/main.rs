@@ -31,6 +31,7 @@ mod ingest_rsyslog;
 mod ingest_senders;
 mod install;
 mod install_accounts;
+mod install_filter;
 mod install_logrotate;
 mod live_then_import;
 mod parse_corpus;
