@@ -21,6 +21,7 @@ mod follow_e2e;
 mod follow_fanout;
 mod follow_tail;
 mod import_db;
+mod import_firewalls;
 mod ingest_db;
 mod ingest_hostile;
 mod ingest_outage;
