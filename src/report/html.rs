@@ -100,7 +100,7 @@ table.data{border-collapse:collapse;font-size:.9rem;min-width:50%}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;white-space:nowrap}
 table.data th{background:var(--head);font-weight:600}
 table.data td.num,table.data th.num{text-align:right;font-variant-numeric:tabular-nums}
-table.data td.wrap{white-space:normal;overflow-wrap:anywhere}
+table.data td.wrap{white-space:normal;min-width:16em}
 html.js table.data th{cursor:pointer;user-select:none}
 html.js table.data th[aria-sort=ascending]::after{content:" \25B2";font-size:.7em}
 html.js table.data th[aria-sort=descending]::after{content:" \25BC";font-size:.7em}
@@ -120,12 +120,13 @@ details{margin:6px 0}summary{cursor:pointer;color:var(--link);font-size:.9rem}
 footer{color:var(--muted);font-size:.8rem;padding:24px 16px}
 .tip{position:fixed;z-index:9;pointer-events:none;background:#222;color:#fff;padding:3px 7px;border-radius:4px;font-size:.8rem;white-space:nowrap}
 svg rect.hit:hover,svg rect.seg:hover{opacity:.75}
-@media (max-width:600px){body{font-size:14px}header,main,footer{padding:0 10px}.meta{grid-template-columns:1fr}.meta dt{margin-top:4px}table.bars th{width:42%}table.bars td.num{width:5.5em}svg.timeline{height:140px}}
+@media (max-width:600px){body{font-size:14px}header,main,footer{padding:0 10px}table.bars th{width:42%}table.bars td.num{width:5.5em}svg.timeline{height:140px}}
 @media print{body{font-size:10.5pt}nav,.tip,details>summary{display:none}details{display:block}header,main,footer{max-width:none;padding:0}section{break-inside:avoid-page}table.data th{background:none}.scroll{overflow:visible}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}a{color:inherit;text-decoration:none}}
 "#;
 
 /// The page's script: marks the document (`html.js`, `data-ready`), sorts tables by a click
-/// on their header, shows a tooltip for chart bars (the SVG `<title>` does that without it).
+/// on their header, shows a tooltip for chart bars (the SVG `<title>` does that without it),
+/// opens the timeline's numbers for printing.
 const SCRIPT: &str = r#"
 (function(){
 var root=document.documentElement;root.classList.add('js');
@@ -153,6 +154,7 @@ function show(e){var t=e.target.closest?e.target.closest('[data-tip]'):null;
  tip.style.left=Math.max(4,x)+'px';tip.style.top=(e.clientY+14)+'px';}
 document.addEventListener('mousemove',show);
 document.addEventListener('click',show);
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details').forEach(function(d){d.open=true;});});
 root.setAttribute('data-ready','1');
 })();
 "#;
@@ -241,7 +243,9 @@ pub fn page(rep: &Report, info: &PageInfo<'_>, out: &mut dyn Write) -> std::io::
         ("Hosts", host),
         ("Filters", if others.is_empty() { "none".to_string() } else { others.join(", ") }),
     ];
-    if let (Some(f), Some(l)) = (rep.first, rep.last) {
+    // Without a window the Window line already gives the packets' span.
+    let windowed = info.opts.since.is_some() || info.opts.until.is_some();
+    if let (Some(f), Some(l), true) = (rep.first, rep.last, windowed) {
         meta.push(("Packets seen", format!("{} to {} UTC", render_time(f), render_time(l))));
     }
     meta.push(("Generated", format!("{} UTC", render_time(info.generated))));
