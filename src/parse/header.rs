@@ -263,6 +263,26 @@ fn is_facility_level(w: &[u8]) -> bool {
     }
 }
 
+/// A syslog `facility.level` by its names (`kern.warn`, `user.info`, `local7.debug`): stricter
+/// than [`is_facility_level`], for the places where the word stands where a host could be
+/// (`gw.lan` is a host, `kern.warn` is not).
+fn is_syslog_facility_level(w: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', w) else {
+        return false;
+    };
+    let (f, l) = (&w[..dot], &w[dot + 1..]);
+    let facility = matches!(
+        f,
+        b"kern" | b"user" | b"mail" | b"daemon" | b"auth" | b"syslog" | b"lpr" | b"news" | b"uucp" | b"cron"
+            | b"authpriv" | b"ftp" | b"ntp" | b"security" | b"console" | b"solaris-cron"
+    ) || (f.len() == 6 && f.starts_with(b"local") && (b'0'..=b'7').contains(&f[5]));
+    facility
+        && matches!(
+            l,
+            b"emerg" | b"panic" | b"alert" | b"crit" | b"err" | b"error" | b"warn" | b"warning" | b"notice" | b"info" | b"debug"
+        )
+}
+
 /// The kernel's `[   12.345678]` uptime stamp at `i`: index after it and its space, if any.
 fn uptime(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'[') {
@@ -345,7 +365,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
         if i != stamp_start && i < limit && !dmesg {
             let e = word_end(b, i);
             let w = &b[i..e];
-            let logread = is_facility_level(w) && {
+            let logread = is_syslog_facility_level(w) && {
                 let t = skip_spaces(b, e);
                 is_tag(&b[t..word_end(b, t)])
             };
@@ -356,7 +376,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
         }
         if round == 0 && i < limit {
             let e = word_end(b, i);
-            if e > i && e < limit && b[e - 1] == b':' && is_facility_level(&b[i..e - 1]) {
+            if e > i && e < limit && b[e - 1] == b':' && is_syslog_facility_level(&b[i..e - 1]) {
                 let j = skip_spaces(b, e);
                 if matches!(stamp_at(b, j), Some((st, _, _)) if st != Stamp::None) {
                     i = j;
@@ -496,6 +516,13 @@ mod tests {
         assert_eq!(h.stamp, Stamp::Rfc3164 { mon: 10, day: 12, h: 10, mi: 50, s: 34 });
         assert_eq!(host(l, &h), Some(&b"fw1"[..]));
         assert_eq!(&l[h.msg_start..a], b"IPT: DROP ");
+
+        // A host with one dot is a host, not OpenWrt's facility.level.
+        let l = b"Mar 11 20:05:08 gw.lan kernel: IPT: DROP IN=eth0 OUT=";
+        let h = parse(l, Some(l.len() - 12));
+        assert_eq!(host(l, &h), Some(&b"gw.lan"[..]));
+        assert_eq!(&l[h.msg_start..], b"IPT: DROP IN=eth0 OUT=");
+        assert!(is_syslog_facility_level(b"local7.debug") && !is_syslog_facility_level(b"local8.info"));
 
         // Only one relay header is unwrapped; a caller id needs C or T and digits.
         let l = b"kern.info: kern.info: Oct 12 10:50:34 fw1 kernel: [1.5] [X1] IN=eth0 OUT=";
