@@ -15,6 +15,7 @@ mod util;
 mod analyze_fold_outage;
 mod analyze_modules;
 mod analyze_prompt;
+mod analyze_windows;
 mod cli_tables;
 mod cli_usage;
 mod follow_e2e;
