@@ -4,12 +4,18 @@
 #   ./install.sh                  build the release binaries and install them
 #   ./install.sh --no-build       install the binaries already in target/release
 #   ./install.sh --uninstall      remove exactly what an earlier install recorded
+#   ./install.sh --journal        journald-only machine: the systemd unit, no rsyslog snippet
 #   DESTDIR=/tmp/root PREFIX=/usr/local ./install.sh --no-build    staged install
+#   IPTA_RULES=ufw ./install.sh   which lines the rsyslog snippet passes (see below)
 #
 # What goes where (PREFIX defaults to /usr/local, SYSCONFDIR to /etc):
 #   PREFIX/bin/ipta, PREFIX/bin/ipta-ingest                         0755
 #   SYSCONFDIR/rsyslog.d/30-ipta.conf      (from rsyslog/30-ipta.conf; its path of
 #                                          ipta-ingest follows PREFIX)  0644
+#                                          (not with --journal)
+#   SYSCONFDIR/systemd/system/ipta-journal.service  (from examples/ipta-journal.service,
+#                                          with --journal only; paths follow PREFIX)  0644
+#   PREFIX/libexec/ipta/ipta-journal-feed  (from examples/ipta-journal-feed, --journal only) 0755
 #   SYSCONFDIR/logrotate.d/ipta            (from logrotate/ipta)      0644
 #   SYSCONFDIR/ipta.conf   (from etc/ipta.conf.example, never overwritten) 0640 root:<rsyslog's group>
 #   SYSCONFDIR/tmpfiles.d/ipta.conf        /run/ipta/follow for ipta --follow (owner rsyslog's
@@ -31,6 +37,12 @@
 # and the rsyslog.d/*.conf next to it), else that of user syslog if it exists (Ubuntu), else
 # root (Debian's rsyslog runs as root).
 #
+# The snippet passes the kernel's lines of the configured kind only: $IPTA_RULES if set (the
+# values of the `rules` key: ufw, shorewall, any, comma-separated; or `regex`), else the keys
+# `rules` and `rule_regex` of an existing SYSCONFDIR/ipta.conf. `IPT: ` lines always pass; ufw
+# adds `[UFW `, shorewall `Shorewall:`, any or a rule_regex every netfilter line (" IN=" and
+# " OUT="). Change the setting later: run install.sh again.
+#
 # --uninstall removes the files listed in the manifest; a file under SYSCONFDIR that was changed
 # since it was installed (typically ipta.conf with your password) is kept, and said so.
 set -euo pipefail
@@ -49,9 +61,11 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 
 build=1
 action=install
+journal=0
 for a in "$@"; do
   case "$a" in
     --no-build) build=0 ;;
+    --journal) journal=1 ;;
     --uninstall) action=uninstall ;;
     --help|-h) usage; exit 0 ;;
     *) echo "install.sh: unknown option $a" >&2; usage >&2; exit 2 ;;
@@ -99,7 +113,7 @@ uninstall() {
   rm -f -- "$manifest"
   echo "removed $manifest_path"
   rmdir -- "$DESTDIR$PREFIX/share/ipta" "$DESTDIR$PREFIX/share/doc/ipta/rsyslog" \
-    "$DESTDIR$PREFIX/share/doc/ipta" 2>/dev/null || true
+    "$DESTDIR$PREFIX/share/doc/ipta" "$DESTDIR$PREFIX/libexec/ipta" 2>/dev/null || true
   if [ -z "$DESTDIR" ]; then
     echo "restart rsyslog so it stops running ipta-ingest: systemctl restart rsyslog"
   fi
@@ -139,8 +153,56 @@ rsyslog_user() {
   echo root
 }
 
+# The value of KEY (any case, `-` or `_`) in the settings file $1, quotes removed; the last wins.
+conf_value() {
+  sed -n -e 's/^[[:space:]]*'"$2"'[[:space:]]*=[[:space:]]*//Ip' "$1" | tail -n 1 \
+    | sed -e 's/[[:space:]]*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'\$/\\1/"
+}
+
+# The rsyslog condition on $msg that passes the configured kind of lines (see the header).
+snippet_filter() {
+  local rules regex="" conf="$DESTDIR$SYSCONFDIR/ipta.conf" name ipt='$msg contains "IPT: "'
+  local netfilter='($msg contains "IN=" and $msg contains " OUT=")' parts
+  if [ -n "${IPTA_RULES+x}" ]; then
+    rules=$IPTA_RULES
+  elif [ -f "$conf" ] && [ -r "$conf" ]; then
+    rules=$(conf_value "$conf" 'rules')
+    regex=$(conf_value "$conf" 'rule[-_]regex')
+  else
+    rules=""
+  fi
+  [ -z "$regex" ] || { echo "$netfilter"; return; }
+  parts=$ipt
+  for name in $(printf '%s' "$rules" | tr ',' ' ' | tr '[:upper:]' '[:lower:]'); do
+    case "$name" in
+      ipt|default) ;;
+      ufw) parts="$parts or \$msg contains \"[UFW \"" ;;
+      shorewall) parts="$parts or \$msg contains \"Shorewall:\"" ;;
+      any|regex) echo "$netfilter"; return ;;
+      *) die "unknown kind of lines '$name' in ${IPTA_RULES+IPTA_RULES}${IPTA_RULES-rules of $SYSCONFDIR/ipta.conf} (known: ufw, shorewall, any, regex)" ;;
+    esac
+  done
+  echo "($parts)"
+}
+
 new_manifest=""
 gen=""
+
+# --journal: the systemd unit and its feed script instead of the rsyslog snippet, their paths
+# following PREFIX.
+install_journal() {
+  local f tmp
+  for f in ipta-journal.service ipta-journal-feed; do
+    [ -f "$src/examples/$f" ] || die "$src/examples/$f is missing (needed by --journal)"
+  done
+  tmp=$(mktemp)
+  sed "s#/usr/local/#$PREFIX/#g" "$src/examples/ipta-journal-feed" >"$tmp"
+  put 0755 "$tmp" "$PREFIX/libexec/ipta/ipta-journal-feed"
+  sed "s#/usr/local/#$PREFIX/#g" "$src/examples/ipta-journal.service" >"$tmp"
+  put 0644 "$tmp" "$SYSCONFDIR/systemd/system/ipta-journal.service"
+  rm -f -- "$tmp"
+}
+
 cleanup() {
   [ -z "$new_manifest" ] || rm -f -- "$new_manifest"
   [ -z "$gen" ] || rm -rf -- "$gen"
@@ -188,12 +250,23 @@ install_all() {
   # The snippet that runs ipta-ingest; the other rsyslog/*.conf are alternatives to it (only
   # one may be active), shipped as documentation. The snippet names ipta-ingest by its path
   # under /usr/local: follow PREFIX.
-  if [ -f "$src/rsyslog/30-ipta.conf" ]; then
-    local snippet
+  # Its filter passes the configured kind of lines (see the header).
+  if [ "$journal" -eq 1 ]; then
+    install_journal
+  elif [ -f "$src/rsyslog/30-ipta.conf" ]; then
+    local snippet filter
+    filter=$(snippet_filter)
     snippet=$(mktemp)
-    sed "s#/usr/local/bin/ipta-ingest#$PREFIX/bin/ipta-ingest#g" "$src/rsyslog/30-ipta.conf" >"$snippet"
+    sed -e "s#/usr/local/bin/ipta-ingest#$PREFIX/bin/ipta-ingest#g" \
+        -e "s#and \\\$msg contains \"IPT: \" then {#and $(printf '%s' "$filter" | sed 's/[\\&#]/\\&/g') then {#" \
+        "$src/rsyslog/30-ipta.conf" >"$snippet"
+    if ! grep -qF "and $filter then {" "$snippet"; then
+      rm -f -- "$snippet"
+      die "rsyslog/30-ipta.conf has no line 'and \$msg contains \"IPT: \" then {' to set the filter in"
+    fi
     put 0644 "$snippet" "$SYSCONFDIR/rsyslog.d/30-ipta.conf"
     rm -f -- "$snippet"
+    echo "  its filter passes the kernel's lines where: $filter"
   else
     echo "warning: no rsyslog/30-ipta.conf in $src: rsyslog will not run ipta-ingest" >&2
   fi
@@ -286,7 +359,11 @@ install_all() {
   if [ -z "$DESTDIR" ]; then
     echo
     echo "next: set the database password in $conf, create the table (ipta --create-table),"
-    echo "      and restart rsyslog so it starts ipta-ingest: systemctl restart rsyslog"
+    if [ "$journal" -eq 1 ]; then
+      echo "      and start the unit: systemctl daemon-reload && systemctl enable --now ipta-journal"
+    else
+      echo "      and restart rsyslog so it starts ipta-ingest: systemctl restart rsyslog"
+    fi
   fi
 }
 

@@ -2,7 +2,8 @@
 //! each packet stored once, fast, with progress.
 //!
 //! One reader thread opens the files in import order (a rotated set oldest first, see
-//! [`files::import_order`]), detects gzip by its magic bytes, parses every line with a parser of
+//! [`files::import_order`]), detects gzip by its magic bytes and `journalctl -o json` output by its
+//! first byte `{` (`parse::journal`), parses every line with a parser of
 //! its own per file (year-less stamps take their year from the file's modification time; the
 //! Dec -> Jan rollover is per stream), tags each packet with its occurrence number
 //! (`record::dedup`, one counter per file) and fills [`RecordBatch`]es. Writer threads, each with
@@ -27,7 +28,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::DbSettings;
-use crate::parse::{ActionRules, Outcome, ParseOptions, Parser, RejectKind};
+use crate::parse::{journal, ActionRules, Outcome, ParseOptions, Parser, RejectKind};
 use crate::record::{RecordBatch, Timestamp};
 use crate::record::dedup::{record_hash, Occurrences};
 use crate::store::sink::{BatchStore, RetryPolicy, Sink, SinkError, SinkEvent};
@@ -410,6 +411,10 @@ impl Reader<'_> {
         let mut chunk = self.take(file)?;
         let mut chunk_bytes = 0usize;
         let mut n: u64 = 0;
+        // `journalctl -o json` output (first byte `{`): each line is an entry, rendered into
+        // `entry` as the line it stands for; only kernel entries are ipta's.
+        let journal = r.fill_buf().is_ok_and(journal::is_journal_json);
+        let mut entry = Vec::new();
         loop {
             match files::read_line(r, &mut line, files::MAX_LINE) {
                 Ok(files::Line::Eof) => break,
@@ -419,7 +424,22 @@ impl Reader<'_> {
                 }
                 Ok(files::Line::Line) => {
                     n += 1;
-                    match parser.parse(&line) {
+                    let line: &[u8] = if journal {
+                        match journal::render(&line, &mut entry) {
+                            Ok(journal::Entry::Kernel(_)) => &entry,
+                            Ok(journal::Entry::Other(_)) => {
+                                fs.not_ours += 1;
+                                continue;
+                            }
+                            Err(why) => {
+                                fs.reject(Some(RejectKind::Malformed), why, n);
+                                continue;
+                            }
+                        }
+                    } else {
+                        &line
+                    };
+                    match parser.parse(line) {
                         Outcome::Packet(rec) => {
                             let o = occ.next(rec.ts, record_hash(&rec));
                             chunk.batch.push(&rec, u64::from(o));
@@ -436,7 +456,7 @@ impl Reader<'_> {
                         }
                         Outcome::NotOurs => {
                             fs.not_ours += 1;
-                            if let Some(p) = parser.other_prefix(&line) {
+                            if let Some(p) = parser.other_prefix(line) {
                                 fs.skipped.add(p);
                             }
                         }

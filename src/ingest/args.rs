@@ -45,6 +45,11 @@ pub struct Args {
     /// Longest pause between reconnection attempts.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     pub max_backoff_ms: u64,
+    /// Read `journalctl -o json` on stdin instead of rsyslog's omprog protocol, and keep in
+    /// FILE (mode 0600) the journal cursor of the last entry the database committed, for
+    /// `journalctl --after-cursor` at the next start (see examples/ipta-journal-feed).
+    #[arg(long, value_name = "FILE")]
+    pub journal_cursor: Option<PathBuf>,
     /// After end of input or SIGTERM: how long to keep trying to write what is left.
     #[arg(long, value_name = "MS", default_value_t = 4_000)]
     pub shutdown_ms: u64,

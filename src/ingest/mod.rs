@@ -6,12 +6,14 @@
 //! [`worker`] writes the batches to the database from its own thread and survives outages,
 //! [`rejects`] keeps the lines that could not be stored, `follow::fanout` copies lines to viewers,
 //! [`fold`] brings the summary tables up to date behind the worker, [`expiry`] applies the
-//! configured retention. [`args`] defines the flags and [`run`] wires the pieces together.
+//! configured retention. [`journal`] stands in for rsyslog when the input is the systemd
+//! journal (`--journal-cursor`). [`args`] defines the flags and [`run`] wires the pieces together.
 
 pub mod args;
 pub mod expiry;
 pub mod fold;
 pub mod input;
+pub mod journal;
 pub mod protocol;
 pub mod rejects;
 pub mod run;

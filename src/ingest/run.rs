@@ -101,7 +101,15 @@ fn run_inner(a: Args) -> Result<i32> {
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(a.max_backoff_ms.max(50)),
     };
-    let mode = if a.confirm { Mode::Confirm } else { Mode::Plain };
+    // From the journal, the session runs in confirm mode: its replies move the cursor.
+    let mode = if a.confirm || a.journal_cursor.is_some() { Mode::Confirm } else { Mode::Plain };
+    if let Some(c) = &a.journal_cursor {
+        let dir = c.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("--journal-cursor {}: the directory {} does not exist", c.display(), dir.display());
+        }
+        super::journal::read_cursor(c).with_context(|| format!("--journal-cursor {}", c.display()))?;
+    }
     let so = SessionOptions {
         mode,
         batch_size: a.batch_size,
@@ -116,7 +124,7 @@ fn run_inner(a: Args) -> Result<i32> {
     };
     eprintln!(
         "ipta-ingest: started ({} mode; table {}.{} on {target} as {}; batch {} rows / {} ms; buffer {} rows)",
-        if a.confirm { "confirm" } else { "plain" },
+        if a.journal_cursor.is_some() { "journal" } else if a.confirm { "confirm" } else { "plain" },
         db.database,
         db.table,
         db.user,
@@ -130,19 +138,33 @@ fn run_inner(a: Args) -> Result<i32> {
     }
     super::fold::start(db.clone(), counters.clone());
     let pipeline = Pipeline::start(connector(db, connected_tx), wo, counters.clone(), rejects.clone());
-    let stdout = io::stdout().lock();
-    let session = Session::new(
-        so,
-        parser,
-        stdout,
-        pipeline,
-        counters.clone(),
-        signals.control.clone(),
-        rejects,
-        fanout,
-    );
-    let mut input = StdinSource::new(Some(signals.wake_fd()));
-    let res = session.run(&mut input);
+    let input = StdinSource::new(Some(signals.wake_fd()));
+    let res = match &a.journal_cursor {
+        Some(cursor) => {
+            let (mut feed, replies) =
+                super::journal::feed(cursor, input, counters.clone(), a.batch_size, Duration::from_millis(a.flush_ms));
+            let session =
+                Session::new(so, parser, replies, pipeline, counters.clone(), signals.control.clone(), rejects, fanout);
+            let res = session.run(&mut feed);
+            if let Ok(unwritten) = res {
+                feed.finish(unwritten);
+            }
+            res
+        }
+        None => {
+            let session = Session::new(
+                so,
+                parser,
+                io::stdout().lock(),
+                pipeline,
+                counters.clone(),
+                signals.control.clone(),
+                rejects,
+                fanout,
+            );
+            session.run(&mut { input })
+        }
+    };
     eprintln!("ipta-ingest: exiting: {counters}");
     match res {
         Ok(_) => Ok(0),

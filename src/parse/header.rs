@@ -1,6 +1,7 @@
-//! The syslog line around the netfilter message: `<PRI>`, the time stamp (RFC 3164 or RFC 3339),
+//! The syslog line around the netfilter message: `<PRI>`, the time stamp (RFC 3164, RFC 3339,
+//! ctime as `dmesg -T` and OpenWrt's `logread` write it), a relay's header before the real one,
 //! the host, the program tag (`kernel:`, `vmunix:`, `kernel[12]:`), the kernel's `[uptime]`
-//! stamp and rsyslog's `message repeated N times: [ ... ]` wrapper.
+//! stamp and caller id, and rsyslog's `message repeated N times: [ ... ]` wrapper.
 //!
 //! The header is read by position and shape only: everything here is bounded by the bytes it
 //! looks at, so a header costs constant time plus the length of its words.
@@ -14,8 +15,9 @@ pub enum Stamp {
     None,
     /// `Nov  5 06:35:08` (no year, no zone).
     Rfc3164 { mon: u32, day: u32, h: u32, mi: u32, s: u32 },
-    /// `2026-11-05T06:35:08.123456+01:00`; `offset` None when the stamp has no zone.
-    Rfc3339 { y: i32, mon: u32, day: u32, h: u32, mi: u32, s: u32, micros: u32, offset: Option<i32> },
+    /// A stamp with its year: `2026-11-05T06:35:08.123456+01:00` (RFC 3339, or journalctl's
+    /// `+0100`), or ctime's `Thu Mar 11 20:05:08 2021`; `offset` None when it has no zone.
+    Dated { y: i32, mon: u32, day: u32, h: u32, mi: u32, s: u32, micros: u32, offset: Option<i32> },
     /// Looks like a time stamp but is not a valid one.
     Bad(&'static str),
 }
@@ -175,7 +177,51 @@ fn rfc3339(b: &[u8], i: usize) -> Option<(Stamp, usize)> {
             None => return bad("the time stamp's zone offset is not Z or +hh:mm"),
         },
     };
-    Some((Stamp::Rfc3339 { y, mon, day, h, mi, s: s.min(59), micros, offset }, end))
+    Some((Stamp::Dated { y, mon, day, h, mi, s: s.min(59), micros, offset }, end))
+}
+
+const WEEKDAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+
+/// ctime's stamp at `i`: `Thu Mar 11 20:05:08 2021` (day padded with a space or not), as
+/// OpenWrt's `logread` starts its lines and `dmesg -T` writes in brackets. A local wall time
+/// with its year. None when the bytes do not start like one.
+fn ctime(b: &[u8], i: usize) -> Option<(Stamp, usize)> {
+    let wd = b.get(i..i + 3)?;
+    if !WEEKDAYS.iter().any(|w| &w[..] == wd) || b.get(i + 3) != Some(&b' ') {
+        return None;
+    }
+    let (st, j) = rfc3164(b, i + 4)?;
+    let Stamp::Rfc3164 { mon, day, h, mi, s } = st else {
+        return Some((st, j));
+    };
+    let year = (|| Some(digit(b, j + 1)? * 1000 + digit(b, j + 2)? * 100 + two(b, j + 3)?))();
+    let end = j + 5;
+    match year {
+        Some(y) if b.get(j) == Some(&b' ') && matches!(b.get(end), None | Some(b' ' | b']')) => {
+            let y = y as i32;
+            if day > super::time::days_in_month(y, mon) {
+                return Some((Stamp::Bad("the date does not exist (day out of range for its month)"), end));
+            }
+            Some((Stamp::Dated { y, mon, day, h, mi, s, micros: 0, offset: None }, end))
+        }
+        _ => Some((Stamp::Bad("the ctime stamp is not `Www Mmm dd hh:mm:ss yyyy`"), word_end(b, j))),
+    }
+}
+
+/// The stamp at `i` in any of the forms a line may start with. For `dmesg -T`'s bracketed
+/// ctime stamp, the flag is true: such a line has no host and no tag after its stamp.
+fn stamp_at(b: &[u8], i: usize) -> Option<(Stamp, usize, bool)> {
+    match b.get(i)? {
+        b'0'..=b'9' => rfc3339(b, i).map(|(s, e)| (s, e, false)),
+        b'[' => {
+            let (s, e) = ctime(b, i + 1)?;
+            if matches!(s, Stamp::Bad(_)) || b.get(e) != Some(&b']') {
+                return Some((Stamp::Bad("the dmesg -T stamp is not `[Www Mmm dd hh:mm:ss yyyy]`"), word_end(b, e), true));
+            }
+            Some((s, e + 1, true))
+        }
+        _ => rfc3164(b, i).or_else(|| ctime(b, i)).map(|(s, e)| (s, e, false)),
+    }
 }
 
 /// A known kernel program tag: `kernel:`, `vmunix:`, `klogd:`, or any `name[pid]:`.
@@ -217,6 +263,26 @@ fn is_facility_level(w: &[u8]) -> bool {
     }
 }
 
+/// A syslog `facility.level` by its names (`kern.warn`, `user.info`, `local7.debug`): stricter
+/// than [`is_facility_level`], for the places where the word stands where a host could be
+/// (`gw.lan` is a host, `kern.warn` is not).
+fn is_syslog_facility_level(w: &[u8]) -> bool {
+    let Some(dot) = memchr::memchr(b'.', w) else {
+        return false;
+    };
+    let (f, l) = (&w[..dot], &w[dot + 1..]);
+    let facility = matches!(
+        f,
+        b"kern" | b"user" | b"mail" | b"daemon" | b"auth" | b"syslog" | b"lpr" | b"news" | b"uucp" | b"cron"
+            | b"authpriv" | b"ftp" | b"ntp" | b"security" | b"console" | b"solaris-cron"
+    ) || (f.len() == 6 && f.starts_with(b"local") && (b'0'..=b'7').contains(&f[5]));
+    facility
+        && matches!(
+            l,
+            b"emerg" | b"panic" | b"alert" | b"crit" | b"err" | b"error" | b"warn" | b"warning" | b"notice" | b"info" | b"debug"
+        )
+}
+
 /// The kernel's `[   12.345678]` uptime stamp at `i`: index after it and its space, if any.
 fn uptime(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'[') {
@@ -241,6 +307,28 @@ fn uptime(b: &[u8], i: usize) -> Option<usize> {
     Some(skip_spaces(b, j + 1))
 }
 
+/// After the uptime stamp, the kernel's caller id when it was built with
+/// `CONFIG_PRINTK_CALLER`: `[    C0]` (a CPU) or `[  T1234]` (a task), glued to the stamp or
+/// after a space. Returns the index after it and its space, or `i` unchanged.
+fn caller_id(b: &[u8], i: usize) -> usize {
+    if b.get(i) != Some(&b'[') {
+        return i;
+    }
+    let mut k = skip_spaces(b, i + 1);
+    if !matches!(b.get(k), Some(b'C' | b'T')) {
+        return i;
+    }
+    k += 1;
+    let digits = k;
+    while k < b.len() && b[k].is_ascii_digit() {
+        k += 1;
+    }
+    if k == digits || b.get(k) != Some(&b']') {
+        return i;
+    }
+    skip_spaces(b, k + 1)
+}
+
 /// Reads the header of `line` (already stripped of trailing white space). `anchor` is where the
 /// netfilter fields start (`IN=`), if they were found: a word that runs into it is message, not
 /// host or tag.
@@ -258,23 +346,46 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
             i = j + 1;
         }
     }
-    let stamp_start = i;
     let mut stamp = Stamp::None;
-    if let Some((st, end)) = rfc3339(b, i).or_else(|| rfc3164(b, i)) {
-        stamp = st;
-        i = skip_spaces(b, end);
-    }
     let mut host = None;
     let mut program_tag = false;
-    // A stamp is followed by the host, unless the next word is a tag, the message prefix
-    // (`DENY:`, `[UFW BLOCK]`) or the netfilter fields themselves.
-    if i != stamp_start && i < limit {
-        let e = word_end(b, i);
-        let w = &b[i..e];
-        if e < limit && !w.ends_with(b":") && !w.starts_with(b"[") && !w.is_empty() {
-            host = Some((i, e));
-            i = skip_spaces(b, e);
+    // At most two headers: a relay's (`kern.info: ` after its own stamp and host, as some
+    // forwarders write) and then the real one, whose stamp and host are the line's.
+    for round in 0..2 {
+        let mut dmesg = false;
+        let stamp_start = i;
+        if let Some((st, end, bracketed)) = stamp_at(b, i) {
+            stamp = st;
+            dmesg = bracketed;
+            i = skip_spaces(b, end);
         }
+        // A stamp is followed by the host, unless the next word is a tag, a relay's
+        // `facility.level:`, `facility.level` before a tag (OpenWrt's logread, which writes
+        // no host), the message prefix (`DENY:`, `[UFW BLOCK]`) or the netfilter fields.
+        if i != stamp_start && i < limit && !dmesg {
+            let e = word_end(b, i);
+            let w = &b[i..e];
+            let logread = is_syslog_facility_level(w) && {
+                let t = skip_spaces(b, e);
+                is_tag(&b[t..word_end(b, t)])
+            };
+            if e < limit && !w.ends_with(b":") && !w.starts_with(b"[") && !w.is_empty() && !logread {
+                host = Some((i, e));
+                i = skip_spaces(b, e);
+            }
+        }
+        if round == 0 && i < limit {
+            let e = word_end(b, i);
+            if e > i && e < limit && b[e - 1] == b':' && is_syslog_facility_level(&b[i..e - 1]) {
+                let j = skip_spaces(b, e);
+                if matches!(stamp_at(b, j), Some((st, _, _)) if st != Stamp::None) {
+                    i = j;
+                    host = None;
+                    continue;
+                }
+            }
+        }
+        break;
     }
     // Optional facility.level, then the tag.
     if i < limit {
@@ -293,7 +404,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
         }
     }
     if let Some(j) = uptime(b, i) {
-        i = j;
+        i = caller_id(b, j);
     }
     let mut msg_end = b.len();
     let mut repeat = 1;
@@ -316,7 +427,7 @@ pub fn parse(line: &[u8], anchor: Option<usize>) -> Header {
                 }
             }
             if let Some(k) = uptime(b, i) {
-                i = k;
+                i = caller_id(b, k);
             }
         }
     }
@@ -361,7 +472,7 @@ mod tests {
         let h = parse(l, Some(a));
         assert_eq!(
             h.stamp,
-            Stamp::Rfc3339 { y: 2021, mon: 3, day: 12, h: 14, mi: 10, s: 18, micros: 500_000, offset: Some(0) }
+            Stamp::Dated { y: 2021, mon: 3, day: 12, h: 14, mi: 10, s: 18, micros: 500_000, offset: Some(0) }
         );
         assert_eq!(host(l, &h), Some(&b"Hostname"[..]));
         assert_eq!(&l[h.msg_start..a], b"[wan-lan-default-D]");
@@ -381,6 +492,49 @@ mod tests {
         let h = parse(l, None);
         assert_eq!(h.repeat, 3);
         assert_eq!(&l[h.msg_start..h.msg_end], b"IPT: DROP IN=eth0 OUT=");
+    }
+
+    #[test]
+    fn dmesg_t_logread_relay_and_caller_id() {
+        let l = b"[Thu Mar 11 20:05:08 2021] DROP IN=eth0 OUT=";
+        let h = parse(l, Some(32));
+        assert_eq!(h.stamp, Stamp::Dated { y: 2021, mon: 3, day: 11, h: 20, mi: 5, s: 8, micros: 0, offset: None });
+        assert_eq!(h.host, None);
+        assert_eq!(&l[h.msg_start..], b"DROP IN=eth0 OUT=");
+
+        let l = b"Thu Mar  1 20:05:08 2021 kern.warn kernel: [17748.07] DROP(src wan)IN=eth0 OUT=";
+        let a = memchr::memmem::find(l, b"IN=").unwrap();
+        let h = parse(l, Some(a));
+        assert_eq!(h.stamp, Stamp::Dated { y: 2021, mon: 3, day: 1, h: 20, mi: 5, s: 8, micros: 0, offset: None });
+        assert_eq!(h.host, None);
+        assert!(!h.program_tag);
+        assert_eq!(&l[h.msg_start..a], b"DROP(src wan)");
+
+        let l = b"Oct 12 10:50:35 relay kern.info: Oct 12 10:50:34 fw1 kernel: [1.5][  T1234] IPT: DROP IN=eth0 OUT=";
+        let a = memchr::memmem::find(l, b"IN=").unwrap();
+        let h = parse(l, Some(a));
+        assert_eq!(h.stamp, Stamp::Rfc3164 { mon: 10, day: 12, h: 10, mi: 50, s: 34 });
+        assert_eq!(host(l, &h), Some(&b"fw1"[..]));
+        assert_eq!(&l[h.msg_start..a], b"IPT: DROP ");
+
+        // A host with one dot is a host, not OpenWrt's facility.level.
+        let l = b"Mar 11 20:05:08 gw.lan kernel: IPT: DROP IN=eth0 OUT=";
+        let h = parse(l, Some(l.len() - 12));
+        assert_eq!(host(l, &h), Some(&b"gw.lan"[..]));
+        assert_eq!(&l[h.msg_start..], b"IPT: DROP IN=eth0 OUT=");
+        assert!(is_syslog_facility_level(b"local7.debug") && !is_syslog_facility_level(b"local8.info"));
+
+        // Only one relay header is unwrapped; a caller id needs C or T and digits.
+        let l = b"kern.info: kern.info: Oct 12 10:50:34 fw1 kernel: [1.5] [X1] IN=eth0 OUT=";
+        let a = memchr::memmem::find(l, b"IN=").unwrap();
+        let h = parse(l, Some(a));
+        assert_eq!(h.stamp, Stamp::None);
+        assert_eq!(&l[h.msg_start..a], &l[..a]);
+        let l = b"[1.5][    C0]";
+        assert_eq!(caller_id(l, 5), l.len());
+        assert_eq!(caller_id(b"[1.5][ C]", 5), 5);
+        assert!(matches!(parse(b"[Thu Mar 11 20:05:08 2021 x", None).stamp, Stamp::Bad(_)));
+        assert!(matches!(parse(b"Thu Mar 11 20:05:08 21 x", None).stamp, Stamp::Bad(_)));
     }
 
     #[test]

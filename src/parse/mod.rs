@@ -6,6 +6,7 @@
 //! reference time and move to the next year on a Dec -> Jan step inside the stream.
 
 pub mod header;
+pub mod journal;
 pub mod netfilter;
 pub mod rules;
 pub mod skipped;
@@ -276,7 +277,7 @@ impl Parser {
                 })?;
                 Timestamp(secs * 1_000_000)
             }
-            Stamp::Rfc3339 { y, mon, day, h, mi, s, micros, offset } => {
+            Stamp::Dated { y, mon, day, h, mi, s, micros, offset } => {
                 // Its year is its own: it does not steer the year of the year-less stamps
                 // around it, so one line from a host with a wrong clock (or a forged one)
                 // cannot re-date the rest of the stream.

@@ -149,25 +149,86 @@ fn shorewall_rule(line: &[u8], start: usize, end: usize) -> Matched {
     Matched::Action(start + at, start + a, start + e)
 }
 
-/// Any prefix: the action is its last word, without surrounding `[` `]` and trailing `:`;
-/// `LOG` when the prefix is empty.
+/// Any prefix: the verdict word it names (see [`verdict`]), else its last word without
+/// surrounding brackets, parentheses, quotes and a trailing `:`; `LOG` when the prefix is empty.
 fn any_rule(line: &[u8], start: usize, end: usize) -> Matched {
     let region = &line[start..end];
+    if let Some(v) = verdict(region) {
+        return Matched::Static(start, v);
+    }
     let mut e = region.len();
-    while e > 0 && matches!(region[e - 1], b' ' | b':' | b']') {
+    while e > 0 && matches!(region[e - 1], b' ' | b':' | b']' | b')' | b'"' | b'\'') {
         e -= 1;
     }
     let mut a = e;
     while a > 0 && region[a - 1] != b' ' {
         a -= 1;
     }
-    while a < e && region[a] == b'[' {
+    while a < e && matches!(region[a], b'[' | b'(' | b'"' | b'\'') {
         a += 1;
     }
     if a == e {
         return Matched::Static(start, "LOG");
     }
     Matched::Action(start, start + a, start + e)
+}
+
+/// The words that name what a firewall did with a packet, in their forms seen in log prefixes,
+/// each with the verdict it is stored as. Compared without regard to case.
+const VERDICTS: &[(&[u8], &str)] = &[
+    (b"DROP", "DROP"),
+    (b"DROPPED", "DROP"),
+    (b"DROPPING", "DROP"),
+    (b"REJECT", "REJECT"),
+    (b"REJECTED", "REJECT"),
+    (b"REJECTING", "REJECT"),
+    (b"ACCEPT", "ACCEPT"),
+    (b"ACCEPTED", "ACCEPT"),
+    (b"ACCEPTING", "ACCEPT"),
+    (b"BLOCK", "BLOCK"),
+    (b"BLOCKED", "BLOCK"),
+    (b"BLOCKING", "BLOCK"),
+    (b"DENY", "DENY"),
+    (b"DENIED", "DENY"),
+    (b"ALLOW", "ALLOW"),
+    (b"ALLOWED", "ALLOW"),
+    (b"INVALID", "INVALID"),
+];
+
+/// The verdict a prefix names: the last verdict word in it, where a word is a run of ASCII
+/// letters (so `filter_IN_public_REJECT`, `DROP(src wan)`, `"Dropped: "` and `InputDrop` all
+/// have one, and `dropbear` or `Blockade` have none). `INVALID` (a connection state more than a
+/// verdict) counts only when no other verdict word is there: `STATE_INVALID_DROP` is DROP.
+/// Static words, no allocation; linear in the prefix's length.
+pub fn verdict(prefix: &[u8]) -> Option<&'static str> {
+    let mut found: Option<&'static str> = None;
+    let mut i = 0;
+    while i < prefix.len() {
+        if !prefix[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        // A word ends at a byte that is not a letter, or where a lower-case letter is followed
+        // by an upper-case one (`InputDrop`).
+        let a = i;
+        i += 1;
+        while i < prefix.len()
+            && prefix[i].is_ascii_alphabetic()
+            && !(prefix[i].is_ascii_uppercase() && prefix[i - 1].is_ascii_lowercase())
+        {
+            i += 1;
+        }
+        let w = &prefix[a..i];
+        if w.len() < 4 || w.len() > 9 {
+            continue;
+        }
+        if let Some((_, v)) = VERDICTS.iter().find(|(f, _)| f.eq_ignore_ascii_case(w)) {
+            if *v != "INVALID" || !matches!(found, Some(f) if f != "INVALID") {
+                found = Some(v);
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -198,7 +259,19 @@ mod tests {
         let mut any = Rules::new(&ActionRules { any: true, ..Default::default() }).unwrap();
         assert_eq!(act(&mut any, ""), Some("LOG".into()));
         assert_eq!(act(&mut any, "[WAN_IN-default-D]"), Some("WAN_IN-default-D".into()));
-        assert_eq!(act(&mut any, "iptables DROP_INPUT: "), Some("DROP_INPUT".into()));
+        assert_eq!(act(&mut any, "iptables DROP_INPUT: "), Some("DROP".into()));
+        assert_eq!(act(&mut any, "\"filter_IN_public_REJECT: \""), Some("REJECT".into()));
+        assert_eq!(act(&mut any, "DROP(src wan)"), Some("DROP".into()));
+        assert_eq!(act(&mut any, "DROP INPUT: "), Some("DROP".into()));
+        assert_eq!(act(&mut any, "nft Dropped: "), Some("DROP".into()));
+        assert_eq!(act(&mut any, "STATE_INVALID_DROP: "), Some("DROP".into()));
+        assert_eq!(act(&mut any, "DROP INVALID "), Some("DROP".into()));
+        assert_eq!(act(&mut any, "invalid: "), Some("INVALID".into()));
+        assert_eq!(act(&mut any, "fw denied "), Some("DENY".into()));
+        assert_eq!(act(&mut any, "InputAllowed "), Some("ALLOW".into()));
+        assert_eq!(act(&mut any, "dropbear-guard: "), Some("dropbear-guard".into()));
+        assert_eq!(act(&mut any, "\"nft-in-log: \""), Some("nft-in-log".into()));
+        assert_eq!(act(&mut any, "(log only) "), Some("only".into()));
         let mut re = Rules::new(&ActionRules { regex: Some("FW-(?P<action>[A-Z]+)".into()), ..Default::default() }).unwrap();
         assert_eq!(act(&mut re, "x FW-REJECT "), Some("REJECT".into()));
         assert!(Rules::new(&ActionRules { regex: Some("FW-([A-Z]+)".into()), ..Default::default() }).is_err());

@@ -273,13 +273,21 @@ pub fn build(
     // A table of a newer ipta (or not ipta's at all) is refused, an older one upgraded, before
     // anything is read from it.
     crate::store::schema::check_table(conn, table)?;
-    let unfiltered = !opts.no_local && opts.host.is_none() && opts.since.is_none() && opts.until.is_none();
-    if unfiltered && table.len() <= crate::store::summary::MAX_TABLE_LEN {
-        // Summaries make the unfiltered report fast; a table created before them (or by an
-        // older ipta) gets them once, here, and the analyzer folds in what the writers added
-        // since the last fold. Without the privilege to create them the report still works,
-        // from the packet table.
-        match crate::store::summary::backlog(conn, table)? {
+    // Windows (--since, --until, --host) read the summaries' time buckets too; --no-local cannot.
+    if !opts.no_local && table.len() <= crate::store::summary::MAX_TABLE_LEN {
+        // Summaries make the report fast; a table created before them (or by an older ipta,
+        // whose set lacks a table of this one's) gets them once, here, and the analyzer folds
+        // in what the writers added since the last fold. Without the privilege to create them
+        // the report still works, from the packet table.
+        let backlog = crate::store::summary::backlog(conn, table)?;
+        let incomplete = backlog.is_some() && !crate::store::summary::present(conn, table)?;
+        match backlog {
+            _ if incomplete => {
+                eprintln!("ipta: rebuilding the summary tables of `{table}` (an older set; once; writers go on meanwhile)...");
+                if let Err(e) = crate::store::summary::create(conn, table) {
+                    eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
+                }
+            }
             None if table_exists(conn, table)? => {
                 eprintln!("ipta: building the summary tables of `{table}` (once; writers go on meanwhile)...");
                 if let Err(e) = crate::store::summary::create(conn, table) {

@@ -208,6 +208,11 @@ struct Filter {
 }
 
 fn raw_filter(opts: &AnalyzeOptions) -> Filter {
+    raw_filter_between(opts, opts.since, opts.until)
+}
+
+/// [`raw_filter`] with the time bounds given (a window's edge pieces).
+fn raw_filter_between(opts: &AnalyzeOptions, since: Option<Timestamp>, until: Option<Timestamp>) -> Filter {
     let mut c: Vec<&str> = vec!["1=1"];
     let mut params = Vec::new();
     if opts.no_local {
@@ -216,11 +221,11 @@ fn raw_filter(opts: &AnalyzeOptions) -> Filter {
     if opts.no_accept {
         c.push("`action` <> 'ACCEPT'");
     }
-    if let Some(s) = opts.since {
+    if let Some(s) = since {
         c.push("`ts` >= ?");
         params.push(ts_value(s));
     }
-    if let Some(u) = opts.until {
+    if let Some(u) = until {
         c.push("`ts` < ?");
         params.push(ts_value(u));
     }
@@ -551,6 +556,216 @@ fn scans_module(
     Ok(Section { module: Module::Scans, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
 }
 
+/// How a windowed report (`--since`, `--until`, `--host`) splits its window: whole hours in
+/// `[lo, hi)` are read from the time buckets (`summary::BUCKET`), the rest of the window (at
+/// most one partial hour at each end, plus the hour of the oldest row, whose bucket first-seen
+/// times retention may have left stale) from the packet table, with the same filters. Both
+/// pieces are exact, and they do not overlap, so their sums are the window's counts.
+struct Window {
+    lo: Timestamp,
+    /// None: up to the newest row.
+    hi: Option<Timestamp>,
+    /// Time ranges read from the packet table.
+    edges: Vec<(Option<Timestamp>, Option<Timestamp>)>,
+}
+
+const US_HOUR: i64 = 3_600_000_000;
+
+fn floor_hour(t: Timestamp) -> Timestamp {
+    Timestamp(t.0.div_euclid(US_HOUR) * US_HOUR)
+}
+
+fn ceil_hour(t: Timestamp) -> Timestamp {
+    Timestamp(-(-t.0).div_euclid(US_HOUR) * US_HOUR)
+}
+
+/// The split of the options' window; None when the whole window is best read from the packet
+/// table (it covers no whole bucket hour) or the table is empty.
+fn plan_window(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Result<Option<Window>, ReportError> {
+    let oldest: Option<Row> = conn.query_first(format!("SELECT `ts` FROM `{table}` ORDER BY `ts` LIMIT 1"))?;
+    let Some(oldest) = oldest.and_then(|r| value_ts(r.as_ref(0))) else { return Ok(None) };
+    let after_oldest = Timestamp(floor_hour(oldest).0 + US_HOUR);
+    let lo = match opts.since {
+        Some(s) => ceil_hour(s).max(after_oldest),
+        None => after_oldest,
+    };
+    let hi = opts.until.map(floor_hour);
+    if hi.is_some_and(|h| h <= lo) {
+        return Ok(None);
+    }
+    let mut edges = vec![(opts.since, Some(lo))];
+    if let Some(h) = hi {
+        edges.push((Some(h), opts.until));
+    }
+    Ok(Some(Window { lo, hi, edges }))
+}
+
+/// The bucket-table filter of a window (host and `--no-accept` included), as SQL and parameters.
+fn bucket_filter(w: &Window, opts: &AnalyzeOptions) -> Filter {
+    let mut c = vec!["`hour` >= ?"];
+    let mut params = vec![ts_value(w.lo)];
+    if let Some(h) = w.hi {
+        c.push("`hour` < ?");
+        params.push(ts_value(h));
+    }
+    if let Some(h) = &opts.host {
+        c.push("`host` = ?");
+        params.push(Value::Bytes(h.as_bytes().to_vec()));
+    }
+    if opts.no_accept {
+        c.push("`action` <> 'ACCEPT'");
+    }
+    Filter { sql: c.join(" AND "), params }
+}
+
+/// Whether a module's keys are all in the time buckets.
+fn bucketable(m: Module) -> bool {
+    matches!(m, Module::Ports | Module::Inbound | Module::Interfaces | Module::Timeline)
+}
+
+/// One part of a group key, ordered as the server orders the packet path's keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyPart {
+    Int(i64),
+    /// Text in a `utf8mb4_bin` column: compared byte by byte as if padded with spaces (PAD SPACE).
+    Text(Vec<u8>),
+}
+
+impl Ord for KeyPart {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        match (self, o) {
+            (KeyPart::Int(a), KeyPart::Int(b)) => a.cmp(b),
+            (KeyPart::Text(a), KeyPart::Text(b)) => {
+                let n = a.len().max(b.len());
+                let at = |v: &Vec<u8>, i: usize| v.get(i).copied().unwrap_or(b' ');
+                (0..n).map(|i| at(a, i).cmp(&at(b, i))).find(|c| c.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            }
+            (KeyPart::Int(_), KeyPart::Text(_)) => std::cmp::Ordering::Less,
+            (KeyPart::Text(_), KeyPart::Int(_)) => std::cmp::Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for KeyPart {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// A grouping module over a window: every group of the bucket hours and of the edge pieces,
+/// merged, then ordered and cut as the packet path does (count descending, then the keys).
+fn group_module_window(
+    conn: &mut mysql::Conn,
+    table: &str,
+    m: Module,
+    g: &GroupSpec,
+    opts: &AnalyzeOptions,
+    w: &Window,
+) -> Result<Section, ReportError> {
+    let nk = g.keys.len();
+    let mut groups: HashMap<Vec<KeyPart>, (u64, Option<Timestamp>, Option<Timestamp>)> = HashMap::new();
+    let mut add = |rows: Vec<Row>| {
+        for r in &rows {
+            let key: Vec<KeyPart> = g
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| match k.2 {
+                    Kind::Port => KeyPart::Int(get_i64(r, 1 + i)),
+                    _ => KeyPart::Text(get_bytes(r, 1 + i)),
+                })
+                .collect();
+            let (n, f, l) = (get_u64(r, 0), value_ts(r.as_ref(1 + nk)), value_ts(r.as_ref(2 + nk)));
+            let e = groups.entry(key).or_insert((0, None, None));
+            e.0 += n;
+            e.1 = match (e.1, f) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            e.2 = e.2.max(l);
+        }
+    };
+    let bf = bucket_filter(w, opts);
+    let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
+    let sql = format!(
+        "SELECT SUM(`n`), {c}, MIN(`first_ts`), MAX(`last_ts`) FROM `{bt}` WHERE {gw} AND {f} GROUP BY {c}",
+        c = cols.join(", "),
+        bt = summary::name(table, summary::BUCKET),
+        gw = g.raw_where,
+        f = bf.sql
+    );
+    add(conn.exec(sql, bf.params)?);
+    for (a, b) in &w.edges {
+        let f = raw_filter_between(opts, *a, *b);
+        let sel: Vec<String> = g.keys.iter().enumerate().map(|(i, k)| format!("{} AS k{i}", k.0)).collect();
+        let ks: Vec<String> = (0..nk).map(|i| format!("k{i}")).collect();
+        let sql = format!(
+            "SELECT SUM(`repeat`), {sel}, MIN(`ts`), MAX(`ts`) FROM `{table}` WHERE {gw} AND {f} GROUP BY {ks}",
+            sel = sel.join(", "),
+            gw = g.raw_where,
+            f = f.sql,
+            ks = ks.join(", ")
+        );
+        add(conn.exec(sql, f.params)?);
+    }
+    let mut all: Vec<(Vec<KeyPart>, (u64, Option<Timestamp>, Option<Timestamp>))> =
+        groups.into_iter().filter(|(_, v)| v.0 > 0).collect();
+    all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+    all.truncate(opts.limit);
+    let rows = all
+        .into_iter()
+        .map(|(key, (n, f, l))| {
+            let mut v = vec![Cell::Count(n)];
+            for (k, part) in g.keys.iter().zip(key) {
+                v.push(match (k.2, part) {
+                    (Kind::Port, KeyPart::Int(p)) => Cell::Port(u16::try_from(p).ok()),
+                    (Kind::Addr, KeyPart::Text(b)) => Cell::Addr(b),
+                    (_, KeyPart::Text(b)) => Cell::Text(String::from_utf8_lossy(&b).into_owned()),
+                    (_, KeyPart::Int(p)) => Cell::Text(p.to_string()),
+                });
+            }
+            v.push(Cell::Time(f));
+            v.push(Cell::Time(l));
+            v
+        })
+        .collect();
+    Ok(Section { module: m, columns: columns_of(m), rows, timeline: None, via: Via::Summary })
+}
+
+/// The window's totals: packets, first and last seen.
+fn window_totals(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    w: &Window,
+) -> Result<(u64, Option<Timestamp>, Option<Timestamp>), ReportError> {
+    let bf = bucket_filter(w, opts);
+    let mut parts: Vec<Option<Row>> = vec![conn.exec_first(
+        format!(
+            "SELECT SUM(`n`), MIN(`first_ts`), MAX(`last_ts`) FROM `{}` WHERE {}",
+            summary::name(table, summary::BUCKET),
+            bf.sql
+        ),
+        bf.params,
+    )?];
+    for (a, b) in &w.edges {
+        let f = raw_filter_between(opts, *a, *b);
+        parts.push(conn.exec_first(
+            format!("SELECT SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{table}` WHERE {}", f.sql),
+            f.params,
+        )?);
+    }
+    let (mut n, mut first, mut last) = (0u64, None::<Timestamp>, None::<Timestamp>);
+    for r in parts.into_iter().flatten() {
+        n += get_u64(&r, 0);
+        if let Some(f) = value_ts(r.as_ref(1)) {
+            first = Some(first.map_or(f, |x| x.min(f)));
+        }
+        last = last.max(value_ts(r.as_ref(2)));
+    }
+    Ok((n, first, last))
+}
+
 /// Windows longer than this are drawn per day.
 const HOURLY_MAX_US: i64 = 48 * 3_600_000_000;
 /// Windows longer than this are drawn per week.
@@ -563,6 +778,7 @@ fn timeline_module(
     table: &str,
     opts: &AnalyzeOptions,
     fast: bool,
+    win: Option<&Window>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
 ) -> Result<Section, ReportError> {
@@ -574,7 +790,38 @@ fn timeline_module(
         (Some(s), Some(e)) if e.0 - s.0 > HOURLY_MAX_US => Unit::Day,
         _ => Unit::Hour,
     };
-    let rows: Vec<Row> = if fast {
+    let packet_bucket = match unit {
+        Unit::Hour => "CAST(DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00') AS DATETIME)",
+        Unit::Day | Unit::Week => "CAST(DATE(`ts`) AS DATETIME)",
+    };
+    let rows: Vec<Row> = if let Some(w) = win {
+        // Bucket hours, then the edge pieces: cells of the same time and action add up below.
+        let bf = bucket_filter(w, opts);
+        let b = match unit {
+            Unit::Hour => "`hour`",
+            Unit::Day | Unit::Week => "CAST(DATE(`hour`) AS DATETIME)",
+        };
+        let mut rows: Vec<Row> = conn.exec(
+            format!(
+                "SELECT {b} AS b, `action`, SUM(`n`) FROM `{}` WHERE {} GROUP BY b, `action`",
+                summary::name(table, summary::BUCKET),
+                bf.sql
+            ),
+            bf.params,
+        )?;
+        for (a, e) in &w.edges {
+            let f = raw_filter_between(opts, *a, *e);
+            let more: Vec<Row> = conn.exec(
+                format!(
+                    "SELECT {packet_bucket} AS b, `action`, SUM(`repeat`) FROM `{table}` WHERE {} GROUP BY b, `action`",
+                    f.sql
+                ),
+                f.params,
+            )?;
+            rows.extend(more);
+        }
+        rows
+    } else if fast {
         let st = summary::name(table, summary::HOUR);
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let sql = match unit {
@@ -587,10 +834,7 @@ fn timeline_module(
         conn.exec(sql, ())?
     } else {
         let f = raw_filter(opts);
-        let b = match unit {
-            Unit::Hour => "CAST(DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00') AS DATETIME)",
-            Unit::Day | Unit::Week => "CAST(DATE(`ts`) AS DATETIME)",
-        };
+        let b = packet_bucket;
         let sql = format!(
             "SELECT {b} AS b, `action`, SUM(`repeat`) FROM `{table}` WHERE {f} GROUP BY b, `action`",
             f = f.sql
@@ -632,7 +876,7 @@ fn timeline_module(
         columns,
         rows: Vec::new(),
         timeline: Some(tl),
-        via: if fast { Via::Summary } else { Via::Packets },
+        via: if fast || win.is_some() { Via::Summary } else { Via::Packets },
     })
 }
 
@@ -706,8 +950,12 @@ pub fn analyze_with(
     // The summaries run behind the writers: fold in what they have not seen yet, so the
     // report counts every committed row. Without the privilege (or on any failure) the
     // packet table answers, and the report says why.
+    // Windows (--since, --until, --host) read the time buckets where a module's keys are in
+    // them; --no-local needs `if_out`, which they lack, and an empty host name matches only
+    // rows whose host is '' (the buckets also hold rows without one there).
+    let windowed = !unfiltered && !opts.no_local && opts.host.as_deref() != Some("");
     let have = path == Path::Auto
-        && unfiltered
+        && (unfiltered || windowed)
         && summary::present(conn, table)?
         && match fold_briefly_retrying(conn, table) {
             Ok(_) => true,
@@ -719,8 +967,12 @@ pub fn analyze_with(
                 false
             }
         };
+    let win = if have && windowed { plan_window(conn, table, opts)? } else { None };
+    let have = have && unfiltered;
     // Totals first: an empty table or window ends the report here.
-    if have {
+    if let Some(w) = &win {
+        (rep.packets, rep.first, rep.last) = window_totals(conn, table, opts, w)?;
+    } else if have {
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let n: Option<Row> = conn.query_first(format!(
             "SELECT SUM(`n`) FROM `{}` {accept}",
@@ -760,17 +1012,20 @@ pub fn analyze_with(
                 columns: columns_of(m),
                 rows: Vec::new(),
                 timeline,
-                via: if have { Via::Summary } else { Via::Packets },
+                via: if have || (win.is_some() && bucketable(m)) { Via::Summary } else { Via::Packets },
             });
             continue;
         }
         let s = match m {
             Module::Sources => sources_module(conn, table, opts, have && !opts.no_accept)?,
             Module::Scans => scans_module(conn, table, opts, have && !opts.no_accept)?,
-            Module::Timeline => timeline_module(conn, table, opts, have, rep.first, rep.last)?,
+            Module::Timeline => timeline_module(conn, table, opts, have, win.as_ref(), rep.first, rep.last)?,
             _ => {
                 let g = spec(m).expect("grouping module");
-                group_module(conn, table, m, &g, opts, have)?
+                match &win {
+                    Some(w) if bucketable(m) => group_module_window(conn, table, m, &g, opts, w)?,
+                    _ => group_module(conn, table, m, &g, opts, have)?,
+                }
             }
         };
         rep.sections.push(s);

@@ -400,6 +400,7 @@ fn snapshot(c: &mut mysql::Conn) -> Vec<String> {
             "__ssd" => ("`src`, `dst`, `n`", "1, 2"),
             "__ssrc" => ("*", "1"),
             "__sinport" | "__shour" => ("*", "1, 2"),
+            "__sbkt" => ("*", "1, 2, 3, 4, 5, 6"),
             _ => ("*", "1, 2, 3"),
         };
         let rows: Vec<mysql::Row> = c.query(format!("SELECT {cols} FROM `logs{suf}` ORDER BY {order}")).unwrap();
@@ -423,6 +424,7 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
         "SELECT `src`,`dpt`,`n` FROM `logs__ssp` ORDER BY 1,2",
         "SELECT `src`,`dst`,`n` FROM `logs__ssd` ORDER BY 1,2",
         "SELECT * FROM `logs__shour` ORDER BY 1,2",
+        "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
     ];
     let mut v = Vec::new();
     for sql in q {

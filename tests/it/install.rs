@@ -11,7 +11,7 @@ use std::process::Command;
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A source tree with install.sh, the real config template and fake build outputs.
-fn source_tree(dir: &Path) -> PathBuf {
+pub fn source_tree(dir: &Path) -> PathBuf {
     let src = dir.join("src");
     let w = |rel: &str, text: &str| {
         let p = src.join(rel);
@@ -41,10 +41,10 @@ fn source_tree(dir: &Path) -> PathBuf {
         let p = w(&format!("target/release/{b}"), &text);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    w(
-        "rsyslog/30-ipta.conf",
-        "action(type=\"omprog\" binary=\"/usr/local/bin/ipta-ingest --confirm\")\n",
-    );
+    // The real snippet and journal unit: install.sh fills in their filter and paths.
+    for rel in ["rsyslog/30-ipta.conf", "examples/ipta-journal.service", "examples/ipta-journal-feed"] {
+        w(rel, &std::fs::read_to_string(Path::new(REPO).join(rel)).unwrap());
+    }
     w("rsyslog/30-ipta-file-only.conf", "# the alternative without a database\n");
     w("logrotate/ipta", "# fake logrotate\n");
     w("README.md", "# ipta\n");
@@ -57,7 +57,7 @@ fn run_install(src: &Path, root: &Path, rsyslog_conf: &Path, args: &[&str]) -> S
     run_install_prefix(src, root, "/usr/local", rsyslog_conf, args)
 }
 
-fn run_install_prefix(
+pub fn run_install_prefix(
     src: &Path,
     root: &Path,
     prefix: &str,
@@ -84,7 +84,7 @@ fn run_install_prefix(
 }
 
 /// Every regular file under `root`: path relative to it (with a leading /) -> (mode, gid).
-fn files(root: &Path) -> BTreeMap<String, (u32, u32)> {
+pub fn files(root: &Path) -> BTreeMap<String, (u32, u32)> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (u32, u32)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -269,7 +269,7 @@ fn an_existing_ipta_conf_is_never_touched_and_an_unedited_one_is_removed() {
     assert_eq!(files(&root)["/etc/ipta.conf"].1, gid);
     assert!(files(&root).contains_key("/usr/bin/ipta-ingest"));
     let snippet = std::fs::read_to_string(root.join("etc/rsyslog.d/30-ipta.conf")).unwrap();
-    assert!(snippet.contains("binary=\"/usr/bin/ipta-ingest --confirm\""), "{snippet}");
+    assert!(snippet.contains("binary=\"/usr/bin/ipta-ingest --confirm "), "{snippet}");
     run_install_prefix(&src, &root, "/usr", &rsyslog_conf, &["--uninstall"]);
     assert!(files(&root).is_empty(), "{:?}", files(&root));
 }

@@ -38,7 +38,12 @@ fn check(ps: &mut [Parser], line: &[u8]) {
         match p.parse(line) {
             Outcome::Packet(r) => {
                 assert!(within(line, r.message), "message is not a part of the line");
-                assert!(r.action == "LOG" || within(line, r.action.as_bytes()));
+                // The action is a word of the line, `LOG`, or the verdict its prefix names.
+                assert!(
+                    r.action == "LOG"
+                        || within(line, r.action.as_bytes())
+                        || ipta::parse::rules::verdict(r.prefix.as_bytes()) == Some(r.action)
+                );
                 assert!(within(line, r.prefix.as_bytes()));
                 assert!(r.message.starts_with(r.prefix.as_bytes()));
                 assert!(r.pkt.src.is_some() && r.pkt.dst.is_some());

@@ -60,7 +60,7 @@ pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Resu
         max.unwrap_or(0)
     };
     let read_sql = format!(
-        "SELECT `id`, `ts`, `action`, `if_in`, `src`, `dst`, `proto`, `dpt`, `repeat` FROM `{t}` \
+        "SELECT `id`, `ts`, `action`, `if_in`, `src`, `dst`, `proto`, `dpt`, `repeat`, `host` FROM `{t}` \
          WHERE `id` > ? AND `id` <= ? ORDER BY `id` LIMIT ?"
     );
     let mut stats = FoldStats::default();
@@ -218,6 +218,8 @@ struct Fold {
     sp: HashMap<(AddrKey, i32), u64>,
     sd: HashMap<(AddrKey, AddrKey), u64>,
     hour: HashMap<(i64, u32), u64>,
+    /// (hour, host, if_in, action, proto, dpt): the time buckets of windowed reports.
+    bkt: HashMap<(i64, u32, u32, u32, u32, i32), Agg>,
 }
 
 fn cell_bytes(v: Option<&Value>) -> Option<&[u8]> {
@@ -250,9 +252,10 @@ impl Fold {
         self.sp.clear();
         self.sd.clear();
         self.hour.clear();
+        self.bkt.clear();
     }
 
-    /// Adds one row of `id, ts, action, if_in, src, dst, proto, dpt, repeat`; returns its id.
+    /// Adds one row of `id, ts, action, if_in, src, dst, proto, dpt, repeat, host`; returns its id.
     fn add_row(&mut self, row: &mysql::Row) -> Result<u64, StoreError> {
         let bad = |what: &str| StoreError::Sql(format!("fold: unexpected {what} in a packet row"));
         let id = cell_int(row.as_ref(0)).ok_or_else(|| bad("id"))? as u64;
@@ -287,7 +290,10 @@ impl Fold {
         if dst_cell.is_some() {
             *self.sd.entry((src, dst)).or_insert(0) += n;
         }
-        *self.hour.entry((ts.micros().div_euclid(US_PER_HOUR), action)).or_insert(0) += n;
+        let hour = ts.micros().div_euclid(US_PER_HOUR);
+        *self.hour.entry((hour, action)).or_insert(0) += n;
+        let host = self.names.id(cell_bytes(row.as_ref(9)).unwrap_or(b""));
+        bump(&mut self.bkt, (hour, host, if_in, action, proto, dpt), n, ts);
         Ok(id)
     }
 
@@ -370,6 +376,35 @@ impl Fold {
                 params.push(ts_value(Timestamp(h * US_PER_HOUR)));
                 params.push(bytes_value(txt(a)));
                 params.push(Value::UInt(if pad { 0 } else { n }));
+            },
+        )?;
+
+        let mut bkt: Vec<_> = self.bkt.drain().collect();
+        bkt.sort_unstable_by(|a, b| {
+            let (x, y) = (&a.0, &b.0);
+            (x.0, txt(x.1), txt(x.2), txt(x.3), txt(x.4), x.5).cmp(&(y.0, txt(y.1), txt(y.2), txt(y.3), txt(y.4), y.5))
+        });
+        exec_fixed(
+            tx,
+            &format!(
+                "INSERT INTO `{t}{BUCKET}` (`hour`, `host`, `if_in`, `action`, `proto`, `dpt`, `n`, `first_ts`, `last_ts`) VALUES "
+            ),
+            "(?,?,?,?,?,?,?,?,?)",
+            " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`), `first_ts` = LEAST(`first_ts`, VALUES(`first_ts`)), \
+             `last_ts` = GREATEST(`last_ts`, VALUES(`last_ts`))",
+            9,
+            bkt.len(),
+            |i, pad, params| {
+                let ((h, host, if_in, a, p, d), g) = bkt[i];
+                params.push(ts_value(Timestamp(h * US_PER_HOUR)));
+                params.push(bytes_value(txt(host)));
+                params.push(bytes_value(txt(if_in)));
+                params.push(bytes_value(txt(a)));
+                params.push(bytes_value(txt(p)));
+                params.push(Value::Int(i64::from(d)));
+                params.push(Value::UInt(if pad { 0 } else { g.n }));
+                params.push(ts_value(g.first));
+                params.push(ts_value(g.last));
             },
         )?;
         Ok(())

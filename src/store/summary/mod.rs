@@ -80,13 +80,17 @@ pub const SRC_PORT: &str = "__ssp";
 pub const SRC_DST: &str = "__ssd";
 /// Per hour and action.
 pub const HOUR: &str = "__shour";
+/// Per hour, host, input interface, action, protocol and destination port: the time buckets
+/// that windowed reports (`--since`, `--until`, `--host`) read for the modules and totals
+/// whose keys it holds (see `report::query`).
+pub const BUCKET: &str = "__sbkt";
 /// Row 1 the writers' gate, row 2 the watermark `w`.
 pub const STATE: &str = "__sstate";
 
 /// Suffixes of the summary tables of one packet table (the state table last: [`present`]
 /// needs them all).
 pub const SUFFIXES: &[&str] = &[
-    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_PORT, SRC_DST, HOUR, STATE,
+    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_PORT, SRC_DST, HOUR, BUCKET, STATE,
 ];
 
 /// The comment every summary table carries.

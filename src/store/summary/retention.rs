@@ -38,6 +38,14 @@ pub fn on_delete_range(
                `n` = `n` - VALUES(`n`)";
     let agg = "SUM(`repeat`), MIN(`ts`), MAX(`ts`), 1";
     let stmts = [
+        // A bucket keeps its first/last seen: only the hour holding the oldest row left can be
+        // stale, and windowed reports read that hour from the packet table.
+        format!(
+            "INSERT INTO `{t}{BUCKET}` (`hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`) \
+             SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), COALESCE(`host`,''), COALESCE(`if_in`,''), `action`, \
+             COALESCE(`proto`,''), COALESCE(`dpt`,-1), SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{t}` WHERE {range} \
+             GROUP BY 1, 2, 3, 4, 5, 6 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
+        ),
         format!(
             "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
              `action`, SUM(`repeat`) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
@@ -118,5 +126,6 @@ pub fn on_delete_range(
         tx.query_drop(format!("DELETE FROM `{t}{s}` WHERE `nb` = 0")).map_err(sql_err)?;
     }
     tx.query_drop(format!("DELETE FROM `{t}{HOUR}` WHERE `n` = 0")).map_err(sql_err)?;
+    tx.query_drop(format!("DELETE FROM `{t}{BUCKET}` WHERE `n` = 0")).map_err(sql_err)?;
     Ok(())
 }

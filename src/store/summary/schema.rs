@@ -59,6 +59,12 @@ fn ddl(table: &str) -> Vec<String> {
              `action` VARCHAR(64) NOT NULL, `n` BIGINT UNSIGNED NOT NULL, \
              PRIMARY KEY (`hour`, `action`)){tail}"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{t}{BUCKET}` (`hour` DATETIME NOT NULL, `host` VARCHAR(255) NOT NULL, \
+             `if_in` VARCHAR(32) NOT NULL, `action` VARCHAR(64) NOT NULL, `proto` VARCHAR(8) NOT NULL, \
+             `dpt` INT NOT NULL, `n` BIGINT UNSIGNED NOT NULL, `first_ts` DATETIME(6) NOT NULL, \
+             `last_ts` DATETIME(6) NOT NULL, PRIMARY KEY (`hour`, `host`, `if_in`, `action`, `proto`, `dpt`)){tail}"
+        ),
         // Row 1: the writers' gate; row 2: `w`, the last packet id folded in. Created with
         // its rows in one statement, and last: once `present` sees it, it is usable.
         format!(
@@ -177,6 +183,11 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
         format!(
             "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) \
              SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), `action`, SUM(`repeat`) FROM `{t}` GROUP BY 1, 2"
+        ),
+        format!(
+            "INSERT INTO `{t}{BUCKET}` (`hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`) \
+             SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), COALESCE(`host`,''), COALESCE(`if_in`,''), `action`, \
+             COALESCE(`proto`,''), COALESCE(`dpt`,-1), SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{t}` GROUP BY 1, 2, 3, 4, 5, 6"
         ),
         format!("UPDATE `{t}{STATE}` SET `w` = (SELECT COALESCE(MAX(`id`), 0) FROM `{t}`) WHERE `k` = 2"),
     ];

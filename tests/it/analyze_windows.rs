@@ -1,0 +1,231 @@
+//! Windowed reports (`--since`, `--until`, `--host`) read the hourly time buckets plus the
+//! partial edge hours from the packet table: every module, the totals and the timeline must
+//! equal the packet table's own GROUP BY for windows on and off hour boundaries, for each host,
+//! with `--no-accept`, and stay so through duplicates, re-imports, `--clear` and expiry.
+//! The bucket table itself is checked against `rebuild_with_sql` (the server's GROUP BY).
+use crate::util;
+
+use ipta::record::{Packet, Proto, Record, RecordBatch, Timestamp};
+use ipta::report::query::{self, Path, Report, Via};
+use ipta::report::{AnalyzeOptions, Module};
+use ipta::store::{schema, summary, writer::Writer};
+use mysql::prelude::Queryable;
+
+/// 2026-11-01T00:00:00Z
+const T0: i64 = 1_793_491_200_000_000;
+const H: i64 = 3_600_000_000;
+const M: i64 = 60_000_000;
+
+/// splitmix64: a deterministic workload.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+/// `n` packets over 50 hours from T0 + `offset`, from three named hosts and rows without one;
+/// few distinct keys, so ties and merges between buckets and edges happen.
+fn batch(n: usize, offset: i64, seed: u64, salt: &str) -> RecordBatch {
+    let mut r = Rng(seed);
+    let mut b = RecordBatch::new();
+    for i in 0..n {
+        let at = T0 + offset + (r.next() % (50 * H as u64)) as i64;
+        let host = r.pick(&[Some("fw1"), Some("fw1"), Some("fw2"), Some("fw3"), None]);
+        let action = r.pick(&["DROP", "DROP", "ACCEPT", "INVALID", "REJECT"]);
+        let if_in = r.pick(&["eth0", "eth0", "eth1", "", "lo"]);
+        let if_out = if if_in.is_empty() { "eth0" } else { "" };
+        let proto = r.pick(&[Proto::Tcp, Proto::Tcp, Proto::Udp, Proto::Icmp]);
+        let dpt = match proto {
+            Proto::Tcp => Some(r.pick(&[22u16, 23, 80, 443, 8080])),
+            Proto::Udp => Some(r.pick(&[53u16, 123])),
+            _ => None,
+        };
+        let src = format!("203.0.113.{}", r.next() % 6);
+        let msg = format!("IPT: {salt} {i}");
+        let rec = Record {
+            ts: Timestamp(at),
+            host,
+            action,
+            prefix: "IPT: ",
+            if_in: Some(if_in),
+            if_out: Some(if_out),
+            pkt: Packet {
+                src: Some(src.parse().unwrap()),
+                dst: Some("198.51.100.1".parse().unwrap()),
+                proto: Some(proto),
+                spt: dpt.map(|_| 40000),
+                dpt,
+                ..Default::default()
+            },
+            repeat: 1 + (r.next() % 3) as u32,
+            message: msg.as_bytes(),
+            ..Default::default()
+        };
+        b.push(&rec, 0);
+    }
+    b
+}
+
+fn windows() -> Vec<AnalyzeOptions> {
+    let o = |since: Option<i64>, until: Option<i64>, host: Option<&str>, no_accept: bool| AnalyzeOptions {
+        since: since.map(|s| Timestamp(T0 + s)),
+        until: until.map(|u| Timestamp(T0 + u)),
+        host: host.map(String::from),
+        no_accept,
+        scan_threshold: 2,
+        limit: 7,
+        ..Default::default()
+    };
+    vec![
+        o(Some(0), Some(24 * H), None, false),           // whole hours
+        o(Some(17 * M), Some(30 * H + 5 * M), None, false), // partial edges
+        o(Some(3 * H + 1), None, None, false),           // open end
+        o(None, Some(10 * H + 59 * M), None, false),     // open start
+        o(Some(5 * H + 10 * M), Some(5 * H + 50 * M), None, false), // inside one hour
+        o(Some(5 * H + 10 * M), Some(6 * H + 50 * M), None, false), // two partial hours, no whole one
+        o(None, None, Some("fw2"), false),
+        o(Some(2 * H + 30 * M), Some(40 * H), Some("fw1"), false),
+        o(Some(2 * H + 30 * M), Some(40 * H), Some("fw1"), true),
+        o(Some(-100 * H), Some(200 * H), None, true),     // wider than the data
+        o(Some(300 * H), None, None, false),              // after the data: empty
+        o(None, None, Some("nobody"), false),
+    ]
+}
+
+fn both(c: &mut mysql::Conn, o: &AnalyzeOptions) -> (Report, Report) {
+    (query::analyze_with(c, "logs", o, Path::Auto).unwrap(), query::analyze_with(c, "logs", o, Path::Packets).unwrap())
+}
+
+/// Every window: the bucket path equals the packet path, module by module; returns how many
+/// sections came from the buckets (so a test can tell the buckets were used).
+fn check_windows(c: &mut mysql::Conn, what: &str) -> usize {
+    let mut from_buckets = 0;
+    for o in windows() {
+        let (fast, raw) = both(c, &o);
+        let w = format!("{what}: since {:?} until {:?} host {:?} no_accept {}", o.since, o.until, o.host, o.no_accept);
+        assert_eq!(fast.packets, raw.packets, "{w}");
+        assert_eq!((fast.first, fast.last), (raw.first, raw.last), "{w}");
+        for (a, b) in fast.sections.iter().zip(&raw.sections) {
+            assert_eq!(a.module, b.module);
+            assert_eq!(a.rows, b.rows, "{w}: module {:?}", a.module);
+            assert_eq!(a.timeline, b.timeline, "{w}: module {:?}", a.module);
+            assert_eq!(b.via, Via::Packets);
+            if a.via == Via::Summary && fast.packets > 0 {
+                from_buckets += 1;
+            }
+        }
+    }
+    from_buckets
+}
+
+fn buckets(c: &mut mysql::Conn) -> Vec<String> {
+    let rows: Vec<mysql::Row> = c
+        .query("SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6")
+        .unwrap();
+    rows.into_iter().map(|r| r.unwrap().iter().map(|v| v.as_sql(true)).collect::<Vec<_>>().join(" ")).collect()
+}
+
+/// Folded buckets equal a rebuild by the server's GROUP BY (first-seen times too unless
+/// expiry ran, which may leave them stale in the oldest hour: `with_first`).
+fn check_buckets(c: &mut mysql::Conn, with_first: bool) {
+    let firsts = |c: &mut mysql::Conn| -> Vec<String> {
+        if !with_first {
+            return Vec::new();
+        }
+        let rows: Vec<mysql::Row> = c.query("SELECT `first_ts` FROM `logs__sbkt` ORDER BY `hour`,`host`,`if_in`,`action`,`proto`,`dpt`").unwrap();
+        rows.into_iter().map(|r| format!("{:?}", r.unwrap())).collect()
+    };
+    let before = (buckets(c), firsts(c));
+    assert!(!before.0.is_empty());
+    summary::rebuild_with_sql(c, "logs").unwrap();
+    assert_eq!(before, (buckets(c), firsts(c)), "folded buckets differ from a rebuild");
+}
+
+#[test]
+fn windows_from_buckets_equal_the_packet_table() {
+    let db = util::TestDb::new("an_win");
+    let mut c = db.conn();
+    c.query_drop("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ONLY_FULL_GROUP_BY')").unwrap();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    summary::create(&mut c, "logs").unwrap();
+    let mut w = Writer::new(db.conn(), "logs");
+    assert_eq!(w.write(&batch(3000, 0, 1, "a")).unwrap().inserted, 3000);
+    // Folded in small chunks (a key's counts spread over several chunks).
+    summary::fold_with(&mut c, "logs", 701).unwrap();
+    check_buckets(&mut c, true);
+    assert!(check_windows(&mut c, "first load") > 20, "the windows did not use the buckets");
+
+    // Duplicates (the same batch again) and a re-import of half of it with new rows.
+    assert_eq!(w.write(&batch(3000, 0, 1, "a")).unwrap().inserted, 0);
+    w.write(&batch(1500, 0, 1, "a")).unwrap();
+    assert_eq!(w.write(&batch(1000, 7 * M, 2, "b")).unwrap().inserted, 1000);
+    // Not folded yet: the report folds first.
+    check_windows(&mut c, "after duplicates and new rows");
+    check_buckets(&mut c, true);
+
+    // Expiry of the first 9.5 hours (the hour holding the oldest row left is then partial).
+    let st = ipta::store::retention::expire(&mut c, "logs", Timestamp(T0 + 9 * H + 30 * M), 97).unwrap();
+    assert!(st.rows > 0);
+    w.write(&batch(500, 20 * H, 3, "c")).unwrap(); // more rows, not folded yet
+    check_windows(&mut c, "after expiry");
+    check_buckets(&mut c, false);
+
+    // Clear empties the buckets with the table; new rows count from zero.
+    ipta::store::tables::clear_table(&mut c, "logs").unwrap();
+    assert!(buckets(&mut c).is_empty());
+    w.write(&batch(800, 3 * H, 4, "d")).unwrap();
+    check_windows(&mut c, "after clear");
+}
+
+/// A window report on a table without summaries creates them (as an all-time one does) and
+/// gives the same rows; `--no-local` reads the packet table (the buckets lack `if_out`).
+#[test]
+fn windows_without_summaries_and_no_local() {
+    let db = util::TestDb::new("an_win_late");
+    let mut c = db.conn();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    Writer::new(db.conn(), "logs").write(&batch(600, 0, 9, "a")).unwrap();
+    let o = AnalyzeOptions { since: Some(Timestamp(T0 + 90 * M)), scan_threshold: 2, ..Default::default() };
+    let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
+    ipta::report::run(&mut c, "logs", &o, &mut Vec::new()).unwrap();
+    assert!(summary::present(&mut c, "logs").unwrap());
+    let fast = query::analyze(&mut c, "logs", &o).unwrap();
+    assert_eq!(fast.sections.iter().find(|s| s.module == Module::Ports).unwrap().via, Via::Summary);
+    for (a, b) in fast.sections.iter().zip(&raw.sections) {
+        assert_eq!((&a.rows, &a.timeline), (&b.rows, &b.timeline), "{:?}", a.module);
+    }
+    let nl = AnalyzeOptions { no_local: true, ..o };
+    let rep = query::analyze(&mut c, "logs", &nl).unwrap();
+    assert!(rep.sections.iter().all(|s| s.via == Via::Packets));
+}
+
+/// A table whose summaries an older ipta built (without the time buckets) gets the whole set
+/// rebuilt by the next report, and windows then use it.
+#[test]
+fn an_older_summary_set_is_rebuilt() {
+    let db = util::TestDb::new("an_win_old");
+    let mut c = db.conn();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    summary::create(&mut c, "logs").unwrap();
+    Writer::new(db.conn(), "logs").write(&batch(400, 0, 5, "a")).unwrap();
+    c.query_drop("DROP TABLE `logs__sbkt`").unwrap();
+    assert!(!summary::present(&mut c, "logs").unwrap());
+    let o = AnalyzeOptions { since: Some(Timestamp(T0 + 2 * H)), scan_threshold: 2, ..Default::default() };
+    ipta::report::run(&mut c, "logs", &o, &mut Vec::new()).unwrap();
+    assert!(summary::present(&mut c, "logs").unwrap());
+    let fast = query::analyze(&mut c, "logs", &o).unwrap();
+    let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
+    assert_eq!(fast.sections.iter().find(|s| s.module == Module::Timeline).unwrap().via, Via::Summary);
+    assert_eq!(fast.packets, raw.packets);
+    for (a, b) in fast.sections.iter().zip(&raw.sections) {
+        assert_eq!((&a.rows, &a.timeline), (&b.rows, &b.timeline), "{:?}", a.module);
+    }
+}
