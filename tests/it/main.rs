@@ -23,6 +23,7 @@ mod follow_tail;
 mod import_db;
 mod ingest_db;
 mod ingest_hostile;
+mod ingest_journal;
 mod ingest_outage;
 mod ingest_relay;
 mod ingest_rules;
