@@ -22,6 +22,7 @@ mod follow_fanout;
 mod follow_tail;
 mod import_db;
 mod ingest_db;
+mod ingest_firewalls;
 mod ingest_hostile;
 mod ingest_journal;
 mod ingest_outage;
