@@ -52,6 +52,9 @@ fn filter_line(snippet: &str) -> String {
     snippet.lines().find(|l| l.contains(" then {")).expect("a filter line").trim().to_string()
 }
 
+/// A case: its name, the environment, an existing ipta.conf, the filter line expected.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<&'a str>, String);
+
 const IPT: &str = "$msg contains \"IPT: \"";
 const NETFILTER: &str = "($msg contains \"IN=\" and $msg contains \" OUT=\")";
 
@@ -59,7 +62,7 @@ const NETFILTER: &str = "($msg contains \"IN=\" and $msg contains \" OUT=\")";
 fn the_snippet_filter_follows_the_configured_kind_and_every_variant_validates() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Option<&str>, String)> = vec![
+    let cases: Vec<Case> = vec![
         ("default", vec![], None, format!("and ({IPT}) then {{")),
         ("ufw", vec![("IPTA_RULES", "ufw")], None, format!("and ({IPT} or $msg contains \"[UFW \") then {{")),
         ("shorewall", vec![("IPTA_RULES", "shorewall")], None, format!("and ({IPT} or $msg contains \"Shorewall:\") then {{")),
