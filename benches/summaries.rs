@@ -178,7 +178,7 @@ fn import_rounds(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home:
         let ld_s = in_ld.as_secs_f64();
         println!(
             "round {round}/{rounds}: import alone (no summaries) {p:.2} s; import + first report (summaries) {s:.2} s = {:.2}x; \
-             LOAD DATA {rows} rows {ld_s:.2} s inside the statements (import alone = {:.2}x its time, import+report = {:.2}x); load average {l0} -> {}",
+             LOAD DATA {rows} rows {ld_s:.2} s inside the statements (time ratios to it: import alone {:.2}x, import + report {:.2}x); load average {l0} -> {}",
             s / p,
             p / ld_s,
             s / ld_s,

@@ -652,6 +652,9 @@ impl PartialOrd for KeyPart {
     }
 }
 
+/// A group's packets, first and last seen.
+type GroupCounts = (u64, Option<Timestamp>, Option<Timestamp>);
+
 /// A grouping module over a window: every group of the bucket hours and of the edge pieces,
 /// merged, then ordered and cut as the packet path does (count descending, then the keys).
 fn group_module_window(
@@ -663,7 +666,7 @@ fn group_module_window(
     w: &Window,
 ) -> Result<Section, ReportError> {
     let nk = g.keys.len();
-    let mut groups: HashMap<Vec<KeyPart>, (u64, Option<Timestamp>, Option<Timestamp>)> = HashMap::new();
+    let mut groups: HashMap<Vec<KeyPart>, GroupCounts> = HashMap::new();
     let mut add = |rows: Vec<Row>| {
         for r in &rows {
             let key: Vec<KeyPart> = g
@@ -708,7 +711,7 @@ fn group_module_window(
         );
         add(conn.exec(sql, f.params)?);
     }
-    let mut all: Vec<(Vec<KeyPart>, (u64, Option<Timestamp>, Option<Timestamp>))> =
+    let mut all: Vec<(Vec<KeyPart>, GroupCounts)> =
         groups.into_iter().filter(|(_, v)| v.0 > 0).collect();
     all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
     all.truncate(opts.limit);
