@@ -1,5 +1,7 @@
 //! The analyzer's queries: every module as rows of typed cells, computed either from the
-//! summary tables (fast path) or from the packet table (any filter).
+//! summary tables (fast path), from the hourly time buckets plus the partial edge hours of the
+//! packet table (windows and `--host`, for the modules whose keys the buckets hold: see
+//! `Window`), or from the packet table (any filter).
 //!
 //! Every query is valid under ONLY_FULL_GROUP_BY: rows show only group keys, aggregates
 //! (count, first/last seen, numbers of distinct values), never a column a group holds several
