@@ -18,17 +18,12 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipta::config::DbSettings;
 use ipta::import::{self, ImportOptions};
-use ipta::parse::{Outcome, ParseOptions, Parser};
-use ipta::record::{RecordBatch, Timestamp};
-use ipta::record::dedup::{record_hash, Occurrences};
-use ipta::store::loaddata::load_data;
 use mysql::prelude::Queryable;
 
 /// The child: imports the file into table `imp` and prints one line of figures.
@@ -94,49 +89,6 @@ fn genlog(lines: usize, out: &Path) {
     assert!(st.success(), "genlog.py failed");
 }
 
-/// Parses the file into batches and times only the `load_data` calls.
-fn load_data_run(conn: &mut mysql::Conn, file: &Path, per_batch: usize) -> (u64, Duration, Duration) {
-    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
-    let reference = Timestamp(mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64);
-    let mut parser = Parser::new(ParseOptions {
-        reference,
-        year: None,
-        tz: Some("UTC".into()),
-        rules: Default::default(),
-    })
-    .unwrap();
-    let mut occ = Occurrences::new();
-    let mut r = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(file).unwrap());
-    let mut line = Vec::new();
-    let mut batch = RecordBatch::with_capacity(per_batch);
-    let (mut rows, mut in_load) = (0u64, Duration::ZERO);
-    let wall = Instant::now();
-    let mut flush = |batch: &mut RecordBatch, rows: &mut u64, in_load: &mut Duration| {
-        let t = Instant::now();
-        let s = load_data(conn, "ld", batch).expect("load_data");
-        *in_load += t.elapsed();
-        *rows += s.inserted;
-        batch.clear();
-    };
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line).unwrap() == 0 {
-            break;
-        }
-        if let Outcome::Packet(rec) = parser.parse(&line) {
-            let o = occ.next(rec.ts, record_hash(&rec));
-            batch.push(&rec, u64::from(o));
-            if batch.len() >= per_batch {
-                flush(&mut batch, &mut rows, &mut in_load);
-            }
-        }
-    }
-    if !batch.is_empty() {
-        flush(&mut batch, &mut rows, &mut in_load);
-    }
-    (rows, in_load, wall.elapsed())
-}
-
 fn main() {
     if let Some(db) = common::arg("--child-import") {
         child(&db, Path::new(&common::arg("--file").expect("--file")));
@@ -191,7 +143,7 @@ fn main() {
         let mut ld_cpu = None;
         if !import_first {
             let c = server_cpu_secs();
-            ld = Some(load_data_run(&mut conn, &file, per_batch));
+            ld = Some(common::load_data_run(&mut conn, "ld", &file, per_batch));
             ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
         }
         let cpu0 = server_cpu_secs();
@@ -213,7 +165,7 @@ fn main() {
             Some(r) => r,
             None => {
                 let c = server_cpu_secs();
-                let r = load_data_run(&mut conn, &file, per_batch);
+                let r = common::load_data_run(&mut conn, "ld", &file, per_batch);
                 ld_cpu = c.zip(server_cpu_secs()).map(|(a, b)| b - a);
                 r
             }

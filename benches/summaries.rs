@@ -21,17 +21,13 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ipta::parse::{Outcome, ParseOptions, Parser};
-use ipta::record::dedup::{record_hash, Occurrences};
-use ipta::record::{RecordBatch, Timestamp};
+use ipta::record::Timestamp;
 use ipta::report::query::{self, Path as QPath};
 use ipta::report::AnalyzeOptions;
-use ipta::store::loaddata::load_data;
 use ipta::store::{schema, summary};
 use mysql::prelude::Queryable;
 
@@ -82,43 +78,6 @@ fn timed(mut c: Command) -> f64 {
         String::from_utf8_lossy(&out.stderr)
     );
     secs
-}
-
-/// Parses the file into batches and times only the `load_data` calls.
-fn load_data_run(conn: &mut mysql::Conn, table: &str, file: &Path, per_batch: usize) -> (u64, Duration) {
-    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
-    let reference = Timestamp(mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64);
-    let mut parser =
-        Parser::new(ParseOptions { reference, year: None, tz: Some("UTC".into()), rules: Default::default() }).unwrap();
-    let mut occ = Occurrences::new();
-    let mut r = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(file).unwrap());
-    let mut line = Vec::new();
-    let mut batch = RecordBatch::with_capacity(per_batch);
-    let (mut rows, mut in_load) = (0u64, Duration::ZERO);
-    let mut flush = |batch: &mut RecordBatch, rows: &mut u64, in_load: &mut Duration| {
-        let t = Instant::now();
-        let s = load_data(conn, table, batch).expect("load_data");
-        *in_load += t.elapsed();
-        *rows += s.inserted;
-        batch.clear();
-    };
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line).unwrap() == 0 {
-            break;
-        }
-        if let Outcome::Packet(rec) = parser.parse(&line) {
-            let o = occ.next(rec.ts, record_hash(&rec));
-            batch.push(&rec, u64::from(o));
-            if batch.len() >= per_batch {
-                flush(&mut batch, &mut rows, &mut in_load);
-            }
-        }
-    }
-    if !batch.is_empty() {
-        flush(&mut batch, &mut rows, &mut in_load);
-    }
-    (rows, in_load)
 }
 
 fn load() -> String {
@@ -174,7 +133,7 @@ fn import_rounds(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home:
             });
             (p, s)
         };
-        let (rows, in_ld) = load_data_run(conn, "ld", file, 10_000);
+        let (rows, in_ld, _) = common::load_data_run(conn, "ld", file, 10_000);
         let ld_s = in_ld.as_secs_f64();
         println!(
             "round {round}/{rounds}: import alone (no summaries) {p:.2} s; import + first report (summaries) {s:.2} s = {:.2}x; \

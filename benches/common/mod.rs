@@ -4,7 +4,15 @@
 //! `mod common;` and uses what it needs.
 #![allow(dead_code, unused_imports)]
 
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use ipta::config::DbSettings;
+use ipta::parse::{Outcome, ParseOptions, Parser};
+use ipta::record::dedup::{record_hash, Occurrences};
+use ipta::record::{RecordBatch, Timestamp};
+use ipta::store::loaddata::load_data;
 
 pub use ipta_dev::genlog;
 pub use ipta_dev::testdb::{credentials, TestDb};
@@ -51,4 +59,49 @@ pub fn status_kib(pid: impl std::fmt::Display, key: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The bare-statement limit of an import: parses `file` into batches of `per_batch` and sends
+/// each with `load_data` into `table`. Returns the rows, the time spent in `load_data` alone and
+/// the wall time.
+pub fn load_data_run(conn: &mut mysql::Conn, table: &str, file: &Path, per_batch: usize) -> (u64, Duration, Duration) {
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    let reference = Timestamp(mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64);
+    let mut parser = Parser::new(ParseOptions {
+        reference,
+        year: None,
+        tz: Some("UTC".into()),
+        rules: Default::default(),
+    })
+    .unwrap();
+    let mut occ = Occurrences::new();
+    let mut r = std::io::BufReader::with_capacity(256 * 1024, std::fs::File::open(file).unwrap());
+    let mut line = Vec::new();
+    let mut batch = RecordBatch::with_capacity(per_batch);
+    let (mut rows, mut in_load) = (0u64, Duration::ZERO);
+    let wall = Instant::now();
+    let mut flush = |batch: &mut RecordBatch, rows: &mut u64, in_load: &mut Duration| {
+        let t = Instant::now();
+        let s = load_data(conn, table, batch).expect("load_data");
+        *in_load += t.elapsed();
+        *rows += s.inserted;
+        batch.clear();
+    };
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line).unwrap() == 0 {
+            break;
+        }
+        if let Outcome::Packet(rec) = parser.parse(&line) {
+            let o = occ.next(rec.ts, record_hash(&rec));
+            batch.push(&rec, u64::from(o));
+            if batch.len() >= per_batch {
+                flush(&mut batch, &mut rows, &mut in_load);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch, &mut rows, &mut in_load);
+    }
+    (rows, in_load, wall.elapsed())
 }

@@ -14,7 +14,7 @@ use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use mysql::prelude::Queryable;
 
@@ -41,22 +41,8 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The binary with a clean environment and the test database, the settings in `config`.
 fn ipta(db: &util::TestDb, home: &Path, config: &Path) -> Command {
-    let mut c = Command::new(util::bin("ipta"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("IPTA_") {
-            c.env_remove(k);
-        }
-    }
-    let s = &db.settings;
-    c.env("HOME", home)
-        .env("IPTA_SYSTEM_CONFIG", home.join("no-system.conf"))
-        .env("IPTA_DB_PASS", &s.password)
-        .stdin(Stdio::null())
-        .arg("--config")
-        .arg(config)
-        .arg("--db-socket")
-        .arg(s.socket.as_ref().unwrap())
-        .args(["-u", &s.user, "-d", &s.database]);
+    let mut c = util::ipta_isolated(db, home);
+    c.arg("--config").arg(config);
     c
 }
 

@@ -50,24 +50,9 @@ fn fixture() -> String {
 /// Packets of the fixture logged by the hostile host.
 const EVIL_PACKETS: u64 = 6 + 7 + 2 + 3;
 
-/// The binary with a clean environment (own HOME, no system config, no IPTA_* variables),
-/// pointed at the test database.
+/// The binary with a clean environment, pointed at the test database.
 fn ipta(db: &util::TestDb, home: &Path) -> Command {
-    let mut c = Command::new(util::bin("ipta"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("IPTA_") {
-            c.env_remove(k);
-        }
-    }
-    let s = &db.settings;
-    c.env("HOME", home)
-        .env("IPTA_SYSTEM_CONFIG", home.join("no-system.conf"))
-        .env("IPTA_DB_PASS", &s.password)
-        .stdin(Stdio::null())
-        .arg("--db-socket")
-        .arg(s.socket.as_ref().unwrap())
-        .args(["-u", &s.user, "-d", &s.database]);
-    c
+    util::ipta_isolated(db, home)
 }
 
 fn run(c: &mut Command) -> (i32, String, String) {
