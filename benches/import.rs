@@ -73,22 +73,6 @@ fn cpu_delta(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-fn genlog(lines: usize, out: &Path) {
-    let script = common::arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
-    });
-    let script = if script.exists() { script } else { PathBuf::from("/work/shared/genlog.py") };
-    let f = std::fs::File::create(out).expect("temp file");
-    let st = Command::new("python3")
-        .arg(&script)
-        .arg(lines.to_string())
-        .args(["--seed", "7"])
-        .stdout(f)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
-    assert!(st.success(), "genlog.py failed");
-}
-
 fn main() {
     if let Some(db) = common::arg("--child-import") {
         child(&db, Path::new(&common::arg("--file").expect("--file")));
@@ -103,7 +87,7 @@ fn main() {
         None => {
             let file = dir.path().join("workload.log");
             let t = Instant::now();
-            genlog(lines, &file);
+            common::genlog(&[lines.to_string(), "--seed".into(), "7".into()], &file);
             println!("workload: genlog.py {lines} --seed 7, generated in {:.1} s", t.elapsed().as_secs_f64());
             file
         }

@@ -31,38 +31,11 @@ use ipta::report::AnalyzeOptions;
 use ipta::store::{schema, summary};
 use mysql::prelude::Queryable;
 
-fn genlog(args: &[String], out: &Path) {
-    let script = common::arg("--genlog").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
-    });
-    let script = if script.exists() { script } else { PathBuf::from("/work/shared/genlog.py") };
-    let f = std::fs::File::create(out).expect("temp file");
-    let st = Command::new("python3")
-        .arg(&script)
-        .args(args)
-        .stdout(f)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
-    assert!(st.success(), "genlog.py failed");
-}
-
 /// The built `ipta` pointed at the bench database (password through the environment), with a
 /// private HOME and no system config.
 fn ipta(db: &common::TestDb, home: &Path, table: &str) -> Command {
-    let mut c = Command::new(common::bin("ipta"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("IPTA_") {
-            c.env_remove(k);
-        }
-    }
-    let s = &db.settings;
-    c.env("HOME", home)
-        .env("IPTA_SYSTEM_CONFIG", home.join("no-system.conf"))
-        .env("IPTA_DB_PASS", &s.password)
-        .arg("--db-socket")
-        .arg(s.socket.as_ref().unwrap())
-        .args(["-u", &s.user, "-d", &s.database, "-t", table, "--tz", "UTC"])
-        .stdin(std::process::Stdio::null());
+    let mut c = db.ipta_command(&common::bin("ipta"), home);
+    c.args(["-t", table, "--tz", "UTC"]);
     c
 }
 
@@ -231,7 +204,7 @@ fn main() {
             Some(f) => PathBuf::from(f),
             None => {
                 let f = dir.path().join("workload.log");
-                genlog(&[lines.to_string(), "--seed".into(), "11".into(), "--style".into(), "3164".into()], &f);
+                common::genlog(&[lines.to_string(), "--seed".into(), "11".into(), "--style".into(), "3164".into()], &f);
                 f
             }
         };
@@ -245,7 +218,7 @@ fn main() {
             None => {
                 let f = dir.path().join("windows.log");
                 let rate = wl as f64 / (30.0 * 86_400.0);
-                genlog(
+                common::genlog(
                     &[
                         wl.to_string(),
                         "--seed".into(),

@@ -105,3 +105,19 @@ pub fn load_data_run(conn: &mut mysql::Conn, table: &str, file: &Path, per_batch
     }
     (rows, in_load, wall.elapsed())
 }
+
+/// Runs `../shared/genlog.py ARGS` (or the script given with `--genlog PATH`) into `out`.
+pub fn genlog(args: &[String], out: &Path) {
+    let script = arg("--genlog").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/genlog.py")
+    });
+    let script = if script.exists() { script } else { std::path::PathBuf::from("/work/shared/genlog.py") };
+    let f = std::fs::File::create(out).expect("temp file");
+    let st = std::process::Command::new("python3")
+        .arg(&script)
+        .args(args)
+        .stdout(f)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(st.success(), "genlog.py failed");
+}

@@ -31,6 +31,27 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// The `ipta` binary at `bin` run as a user would, isolated from this machine: its own HOME,
+    /// no system config, no `IPTA_*` variable of the caller's environment, stdin closed; pointed
+    /// at this database (the password in the environment, never on the command line).
+    pub fn ipta_command(&self, bin: &std::path::Path, home: &std::path::Path) -> std::process::Command {
+        let mut c = std::process::Command::new(bin);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("IPTA_") {
+                c.env_remove(k);
+            }
+        }
+        let s = &self.settings;
+        c.env("HOME", home)
+            .env("IPTA_SYSTEM_CONFIG", home.join("no-system.conf"))
+            .env("IPTA_DB_PASS", &s.password)
+            .stdin(std::process::Stdio::null())
+            .arg("--db-socket")
+            .arg(s.socket.as_ref().expect("the test database is reached over its socket"))
+            .args(["-u", &s.user, "-d", &s.database]);
+        c
+    }
+
     /// Creates `ipta_t_<tag>_<pid>_<n>` and settings pointing at it (table `logs`).
     pub fn new(tag: &str) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);

@@ -4,6 +4,7 @@
 //! with `--no-accept`, and stay so through duplicates, re-imports, `--clear` and expiry.
 //! The bucket table itself is checked against `rebuild_with_sql` (the server's GROUP BY).
 use crate::util;
+use ipta_dev::genlog::Rng;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, Timestamp};
 use ipta::report::query::{self, Path, Report, Via};
@@ -16,28 +17,13 @@ const T0: i64 = 1_793_491_200_000_000;
 const H: i64 = 3_600_000_000;
 const M: i64 = 60_000_000;
 
-/// splitmix64: a deterministic workload.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[(self.next() % v.len() as u64) as usize]
-    }
-}
-
 /// `n` packets over 50 hours from T0 + `offset`, from three named hosts and rows without one;
 /// few distinct keys, so ties and merges between buckets and edges happen.
 fn batch(n: usize, offset: i64, seed: u64, salt: &str) -> RecordBatch {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let mut b = RecordBatch::new();
     for i in 0..n {
-        let at = T0 + offset + (r.next() % (50 * H as u64)) as i64;
+        let at = T0 + offset + (r.next_u64() % (50 * H as u64)) as i64;
         let host = r.pick(&[Some("fw1"), Some("fw1"), Some("fw2"), Some("fw3"), None]);
         let action = r.pick(&["DROP", "DROP", "ACCEPT", "INVALID", "REJECT"]);
         let if_in = r.pick(&["eth0", "eth0", "eth1", "", "lo"]);
@@ -48,7 +34,7 @@ fn batch(n: usize, offset: i64, seed: u64, salt: &str) -> RecordBatch {
             Proto::Udp => Some(r.pick(&[53u16, 123])),
             _ => None,
         };
-        let src = format!("203.0.113.{}", r.next() % 6);
+        let src = format!("203.0.113.{}", r.next_u64() % 6);
         let msg = format!("IPT: {salt} {i}");
         let rec = Record {
             ts: Timestamp(at),
@@ -65,7 +51,7 @@ fn batch(n: usize, offset: i64, seed: u64, salt: &str) -> RecordBatch {
                 dpt,
                 ..Default::default()
             },
-            repeat: 1 + (r.next() % 3) as u32,
+            repeat: 1 + (r.next_u64() % 3) as u32,
             message: msg.as_bytes(),
             ..Default::default()
         };

@@ -14,25 +14,10 @@ pub fn bin(name: &str) -> std::path::PathBuf {
     }
 }
 
-/// `ipta` as a user would run it, isolated from this machine: its own HOME, no system config, no
-/// `IPTA_*` variable of the caller's environment, stdin closed; pointed at the test database
-/// (the password in the environment, never on the command line).
+/// `ipta` as a user would run it, isolated from this machine, pointed at the test database
+/// ([`TestDb::ipta_command`], which the benchmarks use too).
 pub fn ipta_isolated(db: &TestDb, home: &std::path::Path) -> std::process::Command {
-    let mut c = std::process::Command::new(bin("ipta"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("IPTA_") {
-            c.env_remove(k);
-        }
-    }
-    let s = &db.settings;
-    c.env("HOME", home)
-        .env("IPTA_SYSTEM_CONFIG", home.join("no-system.conf"))
-        .env("IPTA_DB_PASS", &s.password)
-        .stdin(std::process::Stdio::null())
-        .arg("--db-socket")
-        .arg(s.socket.as_ref().expect("the test database is reached over its socket"))
-        .args(["-u", &s.user, "-d", &s.database]);
-    c
+    db.ipta_command(&bin("ipta"), home)
 }
 
 /// A `Write` shared with the test thread: what a follower or a report writes on another thread.
