@@ -111,6 +111,15 @@ pub fn run(
     // connection that checked it becomes the first writer's.
     let mut conn = store::connect(db)?;
     store::schema::check_table(&mut conn, &table)?;
+    // A table with summaries gets them folded beside the writers, on a connection of its own
+    // (the server's other core): the report after an import then has little left to fold.
+    let beside = if store::summary::present(&mut conn, &table)? {
+        Some(store::summary::Beside::start(store::connect(db)?, &table).map_err(|e| {
+            ImportError::Store(StoreError::Sql(format!("cannot start the summary folder thread: {e}")))
+        })?)
+    } else {
+        None
+    };
     let first = std::sync::Mutex::new(Some(conn));
     let fast_path = !opts.no_load_data;
     let connect = move || -> Result<Box<dyn BatchStore>, StoreError> {
@@ -122,7 +131,21 @@ pub fn run(
         let method = if fast_path { WriteMethod::Auto } else { WriteMethod::Insert };
         Ok(Box::new(Writer::new(conn, &table).with_method(method)))
     };
-    let summary = run_with(&connect, files, opts, report)?;
+    let summary = match run_with(&connect, files, opts, report) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(b) = beside {
+                b.abandon();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(b) = beside {
+        if let Err(e) = b.finish() {
+            // The import itself is complete; the next report folds what is left.
+            let _ = writeln!(report, "summary tables: not brought up to date ({e}); the next ipta --analyze folds the rest");
+        }
+    }
     if summary.added() > 0 {
         // The summaries of `--analyze` follow behind the writers: say when the next report
         // has a large fold to do first (a failure to ask changes nothing of the import).

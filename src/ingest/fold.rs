@@ -3,9 +3,10 @@
 //! finds little left to fold.
 //!
 //! It folds when the worker has been quiet for a poll interval (the usual case: firewall logs
-//! come in bursts) or, under sustained load, once every [`MAX_LAG`]: the writer then shares the
-//! server with it for a moment, but never waits for it (a fold chunk locks nothing a writer
-//! needs, apart from the instant of its cut). Stopping the process mid-fold loses nothing:
+//! come in bursts), once every [`MAX_LAG`] under a steady trickle, and without pause while
+//! [`BUSY_ROWS`] or more rows are behind (a flood): the writer then shares the server with it,
+//! but never waits for it (a fold chunk locks nothing a writer needs, apart from the instant of
+//! its cut), and the summaries stay as close behind as the fold's speed allows. Stopping the process mid-fold loses nothing:
 //! each chunk commits with its watermark.
 
 use std::sync::atomic::Ordering;
@@ -19,6 +20,19 @@ use crate::store::{summary, ErrorClass, StoreError};
 /// Rows per fold transaction: smaller than `summary::FOLD_CHUNK_ROWS`, so that ipta-ingest
 /// stays small (about 100 bytes per distinct key of a chunk are held while it is stored).
 pub const CHUNK_ROWS: usize = 50_000;
+
+/// Rows behind at which the folder stops waiting for a quiet moment: under a flood it folds
+/// one chunk after the other.
+pub const BUSY_ROWS: u64 = 100_000;
+
+/// Rows per fold transaction under a flood: larger chunks touch fewer summary rows per packet
+/// (keys repeat more within a chunk), for about 30 MiB more while one is stored.
+pub const BUSY_CHUNK_ROWS: usize = 200_000;
+
+/// Whether the folder is behind by a flood's worth of rows.
+pub fn busy(inserted: u64, at_last_fold: u64) -> bool {
+    inserted.saturating_sub(at_last_fold) >= BUSY_ROWS
+}
 
 /// How often the folder looks at the worker's progress.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -48,16 +62,20 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
     // An error is said once, then again only after a fold worked in between.
     let mut said = false;
     loop {
-        std::thread::sleep(POLL);
+        let flood = busy(counters.inserted.load(Ordering::Relaxed), at_last_fold);
+        if !flood {
+            std::thread::sleep(POLL);
+        }
         let inserted = counters.inserted.load(Ordering::Relaxed);
-        let fold_now = due(inserted, at_last_poll, at_last_fold, last_fold.elapsed());
+        let fold_now = flood || due(inserted, at_last_poll, at_last_fold, last_fold.elapsed());
         at_last_poll = inserted;
         if !fold_now {
             continue;
         }
+        let chunk = if flood { BUSY_CHUNK_ROWS } else { CHUNK_ROWS };
         let res = match conn.as_mut() {
-            Some(c) => summary::fold_with(c, &db.table, CHUNK_ROWS),
-            None => crate::store::connect(&db).and_then(|c| summary::fold_with(conn.insert(c), &db.table, CHUNK_ROWS)),
+            Some(c) => summary::fold_with(c, &db.table, chunk),
+            None => crate::store::connect(&db).and_then(|c| summary::fold_with(conn.insert(c), &db.table, chunk)),
         };
         match res {
             // No summaries (nobody ran ipta --analyze on this table yet): nothing to keep.
@@ -77,6 +95,10 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
                 }
                 if !e.keeps_connection() {
                     conn = None;
+                }
+                // Under a flood the loop does not sleep: wait here before trying again.
+                if flood {
+                    std::thread::sleep(POLL);
                 }
             }
         }
@@ -104,6 +126,14 @@ mod tests {
         assert!(due(100, 100, 0, s), "quiet for a poll");
         assert!(!due(200, 100, 0, s), "rows still coming");
         assert!(due(200, 100, 0, MAX_LAG), "rows still coming, but the last fold is old");
+    }
+
+    #[test]
+    fn a_flood_is_folded_without_waiting_for_quiet() {
+        assert!(!busy(BUSY_ROWS - 1, 0));
+        assert!(busy(BUSY_ROWS, 0));
+        assert!(busy(5 * BUSY_ROWS, 3 * BUSY_ROWS));
+        assert!(!busy(5 * BUSY_ROWS, 5 * BUSY_ROWS - 10), "just folded");
     }
 
     #[test]

@@ -686,3 +686,69 @@ fn report_tables_strip_control_characters() {
     assert!(!text.bytes().any(|b| b == 0x1b || b == 0x07), "{text:?}");
     assert!(text.contains("DR?[2JOP"), "{text}");
 }
+
+/// The import's folder (`summary::Beside`): it folds while the writers still write (without
+/// waiting for the end), and its last fold leaves nothing behind; the summaries then equal the
+/// server's GROUP BY.
+#[test]
+fn the_folder_beside_an_import_keeps_up_and_leaves_nothing_behind() {
+    let (db, mut c) = setup("an_beside", &[]);
+    let folder = summary::Beside::start_with(db.conn(), "logs", 40, 15).unwrap();
+    let mut w = Writer::new(db.conn(), "logs");
+    for i in 0..5 {
+        w.write(&batch_of(FIXTURE, &format!("a{i}"))).unwrap();
+    }
+    // 50 rows are behind, more than the 40 that start a fold: it folds them, unasked.
+    let waited = std::time::Instant::now();
+    while summary::backlog(&mut c, "logs").unwrap() != Some(0) {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(20), "the folder did not fold during the writes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Fewer than 40 rows behind (the backlog is an estimate from the ids, which a multi-row
+    // insert may leave gaps between): left for the last fold.
+    let folded_before = watermark(&mut c);
+    w.write(&batch_of(FIXTURE, "b")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(watermark(&mut c), folded_before, "10 rows wait below the threshold");
+    let st = folder.finish().unwrap();
+    assert_eq!(st.rows, 60, "every row folded once");
+    assert!(st.chunks >= 5, "chunks of 15 rows: {}", st.chunks);
+    assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0));
+    let folded = snapshot(&mut c);
+    summary::rebuild_with_sql(&mut c, "logs").unwrap();
+    assert_eq!(folded, snapshot(&mut c), "folded beside the writer, then rebuilt");
+}
+
+/// `ipta --import` into a table that has summaries brings them up to date itself (no fold is
+/// left for the report); into one without, it creates none.
+#[test]
+fn an_import_into_a_table_with_summaries_folds_its_rows() {
+    let (db, mut c) = setup("an_import_fold", FIXTURE);
+    assert_eq!(watermark(&mut c), 0, "the fixture is not folded yet");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fw.log");
+    let lines: String = (0..300u32)
+        .map(|n| {
+            let src = format!("203.0.113.{}", n % 250 + 1);
+            let stamp = format!("Nov  1 10:{:02}:{:02}", n / 60, n % 60);
+            util::Syn { stamp: &stamp, src: &src, dst: "198.51.100.1", spt: 1024 + n, id: n, ..Default::default() }.line()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let o = ipta::import::ImportOptions { tz: Some("UTC".into()), year: Some(2026), ..Default::default() };
+    let s = ipta::import::run(&db.settings, &[file.clone()], &o, &mut Vec::new()).unwrap();
+    assert_eq!(s.added(), 300);
+    assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0), "the import left rows to fold");
+    let folded = snapshot(&mut c);
+    summary::rebuild_with_sql(&mut c, "logs").unwrap();
+    assert_eq!(folded, snapshot(&mut c));
+    let (fast, raw) = both(&mut c, &opts());
+    assert_same(&fast, &raw);
+    assert_eq!(fast.packets, 17 + 300);
+    // A table without summaries stays without.
+    c.query_drop("CREATE TABLE `bare` LIKE `logs`").unwrap();
+    let bare = ipta::config::DbSettings { table: "bare".into(), ..db.settings.clone() };
+    ipta::import::run(&bare, &[file], &o, &mut Vec::new()).unwrap();
+    assert!(!summary::present(&mut c, "bare").unwrap());
+}

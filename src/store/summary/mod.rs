@@ -40,15 +40,18 @@
 //! `--list-tables` does not list them.
 //!
 //! The code is split by concern: `schema.rs` (DDL, create, drop, rebuild), `gate.rs` (the
-//! locks), `fold.rs` (the fold engine), `retention.rs` (subtracting deleted rows), each
+//! locks), `fold.rs` (the fold engine), `beside.rs` (folding on a thread beside an import's
+//! writers), `retention.rs` (subtracting deleted rows), each
 //! re-exported here so callers name `store::summary::X` only. This file holds what
 //! they share: the table names, defined once, and the error and length checks.
 
+mod beside;
 mod fold;
 mod gate;
 mod retention;
 mod schema;
 
+pub use beside::Beside;
 pub use fold::{backlog, bucket, fold, fold_with, AddrKey, FoldStats, FOLD_CHUNK_ROWS};
 pub use gate::{gate, gate_sql};
 pub use retention::on_delete_range;
