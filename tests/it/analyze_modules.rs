@@ -737,7 +737,7 @@ fn an_import_into_a_table_with_summaries_folds_its_rows() {
         .collect();
     std::fs::write(&file, lines).unwrap();
     let o = ipta::import::ImportOptions { tz: Some("UTC".into()), year: Some(2026), ..Default::default() };
-    let s = ipta::import::run(&db.settings, &[file.clone()], &o, &mut Vec::new()).unwrap();
+    let s = ipta::import::run(&db.settings, std::slice::from_ref(&file), &o, &mut Vec::new()).unwrap();
     assert_eq!(s.added(), 300);
     assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0), "the import left rows to fold");
     let folded = snapshot(&mut c);
