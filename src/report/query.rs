@@ -204,12 +204,12 @@ fn spec(m: Module) -> Option<GroupSpec> {
 }
 
 /// The packet-table filter of the options, as SQL and parameters.
-struct Filter {
-    sql: String,
-    params: Vec<Value>,
+pub(super) struct Filter {
+    pub(super) sql: String,
+    pub(super) params: Vec<Value>,
 }
 
-fn raw_filter(opts: &AnalyzeOptions) -> Filter {
+pub(super) fn raw_filter(opts: &AnalyzeOptions) -> Filter {
     raw_filter_between(opts, opts.since, opts.until)
 }
 
@@ -1006,7 +1006,17 @@ pub fn analyze_with(
     let mut mods = if opts.modules.is_empty() { Module::ALL.to_vec() } else { opts.modules.clone() };
     mods.sort();
     mods.dedup();
+    // A window reads the packet table for the modules keyed by source: once for all of them.
+    let mut by_source = if win.is_some() && rep.packets > 0 {
+        super::onepass::run(conn, table, opts, &mods)?
+    } else {
+        Vec::new()
+    };
     for m in mods {
+        if let Some(i) = by_source.iter().position(|s| s.module == m) {
+            rep.sections.push(by_source.swap_remove(i));
+            continue;
+        }
         if rep.packets == 0 {
             // Nothing to aggregate: every module is empty, say so without querying.
             // The timeline keeps its shape (no bucket), so JSON and CSV readers need no
