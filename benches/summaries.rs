@@ -7,7 +7,10 @@
 //! - `ipta -i FILE -a` into `summ`, a table that already has (empty) summaries, as every table
 //!   has after its first report: the import, then the report folding every row in;
 //! - LOAD DATA LOCAL INFILE of the same rows, in statements of 10,000 rows, into a third
-//!   identical table, counting only the time inside the statements: the bare-statement limit.
+//!   identical table, counting only the time inside the statements: the bare-statement limit;
+//! - the bare cost of storing what the fold stored: `summ`'s summary rows copied by the server
+//!   into empty copies of its summary tables (`INSERT ... SELECT`), the limit of any fold that
+//!   stores these summaries.
 //!
 //! Then windows: a second workload spread over 30 days from several hosts (`genlog.py N
 //! --seed 11 --style 3339 --rate R --hosts 4`) is imported with `-a` into `win`, and the default
@@ -108,6 +111,7 @@ fn import_rounds(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home:
         };
         let (rows, in_ld, _) = common::load_data_run(conn, "ld", file, 10_000);
         let ld_s = in_ld.as_secs_f64();
+        let (keys, bare) = bare_summary_insert(conn, "summ");
         println!(
             "round {round}/{rounds}: import alone (no summaries) {p:.2} s; import + first report (summaries) {s:.2} s = {:.2}x; \
              LOAD DATA {rows} rows {ld_s:.2} s inside the statements (time ratios to it: import alone {:.2}x, import + report {:.2}x); load average {l0} -> {}",
@@ -115,6 +119,12 @@ fn import_rounds(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home:
             p / ld_s,
             s / ld_s,
             load()
+        );
+        println!(
+            "  the limit: the {keys} summary rows ({:.2} per packet) copied by the server into empty copies of the summary tables \
+             (INSERT ... SELECT, no client, no read-back) take {bare:.2} s: import alone + that = {:.2}x the import alone, one statement after the other",
+            keys as f64 / rows.max(1) as f64,
+            (p + bare) / p
         );
         plain.push(p);
         with.push(s);
@@ -130,6 +140,24 @@ fn import_rounds(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home:
         median(&ld),
         median(&with) / median(&ld)
     );
+}
+
+/// The bare server cost of storing what a fold stores: every row of `table`'s summaries copied
+/// by one `INSERT ... SELECT` per summary table into an empty copy (same keys and indexes).
+/// Returns the rows copied and the seconds the statements took.
+fn bare_summary_insert(conn: &mut mysql::Conn, table: &str) -> (u64, f64) {
+    let (mut rows, mut secs) = (0u64, 0.0);
+    for suf in summary::SUFFIXES.iter().filter(|s| **s != summary::STATE) {
+        let (src, copy) = (format!("{table}{suf}"), format!("bare{suf}"));
+        conn.query_drop(format!("DROP TABLE IF EXISTS `{copy}`")).unwrap();
+        conn.query_drop(format!("CREATE TABLE `{copy}` LIKE `{src}`")).unwrap();
+        let t = Instant::now();
+        conn.query_drop(format!("INSERT INTO `{copy}` SELECT * FROM `{src}`")).unwrap();
+        secs += t.elapsed().as_secs_f64();
+        rows += conn.affected_rows();
+        conn.query_drop(format!("DROP TABLE `{copy}`")).unwrap();
+    }
+    (rows, secs)
 }
 
 fn windows(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home: &Path) {

@@ -219,6 +219,8 @@ impl Ctx {
         let opts = self.options().analyze(now()).map_err(usage)?;
         let dns = self.options().dns();
         let table = self.table()?;
+        let db = self.settings.db.clone();
+        report::catch_up(self.conn()?, &table, || store::connect(&db));
         let rep = report::build(self.conn()?, &table, &opts, &dns)?;
         let output = self.cli.output.clone();
         let Some(to) = self.cli.mail_to.clone() else {

@@ -111,10 +111,10 @@ pub fn run(
     // connection that checked it becomes the first writer's.
     let mut conn = store::connect(db)?;
     store::schema::check_table(&mut conn, &table)?;
-    // A table with summaries gets them folded beside the writers, on a connection of its own
-    // (the server's other core): the report after an import then has little left to fold.
+    // A table with summaries gets them folded beside the writers, on connections of their own
+    // (the server runs each on one core): the report after an import then has little to fold.
     let beside = if store::summary::present(&mut conn, &table)? {
-        Some(store::summary::Beside::start(store::connect(db)?, &table).map_err(|e| {
+        Some(store::summary::Beside::start(store::connect(db)?, store::connect(db)?, &table).map_err(|e| {
             ImportError::Store(StoreError::Sql(format!("cannot start the summary folder thread: {e}")))
         })?)
     } else {

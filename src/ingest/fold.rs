@@ -56,6 +56,7 @@ pub fn start(db: DbSettings, counters: Arc<Counters>) {
 
 fn run(db: DbSettings, counters: Arc<Counters>) {
     let mut conn: Option<mysql::Conn> = None;
+    let mut other: Option<mysql::Conn> = None;
     let mut at_last_poll = 0;
     let mut at_last_fold = 0;
     let mut last_fold = Instant::now();
@@ -73,10 +74,19 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
             continue;
         }
         let chunk = if flood { BUSY_CHUNK_ROWS } else { CHUNK_ROWS };
-        let res = match conn.as_mut() {
-            Some(c) => summary::fold_with(c, &db.table, chunk),
-            None => crate::store::connect(&db).and_then(|c| summary::fold_with(conn.insert(c), &db.table, chunk)),
-        };
+        // Two connections: the two lanes of the summaries fold at once (`summary::fold_parallel`).
+        let res = (|| {
+            if conn.is_none() {
+                conn = Some(crate::store::connect(&db)?);
+            }
+            if other.is_none() {
+                other = Some(crate::store::connect(&db)?);
+            }
+            match (conn.as_mut(), other.as_mut()) {
+                (Some(c), Some(o)) => summary::fold_parallel(c, o, &db.table, chunk),
+                _ => unreachable!("both connected above"),
+            }
+        })();
         match res {
             // No summaries (nobody ran ipta --analyze on this table yet): nothing to keep.
             Ok(_) | Err(StoreError::MissingTable(_)) => {
@@ -95,6 +105,7 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
                 }
                 if !e.keeps_connection() {
                     conn = None;
+                    other = None;
                 }
                 // Under a flood the loop does not sleep: wait here before trying again.
                 if flood {

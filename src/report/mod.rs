@@ -229,6 +229,31 @@ impl Default for AnalyzeOptions {
 /// A fold of at least this many rows is announced on stderr (it takes seconds).
 const FOLD_NOTICE_ROWS: u64 = 500_000;
 
+/// A backlog of at least this many rows is folded by [`catch_up`] on two connections.
+const CATCH_UP_ROWS: u64 = 100_000;
+
+/// Before a report: when `table`'s summaries are a large backlog behind (a flood ipta-ingest's
+/// folder has not caught up with yet, rows written while no folder ran), folds it with both
+/// lanes at once, on `conn` and a second connection from `connect` (the server runs each on
+/// one core). Does nothing otherwise, and nothing on any failure: the report's own fold (one
+/// connection) then does the work and reports what fails.
+pub fn catch_up(conn: &mut mysql::Conn, table: &str, connect: impl FnOnce() -> Result<mysql::Conn, StoreError>) {
+    use crate::store::summary;
+    // Only on a table of this ipta's layout (an older one is upgraded first, as `build` does).
+    if crate::store::schema::check_table(conn, table).is_err() {
+        return;
+    }
+    let Ok(Some(rows)) = summary::backlog(conn, table) else { return };
+    if rows < CATCH_UP_ROWS || !summary::present(conn, table).unwrap_or(false) {
+        return;
+    }
+    let Ok(mut other) = connect() else { return };
+    if rows >= FOLD_NOTICE_ROWS {
+        eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");
+    }
+    let _ = summary::fold_parallel(conn, &mut other, table, summary::FOLD_CHUNK_ROWS);
+}
+
 /// Runs the selected modules on `table` and writes the report. An empty table or window is
 /// reported as such and is not an error.
 pub fn run(

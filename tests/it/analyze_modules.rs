@@ -396,9 +396,9 @@ fn snapshot(c: &mut mysql::Conn) -> Vec<String> {
     let mut v = Vec::new();
     for suf in summary::SUFFIXES.iter().filter(|s| **s != "__sstate") {
         let (cols, order) = match *suf {
-            "__ssp" => ("`src`, `dpt`, `n`", "1, 2"),
-            "__ssd" => ("`src`, `dst`, `n`", "1, 2"),
-            "__ssrc" => ("*", "1"),
+            summary::SRC_PORT => ("`src`, `dpt`, `n`", "1, 2"),
+            summary::SRC_DST => ("`src`, `dst`, `n`", "1, 2"),
+            summary::SOURCE => ("*", "1"),
             "__sinport" | "__shour" => ("*", "1, 2"),
             "__sbkt" => ("*", "1, 2, 3, 4, 5, 6"),
             _ => ("*", "1, 2, 3"),
@@ -420,9 +420,9 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
         "SELECT `dpt`,`proto`,`action`,`n`,`last_ts`,`nb` FROM `logs__sport` ORDER BY 1,2,3",
         "SELECT `dpt`,`action`,`n`,`last_ts`,`nb` FROM `logs__sinport` ORDER BY 1,2",
         "SELECT `if_in`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__siface` ORDER BY 1,2,3",
-        "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`hosts`,`pb` FROM `logs__ssrc` ORDER BY 1",
-        "SELECT `src`,`dpt`,`n` FROM `logs__ssp` ORDER BY 1,2",
-        "SELECT `src`,`dst`,`n` FROM `logs__ssd` ORDER BY 1,2",
+        "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`hosts`,`pb` FROM `logs__ssrc2` ORDER BY 1",
+        "SELECT `src`,`dpt`,`n` FROM `logs__ssp2` ORDER BY 1,2",
+        "SELECT `src`,`dst`,`n` FROM `logs__ssd2` ORDER BY 1,2",
         "SELECT * FROM `logs__shour` ORDER BY 1,2",
         "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
     ];
@@ -436,9 +436,9 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
     v
 }
 
-/// The watermark: packet rows with ids up to it are in the summaries.
+/// The watermark: packet rows with ids up to it are in the summaries (of both lanes).
 fn watermark(c: &mut mysql::Conn) -> u64 {
-    c.query_first("SELECT `w` FROM `logs__sstate` WHERE `k` = 2").unwrap().unwrap()
+    c.query_first("SELECT MIN(`w`) FROM `logs__sstate` WHERE `k` IN (2, 3)").unwrap().unwrap()
 }
 
 #[test]
@@ -693,7 +693,7 @@ fn report_tables_strip_control_characters() {
 #[test]
 fn the_folder_beside_an_import_keeps_up_and_leaves_nothing_behind() {
     let (db, mut c) = setup("an_beside", &[]);
-    let folder = summary::Beside::start_with(db.conn(), "logs", 40, 15).unwrap();
+    let folder = summary::Beside::start_with(db.conn(), db.conn(), "logs", 40, 15).unwrap();
     let mut w = Writer::new(db.conn(), "logs");
     for i in 0..5 {
         w.write(&batch_of(FIXTURE, &format!("a{i}"))).unwrap();
@@ -751,4 +751,55 @@ fn an_import_into_a_table_with_summaries_folds_its_rows() {
     let bare = ipta::config::DbSettings { table: "bare".into(), ..db.settings.clone() };
     ipta::import::run(&bare, &[file], &o, &mut Vec::new()).unwrap();
     assert!(!summary::present(&mut c, "bare").unwrap());
+}
+
+/// The two lanes keep their own watermarks: one may be behind the other (a fold that failed
+/// in one lane, a fold under way), and folds and retention still count every row once.
+#[test]
+fn lanes_behind_each_other_are_caught_up_and_expired_exactly() {
+    let (db, mut c) = setup("an_lanes", FIXTURE);
+    summary::fold(&mut c, "logs").unwrap();
+    // The per-source lane as if it had never folded: its tables empty, its watermark 0.
+    for t in [summary::SOURCE, summary::SRC_PORT, summary::SRC_DST] {
+        c.query_drop(format!("DELETE FROM `logs{t}`")).unwrap();
+    }
+    c.query_drop("UPDATE `logs__sstate` SET `w` = 0 WHERE `k` = 3").unwrap();
+    assert_eq!(watermark(&mut c), 0);
+    // More rows; retention of the first day: the per-key lane subtracts its folded rows, the
+    // per-source lane has none folded, so it subtracts nothing.
+    let mut w = Writer::new(db.conn(), "logs");
+    w.write(&batch_of(FIXTURE, "b")).unwrap();
+    let st = ipta::store::retention::expire(&mut c, "logs", Timestamp(T0 + 24 * H), 3).unwrap();
+    assert_eq!(st.rows, 16);
+    // Two connections, both lanes at once: the per-source lane folds every row left, the
+    // other only the new ones.
+    let mut other = db.conn();
+    let folded = summary::fold_parallel(&mut c, &mut other, "logs", 3).unwrap();
+    assert_eq!(folded.rows, 4, "the per-source lane reads the 4 rows left");
+    assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0));
+    let kept = snapshot_counts(&mut c);
+    summary::rebuild_with_sql(&mut c, "logs").unwrap();
+    assert_eq!(kept, snapshot_counts(&mut c), "lanes caught up after expiry differ from a rebuild");
+    let (fast, raw) = both(&mut c, &opts());
+    assert_same(&fast, &raw);
+}
+
+/// A set of summaries an older ipta built (one watermark, the per-source tables under their
+/// old names) is not taken for this one's: the next report rebuilds it whole.
+#[test]
+fn an_older_single_lane_set_is_rebuilt_by_the_next_report() {
+    let (_db, mut c) = setup("an_legacy", FIXTURE);
+    summary::fold(&mut c, "logs").unwrap();
+    for (new, old) in [(summary::SOURCE, "__ssrc"), (summary::SRC_PORT, "__ssp"), (summary::SRC_DST, "__ssd")] {
+        c.query_drop(format!("RENAME TABLE `logs{new}` TO `logs{old}`")).unwrap();
+    }
+    c.query_drop("DELETE FROM `logs__sstate` WHERE `k` = 3").unwrap();
+    assert!(!summary::present(&mut c, "logs").unwrap(), "an older set counts as present");
+    report::run(&mut c, "logs", &opts(), &mut Vec::new()).unwrap();
+    assert!(summary::present(&mut c, "logs").unwrap());
+    let old: Vec<String> = c.query("SHOW TABLES LIKE 'logs\\_\\_ss%'").unwrap();
+    assert!(!old.iter().any(|t| ["logs__ssrc", "logs__ssp", "logs__ssd"].contains(&t.as_str())), "{old:?}");
+    let kept = snapshot(&mut c);
+    summary::rebuild_with_sql(&mut c, "logs").unwrap();
+    assert_eq!(kept, snapshot(&mut c));
 }

@@ -20,8 +20,8 @@ fn summaries(c: &mut mysql::Conn) -> Vec<String> {
     let mut v = Vec::new();
     for suf in summary::SUFFIXES {
         let cols = match *suf {
-            "__ssp" => "`src`, `dpt`, `n`",
-            "__ssd" => "`src`, `dst`, `n`",
+            summary::SRC_PORT => "`src`, `dpt`, `n`",
+            summary::SRC_DST => "`src`, `dst`, `n`",
             _ => "*",
         };
         let rows: Vec<mysql::Row> = c.query(format!("SELECT {cols} FROM `logs{suf}`")).unwrap();
@@ -89,7 +89,7 @@ fn live_rows_then_the_same_file_imported_then_clear() {
     assert_eq!(tables::clear_table(&mut c, "logs").unwrap(), 1003);
     assert_eq!(rows(&mut c), 0);
     let left = summaries(&mut c);
-    assert_eq!(left, ["__sstate '1' '0'", "__sstate '2' '0'"], "summary rows left after clear");
+    assert_eq!(left, ["__sstate '1' '0'", "__sstate '2' '0'", "__sstate '3' '0'"], "summary rows left after clear");
     let mut out = Vec::new();
     import::run(&db.settings, &files, &opts, &mut out).unwrap();
     assert_eq!(rows(&mut c), 1003);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{backlog, fold_with, FoldStats, FOLD_CHUNK_ROWS};
+use super::{backlog, fold_parallel, FoldStats, FOLD_CHUNK_ROWS};
 use crate::store::StoreError;
 
 /// Rows committed and not yet folded before the thread folds during the import. Smaller:
@@ -36,15 +36,22 @@ pub struct Beside {
 }
 
 impl Beside {
-    /// Starts folding `table` beside its writers on `conn`. The caller checked that the
-    /// table has summaries; if they go away meanwhile the thread ends with `MissingTable`.
-    pub fn start(conn: mysql::Conn, table: &str) -> std::io::Result<Beside> {
-        Beside::start_with(conn, table, MIN_BEHIND, FOLD_CHUNK_ROWS)
+    /// Starts folding `table` beside its writers on `conn` and `other` (the two lanes at
+    /// once, see [`fold_parallel`]). The caller checked that the table has summaries; if they
+    /// go away meanwhile the thread ends with `MissingTable`.
+    pub fn start(conn: mysql::Conn, other: mysql::Conn, table: &str) -> std::io::Result<Beside> {
+        Beside::start_with(conn, other, table, MIN_BEHIND, FOLD_CHUNK_ROWS)
     }
 
     /// [`start`](Beside::start) with the backlog that starts a fold and the chunk size given
     /// (tests use small ones).
-    pub fn start_with(mut conn: mysql::Conn, table: &str, min_behind: u64, chunk_rows: usize) -> std::io::Result<Beside> {
+    pub fn start_with(
+        mut conn: mysql::Conn,
+        mut other: mysql::Conn,
+        table: &str,
+        min_behind: u64,
+        chunk_rows: usize,
+    ) -> std::io::Result<Beside> {
         let stop = Arc::new(AtomicU8::new(RUN));
         let (flag, table) = (stop.clone(), table.to_string());
         let handle = std::thread::Builder::new().name("ipta-fold".into()).spawn(move || {
@@ -54,10 +61,10 @@ impl Beside {
                     std::thread::sleep(POLL);
                     continue;
                 }
-                add(&mut total, fold_with(&mut conn, &table, chunk_rows)?);
+                add(&mut total, fold_parallel(&mut conn, &mut other, &table, chunk_rows)?);
             }
             if flag.load(Ordering::Acquire) == FINISH {
-                add(&mut total, fold_with(&mut conn, &table, chunk_rows)?);
+                add(&mut total, fold_parallel(&mut conn, &mut other, &table, chunk_rows)?);
             }
             Ok(total)
         })?;

@@ -36,9 +36,9 @@ pub struct FoldStats {
 }
 
 /// Brings the summaries of `table` up to date: folds in every packet row committed before
-/// the call. Several folders may run at once (they take turns per chunk); an interrupted fold
-/// loses nothing (each chunk commits with its watermark). Fails with `MissingTable` when the
-/// table has no summaries.
+/// the call, one lane after the other on `conn`. Several folders may run at once (they take
+/// turns per chunk and lane); an interrupted fold loses nothing (each chunk commits with its
+/// lane's watermark). Fails with `MissingTable` when the table has no summaries.
 pub fn fold(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreError> {
     fold_with(conn, table, FOLD_CHUNK_ROWS)
 }
@@ -46,30 +46,74 @@ pub fn fold(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreError
 /// [`fold`] in chunks of `chunk_rows` rows (tests use small ones).
 pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Result<FoldStats, StoreError> {
     let t = crate::store::validate_identifier(table)?;
+    let cut = take_cut(conn, t)?;
+    let mut stats = FoldStats::default();
+    for lane in Lane::ALL {
+        merge(&mut stats, fold_lane(conn, t, lane, cut, chunk_rows.max(1))?);
+    }
+    Ok(stats)
+}
+
+/// [`fold_with`] with the two lanes at once, the per-source one on `other` (a second
+/// connection to the same database): the server runs them on two cores, so a large fold takes
+/// about the time of its larger lane instead of the sum of both.
+pub fn fold_parallel(
+    conn: &mut mysql::Conn,
+    other: &mut mysql::Conn,
+    table: &str,
+    chunk_rows: usize,
+) -> Result<FoldStats, StoreError> {
+    let t = crate::store::validate_identifier(table)?;
+    let cut = take_cut(conn, t)?;
     let chunk_rows = chunk_rows.max(1);
-    // The cut: with row 1 held exclusively, no writer holds ids it has not committed.
-    let cut = {
-        let mut tx = conn.start_transaction(read_committed()).map_err(sql_err)?;
-        let gate: Option<u8> = tx
-            .query_first(format!("SELECT `k` FROM `{t}{STATE}` WHERE `k` = 1 FOR UPDATE"))
-            .map_err(sql_err)?;
-        if gate.is_none() {
-            return Err(StoreError::Sql(format!("the summary state of table {t} is damaged (row 1 is missing)")));
-        }
-        let max: Option<u64> =
-            tx.query_first(format!("SELECT COALESCE(MAX(`id`), 0) FROM `{t}`")).map_err(sql_err)?;
-        tx.commit().map_err(sql_err)?;
-        max.unwrap_or(0)
+    let (keys, sources) = std::thread::scope(|s| {
+        let h = s.spawn(move || fold_lane(other, t, Lane::Sources, cut, chunk_rows));
+        let keys = fold_lane(conn, t, Lane::Keys, cut, chunk_rows);
+        let sources = h.join().unwrap_or_else(|_| Err(StoreError::Sql("the summary fold thread panicked".into())));
+        (keys, sources)
+    });
+    let mut stats = keys?;
+    merge(&mut stats, sources?);
+    Ok(stats)
+}
+
+/// Two lanes' stats as one fold's: rows and chunks of the lane that did more (both fold the
+/// same rows unless one was behind), times added.
+fn merge(into: &mut FoldStats, s: FoldStats) {
+    into.rows = into.rows.max(s.rows);
+    into.chunks = into.chunks.max(s.chunks);
+    into.read_time += s.read_time;
+    into.store_time += s.store_time;
+}
+
+/// The cut: with row 1 held exclusively, no writer holds ids it has not committed, so every
+/// row up to `MAX(id)` is there to be read.
+fn take_cut(conn: &mut mysql::Conn, t: &str) -> Result<u64, StoreError> {
+    let mut tx = conn.start_transaction(read_committed()).map_err(sql_err)?;
+    let gate: Option<u8> = tx
+        .query_first(format!("SELECT `k` FROM `{t}{STATE}` WHERE `k` = 1 FOR UPDATE"))
+        .map_err(sql_err)?;
+    if gate.is_none() {
+        return Err(StoreError::Sql(format!("the summary state of table {t} is damaged (row 1 is missing)")));
+    }
+    let max: Option<u64> = tx.query_first(format!("SELECT COALESCE(MAX(`id`), 0) FROM `{t}`")).map_err(sql_err)?;
+    tx.commit().map_err(sql_err)?;
+    Ok(max.unwrap_or(0))
+}
+
+/// Folds the rows of one lane from its watermark up to `cut`, chunk by chunk.
+fn fold_lane(conn: &mut mysql::Conn, t: &str, lane: Lane, cut: u64, chunk_rows: usize) -> Result<FoldStats, StoreError> {
+    // The per-source lane needs fewer columns: less to read back.
+    let cols = match lane {
+        Lane::Keys => "`id`, `ts`, `action`, `if_in`, `src`, `dst`, `proto`, `dpt`, `repeat`, `host`",
+        Lane::Sources => "`id`, `ts`, `src`, `dst`, `dpt`, `repeat`",
     };
-    let read_sql = format!(
-        "SELECT `id`, `ts`, `action`, `if_in`, `src`, `dst`, `proto`, `dpt`, `repeat`, `host` FROM `{t}` \
-         WHERE `id` > ? AND `id` <= ? ORDER BY `id` LIMIT ?"
-    );
+    let read_sql = format!("SELECT {cols} FROM `{t}` WHERE `id` > ? AND `id` <= ? ORDER BY `id` LIMIT ?");
     let mut stats = FoldStats::default();
     let mut acc = Fold::default();
     loop {
         let mut tx = conn.start_transaction(read_committed()).map_err(sql_err)?;
-        let Some(w) = lock_watermark(&mut tx, t)? else {
+        let Some(w) = lock_watermark(&mut tx, t, lane)? else {
             return Err(StoreError::MissingTable(format!("{t}{STATE}")));
         };
         if w >= cut {
@@ -84,15 +128,21 @@ pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Resu
             let mut res = tx.exec_iter(&read_sql, (w, cut, chunk_rows as u64)).map_err(sql_err)?;
             for row in res.by_ref() {
                 let row = row.map_err(sql_err)?;
-                last = acc.add_row(&row)?;
+                last = match lane {
+                    Lane::Keys => acc.add_keys(&row)?,
+                    Lane::Sources => acc.add_sources(&row)?,
+                };
                 rows += 1;
             }
         }
         // Fewer rows than asked: nothing else below the cut (gaps are rolled-back ids).
         let new_w = if rows < chunk_rows as u64 { cut } else { last };
         let read = started.elapsed();
-        acc.store(&mut tx, t)?;
-        tx.exec_drop(format!("UPDATE `{t}{STATE}` SET `w` = ? WHERE `k` = 2"), (new_w,))
+        match lane {
+            Lane::Keys => acc.store_keys(&mut tx, t)?,
+            Lane::Sources => acc.store_sources(&mut tx, t)?,
+        }
+        tx.exec_drop(format!("UPDATE `{t}{STATE}` SET `w` = ? WHERE `k` = {}", lane.state_row()), (new_w,))
             .map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
         stats.rows += rows;
@@ -107,8 +157,9 @@ pub fn fold_with(conn: &mut mysql::Conn, table: &str, chunk_rows: usize) -> Resu
 /// expired ids count too). None when the table has no summaries.
 pub fn backlog(conn: &mut impl Queryable, table: &str) -> Result<Option<u64>, StoreError> {
     let t = crate::store::validate_identifier(table)?;
+    // The lane furthest behind (an older set has only row 2: the report rebuilds it).
     match conn.query_first::<(u64, Option<u64>), _>(format!(
-        "SELECT s.`w`, (SELECT MAX(`id`) FROM `{t}`) FROM `{t}{STATE}` s WHERE s.`k` = 2"
+        "SELECT MIN(s.`w`), (SELECT MAX(`id`) FROM `{t}`) FROM `{t}{STATE}` s WHERE s.`k` IN (2, 3) HAVING COUNT(*) > 0"
     )) {
         Ok(Some((w, max))) => Ok(Some(max.unwrap_or(0).saturating_sub(w))),
         Ok(None) => Ok(None),
@@ -242,6 +293,10 @@ fn cell_int(v: Option<&Value>) -> Option<i64> {
 
 const US_PER_HOUR: i64 = 3_600_000_000;
 
+fn bad(what: &str) -> StoreError {
+    StoreError::Sql(format!("fold: unexpected {what} in a packet row"))
+}
+
 impl Fold {
     fn clear(&mut self) {
         self.names.clear();
@@ -257,9 +312,9 @@ impl Fold {
         self.bkt.clear();
     }
 
-    /// Adds one row of `id, ts, action, if_in, src, dst, proto, dpt, repeat, host`; returns its id.
-    fn add_row(&mut self, row: &mysql::Row) -> Result<u64, StoreError> {
-        let bad = |what: &str| StoreError::Sql(format!("fold: unexpected {what} in a packet row"));
+    /// Adds one row of `id, ts, action, if_in, src, dst, proto, dpt, repeat, host` to the
+    /// per-key summaries; returns its id.
+    fn add_keys(&mut self, row: &mysql::Row) -> Result<u64, StoreError> {
         let id = cell_int(row.as_ref(0)).ok_or_else(|| bad("id"))? as u64;
         let ts = value_ts(row.as_ref(1)).ok_or_else(|| bad("ts"))?;
         let action = self.names.id(cell_bytes(row.as_ref(2)).ok_or_else(|| bad("action"))?);
@@ -267,13 +322,11 @@ impl Fold {
         let inbound = if_in.is_some_and(|i| !i.is_empty());
         let if_in = self.names.id(if_in.unwrap_or(b""));
         let src = AddrKey::from_stored(cell_bytes(row.as_ref(4)));
-        let dst_cell = cell_bytes(row.as_ref(5));
-        let dst = AddrKey::from_stored(dst_cell);
+        let dst = AddrKey::from_stored(cell_bytes(row.as_ref(5)));
         let proto_text = cell_bytes(row.as_ref(6)).unwrap_or(b"");
         let icmp = proto_text == b"ICMP" || proto_text == b"ICMPv6";
         let proto = self.names.id(proto_text);
-        let dpt_cell = cell_int(row.as_ref(7)).map(|p| p as i32);
-        let dpt = dpt_cell.unwrap_or(-1);
+        let dpt = cell_int(row.as_ref(7)).map(|p| p as i32).unwrap_or(-1);
         let n = cell_int(row.as_ref(8)).ok_or_else(|| bad("repeat"))? as u64;
 
         bump(&mut self.flow, (src, action, proto, dpt), n, ts);
@@ -285,13 +338,6 @@ impl Fold {
             bump(&mut self.inport, (dpt, action), n, ts);
         }
         bump(&mut self.iface, (if_in, action, proto), n, ts);
-        bump(&mut self.src, src, n, ts);
-        if dpt_cell.is_some() {
-            *self.sp.entry((src, dpt)).or_insert(0) += n;
-        }
-        if dst_cell.is_some() {
-            *self.sd.entry((src, dst)).or_insert(0) += n;
-        }
         let hour = ts.micros().div_euclid(US_PER_HOUR);
         *self.hour.entry((hour, action)).or_insert(0) += n;
         let host = self.names.id(cell_bytes(row.as_ref(9)).unwrap_or(b""));
@@ -299,24 +345,31 @@ impl Fold {
         Ok(id)
     }
 
-    /// Adds the chunk's counts to the summaries, in the caller's transaction. Each summary's
-    /// rows go in key order (the B-tree's order: fewer pages touched).
-    fn store(&mut self, tx: &mut mysql::Transaction<'_>, t: &str) -> Result<(), StoreError> {
+    /// Adds one row of `id, ts, src, dst, dpt, repeat` to the per-source summaries; returns
+    /// its id.
+    fn add_sources(&mut self, row: &mysql::Row) -> Result<u64, StoreError> {
+        let id = cell_int(row.as_ref(0)).ok_or_else(|| bad("id"))? as u64;
+        let ts = value_ts(row.as_ref(1)).ok_or_else(|| bad("ts"))?;
+        let src = AddrKey::from_stored(cell_bytes(row.as_ref(2)));
+        let dst_cell = cell_bytes(row.as_ref(3));
+        let dst = AddrKey::from_stored(dst_cell);
+        let dpt_cell = cell_int(row.as_ref(4)).map(|p| p as i32);
+        let n = cell_int(row.as_ref(5)).ok_or_else(|| bad("repeat"))? as u64;
+        bump(&mut self.src, src, n, ts);
+        if let Some(d) = dpt_cell {
+            *self.sp.entry((src, d)).or_insert(0) += n;
+        }
+        if dst_cell.is_some() {
+            *self.sd.entry((src, dst)).or_insert(0) += n;
+        }
+        Ok(id)
+    }
+
+    /// Adds the chunk's per-key counts to the summaries, in the caller's transaction. Each
+    /// summary's rows go in key order (the B-tree's order: fewer pages touched).
+    fn store_keys(&mut self, tx: &mut mysql::Transaction<'_>, t: &str) -> Result<(), StoreError> {
         let names = &self.names;
         let txt = |i: u32| names.get(i);
-        let mark = next_mark();
-
-        let mut sp: Vec<((AddrKey, i32), u64)> = self.sp.drain().collect();
-        sp.sort_unstable();
-        let sp: Vec<((AddrKey, Value), u64)> =
-            sp.into_iter().map(|((s, p), n)| ((s, Value::Int(i64::from(p))), n)).collect();
-        let new_ports = new_pairs(tx, &name(t, SRC_PORT), "dpt", &sp, mark)?;
-        drop(sp);
-        let mut sd: Vec<((AddrKey, AddrKey), u64)> = self.sd.drain().collect();
-        sd.sort_unstable();
-        let sd: Vec<((AddrKey, Value), u64)> = sd.into_iter().map(|((s, d), n)| ((s, d.value()), n)).collect();
-        let new_hosts = new_pairs(tx, &name(t, SRC_DST), "dst", &sd, mark)?;
-        drop(sd);
 
         let mut flow: Vec<_> = self.flow.drain().collect();
         flow.sort_unstable_by(|a, b| {
@@ -359,10 +412,6 @@ impl Fold {
             v.push(bytes_value(txt(k.1)));
             v.push(bytes_value(txt(k.2)));
         })?;
-        let mut src: Vec<_> = self.src.drain().collect();
-        src.sort_unstable_by_key(|r| r.0);
-        upsert_sources(tx, &name(t, SOURCE), &src, &new_ports, &new_hosts)?;
-        drop(src);
 
         let mut hours: Vec<_> = self.hour.drain().collect();
         hours.sort_unstable_by(|a, b| (a.0 .0, txt(a.0 .1)).cmp(&(b.0 .0, txt(b.0 .1))));
@@ -409,6 +458,28 @@ impl Fold {
                 params.push(ts_value(g.last));
             },
         )?;
+        Ok(())
+    }
+
+    /// Adds the chunk's per-source counts (pairs first: the sources' distinct counts grow by
+    /// the pairs new in this fold), in the caller's transaction, in key order.
+    fn store_sources(&mut self, tx: &mut mysql::Transaction<'_>, t: &str) -> Result<(), StoreError> {
+        let mark = next_mark();
+        let mut sp: Vec<((AddrKey, i32), u64)> = self.sp.drain().collect();
+        sp.sort_unstable();
+        let sp: Vec<((AddrKey, Value), u64)> =
+            sp.into_iter().map(|((s, p), n)| ((s, Value::Int(i64::from(p))), n)).collect();
+        let new_ports = new_pairs(tx, &name(t, SRC_PORT), "dpt", &sp, mark)?;
+        drop(sp);
+        let mut sd: Vec<((AddrKey, AddrKey), u64)> = self.sd.drain().collect();
+        sd.sort_unstable();
+        let sd: Vec<((AddrKey, Value), u64)> = sd.into_iter().map(|((s, d), n)| ((s, d.value()), n)).collect();
+        let new_hosts = new_pairs(tx, &name(t, SRC_DST), "dst", &sd, mark)?;
+        drop(sd);
+        let mut src: Vec<_> = self.src.drain().collect();
+        src.sort_unstable_by_key(|r| r.0);
+        upsert_sources(tx, &name(t, SOURCE), &src, &new_ports, &new_hosts)?;
+        drop(src);
         Ok(())
     }
 }

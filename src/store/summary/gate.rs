@@ -1,6 +1,7 @@
 //! The locks that keep the summaries exact while writers, folders and retention run at once:
-//! the writers' gate (row 1 of the state table, shared) and the watermark (row 2, exclusive to
-//! one fold chunk or retention chunk at a time).
+//! the writers' gate (row 1 of the state table, shared) and the two lanes' watermarks (rows 2
+//! and 3, each exclusive to one fold chunk of its lane or one retention chunk at a time; taken
+//! in that order).
 
 use mysql::prelude::Queryable;
 use mysql::{IsolationLevel, TxOpts};
@@ -30,12 +31,14 @@ pub(super) fn read_committed() -> TxOpts {
     TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted))
 }
 
-/// Locks row 2 of the state table and returns `w`: None when the table has no summaries.
-pub(super) fn lock_watermark(tx: &mut mysql::Transaction<'_>, table: &str) -> Result<Option<u64>, StoreError> {
-    match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = 2 FOR UPDATE")) {
+/// Locks the watermark row of `lane` (row 2 or 3 of the state table) and returns its `w`:
+/// None when the table has no summaries.
+pub(super) fn lock_watermark(tx: &mut mysql::Transaction<'_>, table: &str, lane: Lane) -> Result<Option<u64>, StoreError> {
+    let k = lane.state_row();
+    match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = {k} FOR UPDATE")) {
         Ok(Some(w)) => Ok(Some(w)),
         Ok(None) => Err(StoreError::Sql(format!(
-            "the summary state of table {table} is damaged (row 2 of {table}{STATE} is missing); \
+            "the summary state of table {table} is damaged (row {k} of {table}{STATE} is missing); \
              rebuild the summaries: ipta --clear keeps nothing, so drop the {table}__s* tables \
              and run ipta --analyze"
         ))),

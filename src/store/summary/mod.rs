@@ -52,7 +52,7 @@ mod retention;
 mod schema;
 
 pub use beside::Beside;
-pub use fold::{backlog, bucket, fold, fold_with, AddrKey, FoldStats, FOLD_CHUNK_ROWS};
+pub use fold::{backlog, bucket, fold, fold_parallel, fold_with, AddrKey, FoldStats, FOLD_CHUNK_ROWS};
 pub use gate::{gate, gate_sql};
 pub use retention::on_delete_range;
 pub use schema::{create, on_drop, present, rebuild_with_sql};
@@ -75,20 +75,51 @@ pub const PORT: &str = "__sport";
 pub const INPORT: &str = "__sinport";
 /// Per input interface, action and protocol.
 pub const IFACE: &str = "__siface";
-/// Per source, with its distinct destination port and host counts.
-pub const SOURCE: &str = "__ssrc";
+/// Per source, with its distinct destination port and host counts. (The `2` of the three
+/// per-source tables: they got their own watermark, row 3 of `STATE`; an older ipta still
+/// running beside this one then fails on them instead of counting their rows twice.)
+pub const SOURCE: &str = "__ssrc2";
 /// The (source, destination port) pairs behind `SOURCE`'s port count.
-pub const SRC_PORT: &str = "__ssp";
+pub const SRC_PORT: &str = "__ssp2";
 /// The (source, destination) pairs behind `SOURCE`'s host count.
-pub const SRC_DST: &str = "__ssd";
+pub const SRC_DST: &str = "__ssd2";
+/// The per-source tables of older ipta versions (one watermark for all): dropped with the
+/// rest, so that an older set is rebuilt whole.
 /// Per hour and action.
 pub const HOUR: &str = "__shour";
 /// Per hour, host, input interface, action, protocol and destination port: the time buckets
 /// that windowed reports (`--since`, `--until`, `--host`) read for the modules and totals
 /// whose keys it holds (see `report::query`).
 pub const BUCKET: &str = "__sbkt";
-/// Row 1 the writers' gate, row 2 the watermark `w`.
+/// Row 1 the writers' gate, rows 2 and 3 the watermarks `w` of the two lanes (see [`Lane`]).
 pub const STATE: &str = "__sstate";
+
+/// Suffixes an older ipta used and this one no longer does (see [`SOURCE`]).
+pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd"];
+
+/// The summaries fall in two lanes, each folded in its own transactions with its own
+/// watermark, so that two connections can fold at once (the server runs each on one core):
+/// the per-key summaries, and the per-source ones (whose distinct port and host counts need
+/// the pair tables in the same transaction). Both are folded to the same cut by every fold;
+/// they differ only while one is under way or after one failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// FLOW, ICMP, PORT, INPORT, IFACE, HOUR, BUCKET: watermark in row 2.
+    Keys,
+    /// SOURCE, SRC_PORT, SRC_DST: watermark in row 3.
+    Sources,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Keys, Lane::Sources];
+    /// The state table's row holding the lane's watermark.
+    pub fn state_row(self) -> u8 {
+        match self {
+            Lane::Keys => 2,
+            Lane::Sources => 3,
+        }
+    }
+}
 
 /// Suffixes of the summary tables of one packet table (the state table last: [`present`]
 /// needs them all).

@@ -27,11 +27,16 @@ pub fn on_delete_range(
     to: Timestamp,
 ) -> Result<(), StoreError> {
     let t = crate::store::validate_identifier(table)?;
-    let Some(w) = lock_watermark(tx, t)? else {
+    // Both lanes, in the folds' order (keys, then sources): no fold of either runs meanwhile.
+    let Some(wk) = lock_watermark(tx, t, Lane::Keys)? else {
         return Ok(()); // no summaries
     };
+    let Some(ws) = lock_watermark(tx, t, Lane::Sources)? else {
+        return Ok(());
+    };
     let range = "`ts` >= ? AND `ts` < ? AND `id` <= ?";
-    let p = || vec![ts_value(from), ts_value(to), Value::UInt(w)];
+    // Each lane loses the rows it has folded in.
+    let p = |w: u64| vec![ts_value(from), ts_value(to), Value::UInt(w)];
     // Subtracting through INSERT ... SELECT ... ON DUPLICATE KEY UPDATE: every key exists (the
     // summaries are exact), assignments run left to right, so `nb` sees the old `n`.
     let sub = "ON DUPLICATE KEY UPDATE `nb` = IF(`n` = VALUES(`n`), 0, CHAR_LENGTH(BIN(`n` - VALUES(`n`)))), \
@@ -76,14 +81,18 @@ pub fn on_delete_range(
              SELECT COALESCE(`if_in`,''), `action`, COALESCE(`proto`,''), {agg} FROM `{t}` WHERE {range} \
              GROUP BY 1, 2, 3 {sub}"
         ),
+    ];
+    for q in stmts {
+        tx.exec_drop(q, p(wk)).map_err(sql_err)?;
+    }
+    tx.exec_drop(
         format!(
             "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
              SELECT COALESCE(`src`,''), {agg}, 0, 0, 0 FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
         ),
-    ];
-    for q in stmts {
-        tx.exec_drop(q, p()).map_err(sql_err)?;
-    }
+        p(ws),
+    )
+    .map_err(sql_err)?;
     // Pairs: those whose count drops to zero get this chunk's mark, then leave, and their
     // sources lose one distinct port (host) each.
     let mark = next_mark();
@@ -98,7 +107,7 @@ pub fn on_delete_range(
                  GROUP BY 1, 2 ON DUPLICATE KEY UPDATE `mark` = IF(`n` = VALUES(`n`), ?, `mark`), \
                  `n` = `n` - VALUES(`n`)"
             ),
-            vec![ts_value(from), ts_value(to), Value::UInt(w), Value::UInt(mark)],
+            vec![ts_value(from), ts_value(to), Value::UInt(ws), Value::UInt(mark)],
         )
         .map_err(sql_err)?;
         let b = match bucket_col {

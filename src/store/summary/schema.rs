@@ -65,25 +65,33 @@ fn ddl(table: &str) -> Vec<String> {
              `dpt` INT NOT NULL, `n` BIGINT UNSIGNED NOT NULL, `first_ts` DATETIME(6) NOT NULL, \
              `last_ts` DATETIME(6) NOT NULL, PRIMARY KEY (`hour`, `host`, `if_in`, `action`, `proto`, `dpt`)){tail}"
         ),
-        // Row 1: the writers' gate; row 2: `w`, the last packet id folded in. Created with
-        // its rows in one statement, and last: once `present` sees it, it is usable.
+        // Row 1: the writers' gate; rows 2 and 3: `w`, the last packet id folded in, of each
+        // lane. Created with its rows in one statement, and last: once `present` sees it, it
+        // is usable.
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{STATE}` (`k` TINYINT UNSIGNED NOT NULL, \
-             `w` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`k`)){tail} SELECT 1 AS `k`, 0 AS `w` UNION ALL SELECT 2, 0"
+             `w` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`k`)){tail} \
+             SELECT 1 AS `k`, 0 AS `w` UNION ALL SELECT 2, 0 UNION ALL SELECT 3, 0"
         ),
     ]
 }
 
 /// Whether all summary tables of `table` exist (so folds keep them and the analyzer reads them).
 pub fn present(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreError> {
+    // By name: an older set (other per-source tables, see `LEGACY`) is not this one.
+    let marks = vec!["?"; SUFFIXES.len()].join(", ");
+    let mut params: Vec<mysql::Value> = SUFFIXES.iter().map(|s| mysql::Value::from(name(table, s))).collect();
+    params.push(SUMMARY_COMMENT.into());
     let n: Option<u64> = conn
         .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME LIKE ? AND TABLE_COMMENT = ?",
-            (format!("{}\\_\\_s%", table.replace('_', "\\_")), SUMMARY_COMMENT),
+            format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME IN ({marks}) AND TABLE_COMMENT = ?"
+            ),
+            params,
         )
         .map_err(sql_err)?;
-    Ok(n.unwrap_or(0) as usize >= SUFFIXES.len())
+    Ok(n.unwrap_or(0) as usize == SUFFIXES.len())
 }
 
 /// Creates the summary tables of `table` (dropping any earlier ones) and folds its current
@@ -105,7 +113,7 @@ pub fn create(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreErr
 /// Drops the summary tables of `table` (for `--delete-table`).
 pub fn on_drop(conn: &mut impl Queryable, table: &str) -> Result<(), StoreError> {
     crate::store::validate_identifier(table)?;
-    for s in SUFFIXES {
+    for s in SUFFIXES.iter().chain(LEGACY) {
         conn.query_drop(format!("DROP TABLE IF EXISTS `{table}{s}`")).map_err(sql_err)?;
     }
     Ok(())
@@ -189,7 +197,7 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
              SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), COALESCE(`host`,''), COALESCE(`if_in`,''), `action`, \
              COALESCE(`proto`,''), COALESCE(`dpt`,-1), SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{t}` GROUP BY 1, 2, 3, 4, 5, 6"
         ),
-        format!("UPDATE `{t}{STATE}` SET `w` = (SELECT COALESCE(MAX(`id`), 0) FROM `{t}`) WHERE `k` = 2"),
+        format!("UPDATE `{t}{STATE}` SET `w` = (SELECT COALESCE(MAX(`id`), 0) FROM `{t}`) WHERE `k` IN (2, 3)"),
     ];
     for s in stmts {
         conn.query_drop(s).map_err(sql_err)?;
