@@ -16,35 +16,15 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use mysql::prelude::Queryable;
-use mysql::Value;
 
 use super::query::{columns_of, raw_filter, Cell, Section, Via};
 use super::{AnalyzeOptions, Module, ReportError};
-use crate::record::Timestamp;
-use crate::store::summary::AddrKey;
-use crate::store::value::value_ts;
+use crate::store::summary::{bump, AddrKey, Agg};
+use crate::store::value::{value_bytes as bytes, value_int as int, value_ts};
 
 /// The modules this pass answers.
 pub fn handles(m: Module) -> bool {
     matches!(m, Module::Denied | Module::Icmp | Module::Invalid | Module::Sources | Module::Scans)
-}
-
-/// Packets, first and last seen of a group.
-#[derive(Clone, Copy)]
-struct Agg {
-    n: u64,
-    first: Timestamp,
-    last: Timestamp,
-}
-
-fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Agg>, k: K, n: u64, ts: Timestamp) {
-    m.entry(k)
-        .and_modify(|a| {
-            a.n += n;
-            a.first = a.first.min(ts);
-            a.last = a.last.max(ts);
-        })
-        .or_insert(Agg { n, first: ts, last: ts });
 }
 
 /// The few distinct texts of the window (actions, protocols), each kept once.
@@ -85,22 +65,6 @@ struct Pass {
     /// Distinct ports and destinations per source (scans).
     ports: Option<HashSet<(AddrKey, i32)>>,
     hosts: Option<HashSet<(AddrKey, AddrKey)>>,
-}
-
-fn bytes(v: Option<&Value>) -> Option<&[u8]> {
-    match v {
-        Some(Value::Bytes(b)) => Some(b),
-        _ => None,
-    }
-}
-
-fn int(v: Option<&Value>) -> Option<i64> {
-    match v {
-        Some(Value::Int(i)) => Some(*i),
-        Some(Value::UInt(u)) => Some(*u as i64),
-        Some(Value::Bytes(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
 }
 
 impl Pass {

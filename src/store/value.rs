@@ -89,6 +89,24 @@ pub fn datetime_value(c: CivilTime) -> Value {
     Value::Date(c.year.clamp(0, 9999) as u16, c.month, c.day, c.hour, c.minute, c.second, c.micro)
 }
 
+/// A text or binary column read back (both protocols give bytes); None for NULL.
+pub fn value_bytes(v: Option<&Value>) -> Option<&[u8]> {
+    match v {
+        Some(Value::Bytes(b)) => Some(b),
+        _ => None,
+    }
+}
+
+/// An integer column read back: binary protocol numbers, or the text protocol's digits.
+pub fn value_int(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Int(i)) => Some(*i),
+        Some(Value::UInt(u)) => Some(*u as i64),
+        Some(Value::Bytes(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
 /// A DATETIME read back as a Timestamp (the store keeps UTC): a binary-protocol `Date`, or the
 /// text protocol's `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`. None for NULL and anything else.
 pub fn value_ts(v: Option<&Value>) -> Option<Timestamp> {

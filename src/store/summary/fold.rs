@@ -1,6 +1,7 @@
-//! The fold: reads the packet rows after the watermark back in chunks, aggregates them per
+//! The fold: reads the packet rows after a lane's watermark back in chunks, aggregates them per
 //! summary key in memory (fixed-size keys, no allocation per row) and adds the counts to the
-//! summary tables with multi-row upserts, moving the watermark in the same transaction.
+//! lane's summary tables with multi-row upserts, moving the watermark in the same transaction.
+//! The two lanes (see `Lane`) fold one after the other on one connection, or at once on two.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use mysql::Value;
 use super::gate::{lock_watermark, read_committed};
 use super::*;
 use crate::record::Timestamp;
-use crate::store::value::value_ts;
+use crate::store::value::{value_bytes as cell_bytes, value_int as cell_int, value_ts};
 use crate::store::StoreError;
 
 /// Packet rows read back and aggregated per fold transaction. Larger chunks touch fewer
@@ -210,12 +211,13 @@ impl AddrKey {
     }
 }
 
-/// Counts of one key within a fold chunk.
+/// Counts of one key within a fold chunk (and of one group in the report's one-pass window
+/// modules): packets, first and last seen.
 #[derive(Clone, Copy)]
-struct Agg {
-    n: u64,
-    first: Timestamp,
-    last: Timestamp,
+pub struct Agg {
+    pub n: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
 }
 
 impl Agg {
@@ -226,7 +228,8 @@ impl Agg {
     }
 }
 
-fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Agg>, k: K, n: u64, ts: Timestamp) {
+/// Adds `n` packets seen at `ts` to key `k`.
+pub fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Agg>, k: K, n: u64, ts: Timestamp) {
     m.entry(k).and_modify(|a| a.add(n, ts)).or_insert(Agg { n, first: ts, last: ts });
 }
 
@@ -273,22 +276,6 @@ struct Fold {
     hour: HashMap<(i64, u32), u64>,
     /// (hour, host, if_in, action, proto, dpt): the time buckets of windowed reports.
     bkt: HashMap<(i64, u32, u32, u32, u32, i32), Agg>,
-}
-
-fn cell_bytes(v: Option<&Value>) -> Option<&[u8]> {
-    match v {
-        Some(Value::Bytes(b)) => Some(b),
-        _ => None,
-    }
-}
-
-fn cell_int(v: Option<&Value>) -> Option<i64> {
-    match v {
-        Some(Value::Int(i)) => Some(*i),
-        Some(Value::UInt(u)) => Some(*u as i64),
-        Some(Value::Bytes(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
 }
 
 const US_PER_HOUR: i64 = 3_600_000_000;

@@ -12,7 +12,8 @@
 //! The summaries run behind the writers. They cover exactly the packet rows with
 //! `id <= w`, the watermark kept in `T__sstate`; [`fold`] adds the rows after it, read back from
 //! the packet table in chunks of [`FOLD_CHUNK_ROWS`], and moves the watermark in the same
-//! transaction. Writers only insert packet rows: maintaining the summaries in each batch's
+//! transaction. There are two watermarks, one per [`Lane`] (per-key and per-source tables),
+//! so that [`fold_parallel`] can fold both at once on two connections. Writers only insert packet rows: maintaining the summaries in each batch's
 //! transaction cost them 70-87% of their rate, because on real traffic (many sources, random
 //! ports, fresh IPv6 addresses) a batch touches more summary rows than it inserts packets;
 //! folding in large chunks touches fewer (keys repeat across batches) and costs the writers
@@ -25,9 +26,9 @@
 //!   got ids before has committed, every later one gets larger ids, so no row below the cut
 //!   can still appear. AUTO_INCREMENT never hands out an id twice (persistent in MariaDB 10.2+
 //!   and MySQL 8).
-//! - Row 2 holds `w`. A fold chunk and a retention chunk each lock it first, so they never
-//!   overlap: [`on_delete_range`] subtracts only rows with `id <= w`, the folder never sees
-//!   rows already deleted.
+//! - Rows 2 and 3 hold `w` of each lane. A fold chunk locks its lane's row, a retention chunk
+//!   both (row 2 first, as everyone), so they never overlap: [`on_delete_range`] subtracts from
+//!   each lane only rows with `id <=` its `w`, the folder never sees rows already deleted.
 //! - `--clear` (`store::tables::clear_table`) drops them with [`on_drop`], truncates the packet
 //!   table and recreates them with [`create`] (TRUNCATE cannot share a transaction).
 //! - [`on_drop`]: call when dropping the packet table (`--delete-table`).
@@ -52,7 +53,7 @@ mod retention;
 mod schema;
 
 pub use beside::Beside;
-pub use fold::{backlog, bucket, fold, fold_parallel, fold_with, AddrKey, FoldStats, FOLD_CHUNK_ROWS};
+pub use fold::{backlog, bucket, bump, fold, fold_parallel, fold_with, AddrKey, Agg, FoldStats, FOLD_CHUNK_ROWS};
 pub use gate::{gate, gate_sql};
 pub use retention::on_delete_range;
 pub use schema::{create, on_drop, present, rebuild_with_sql};
