@@ -220,8 +220,8 @@ impl Ctx {
         let dns = self.options().dns();
         let table = self.table()?;
         let db = self.settings.db.clone();
-        report::catch_up(self.conn()?, &table, || store::connect(&db));
-        let rep = report::build(self.conn()?, &table, &opts, &dns)?;
+        let second = move || store::connect(&db);
+        let rep = report::build_with(self.conn()?, Some(&second), &table, &opts, &dns)?;
         let output = self.cli.output.clone();
         let Some(to) = self.cli.mail_to.clone() else {
             match &output {

@@ -229,30 +229,13 @@ impl Default for AnalyzeOptions {
 /// A fold of at least this many rows is announced on stderr (it takes seconds).
 const FOLD_NOTICE_ROWS: u64 = 500_000;
 
-/// A backlog of at least this many rows is folded by [`catch_up`] on two connections.
-const CATCH_UP_ROWS: u64 = 100_000;
+/// A backlog of at least this many rows is folded with both lanes at once when a second
+/// connection can be had (see [`build_with`]).
+const PARALLEL_ROWS: u64 = 100_000;
 
-/// Before a report: when `table`'s summaries are a large backlog behind (a flood ipta-ingest's
-/// folder has not caught up with yet, rows written while no folder ran), folds it with both
-/// lanes at once, on `conn` and a second connection from `connect` (the server runs each on
-/// one core). Does nothing otherwise, and nothing on any failure: the report's own fold (one
-/// connection) then does the work and reports what fails.
-pub fn catch_up(conn: &mut mysql::Conn, table: &str, connect: impl FnOnce() -> Result<mysql::Conn, StoreError>) {
-    use crate::store::summary;
-    // Only on a table of this ipta's layout (an older one is upgraded first, as `build` does).
-    if crate::store::schema::check_table(conn, table).is_err() {
-        return;
-    }
-    let Ok(Some(rows)) = summary::backlog(conn, table) else { return };
-    if rows < CATCH_UP_ROWS || !summary::present(conn, table).unwrap_or(false) {
-        return;
-    }
-    let Ok(mut other) = connect() else { return };
-    if rows >= FOLD_NOTICE_ROWS {
-        eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");
-    }
-    let _ = summary::fold_parallel(conn, &mut other, table, summary::FOLD_CHUNK_ROWS);
-}
+/// Opens a second connection to the report's database, for folding the summaries' two lanes
+/// at once (the server runs each connection on one core).
+pub type Connect<'a> = &'a dyn Fn() -> Result<mysql::Conn, StoreError>;
 
 /// Runs the selected modules on `table` and writes the report. An empty table or window is
 /// reported as such and is not an error.
@@ -286,6 +269,19 @@ pub fn build(
     opts: &AnalyzeOptions,
     dns: &rdns::DnsSettings,
 ) -> Result<query::Report, ReportError> {
+    build_with(conn, None, table, opts, dns)
+}
+
+/// [`build`]; a large fold (building the summaries, a backlog of [`PARALLEL_ROWS`] or more)
+/// runs both lanes at once when `second` gives a second connection. Without one, or when it
+/// fails, the fold runs on `conn` alone.
+pub fn build_with(
+    conn: &mut mysql::Conn,
+    second: Option<Connect<'_>>,
+    table: &str,
+    opts: &AnalyzeOptions,
+    dns: &rdns::DnsSettings,
+) -> Result<query::Report, ReportError> {
     if let (Some(s), Some(u)) = (opts.since, opts.until) {
         if u <= s {
             return Err(ReportError::BadOption(format!(
@@ -305,23 +301,31 @@ pub fn build(
         // whose set lacks a table of this one's) gets them once, here, and the analyzer folds
         // in what the writers added since the last fold. Without the privilege to create them
         // the report still works, from the packet table.
-        let backlog = crate::store::summary::backlog(conn, table)?;
-        let incomplete = backlog.is_some() && !crate::store::summary::present(conn, table)?;
+        use crate::store::summary;
+        let backlog = summary::backlog(conn, table)?;
+        let incomplete = backlog.is_some() && !summary::present(conn, table)?;
+        let other = || second.and_then(|c| c().ok());
         match backlog {
             _ if incomplete => {
                 eprintln!("ipta: rebuilding the summary tables of `{table}` (an older set; once; writers go on meanwhile)...");
-                if let Err(e) = crate::store::summary::create(conn, table) {
+                if let Err(e) = summary::create_with(conn, other().as_mut(), table) {
                     eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
                 }
             }
             None if table_exists(conn, table)? => {
                 eprintln!("ipta: building the summary tables of `{table}` (once; writers go on meanwhile)...");
-                if let Err(e) = crate::store::summary::create(conn, table) {
+                if let Err(e) = summary::create_with(conn, other().as_mut(), table) {
                     eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
                 }
             }
-            Some(rows) if rows >= FOLD_NOTICE_ROWS => {
-                eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");
+            Some(rows) if rows >= PARALLEL_ROWS => {
+                if rows >= FOLD_NOTICE_ROWS {
+                    eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");
+                }
+                // Any failure here is met again by the analyzer's own fold, which reports it.
+                if let Some(mut o) = other() {
+                    let _ = summary::fold_parallel(conn, &mut o, table, summary::FOLD_CHUNK_ROWS);
+                }
             }
             _ => {}
         }

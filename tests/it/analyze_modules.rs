@@ -803,3 +803,32 @@ fn an_older_single_lane_set_is_rebuilt_by_the_next_report() {
     summary::rebuild_with_sql(&mut c, "logs").unwrap();
     assert_eq!(kept, snapshot(&mut c));
 }
+
+/// The first report of a table builds its summaries with both lanes at once when it can have
+/// a second connection; the result is the same as the server's GROUP BY.
+#[test]
+fn a_first_report_with_a_second_connection_builds_both_lanes_at_once() {
+    let db = util::TestDb::new("an_second");
+    let mut c = db.conn();
+    strict(&mut c);
+    schema::ensure_table(&mut c, "logs").unwrap();
+    Writer::new(db.conn(), "logs").write(&batch_of(FIXTURE, "a")).unwrap();
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let settings = db.settings.clone();
+    let second = || {
+        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ipta::store::connect(&settings)
+    };
+    let rep = report::build_with(&mut c, Some(&second), "logs", &opts(), &Default::default()).unwrap();
+    assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1, "the build asks for one second connection");
+    assert_eq!(via(&rep, Module::Denied), Via::Summary);
+    assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0));
+    let built = snapshot(&mut c);
+    summary::rebuild_with_sql(&mut c, "logs").unwrap();
+    assert_eq!(built, snapshot(&mut c));
+    // A small backlog is folded by the report on its own connection: no second one asked for.
+    Writer::new(db.conn(), "logs").write(&batch_of(FIXTURE, "b")).unwrap();
+    report::build_with(&mut c, Some(&second), "logs", &opts(), &Default::default()).unwrap();
+    assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0));
+}

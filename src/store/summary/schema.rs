@@ -98,6 +98,12 @@ pub fn present(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreErro
 /// rows in. Writers go on meanwhile: only a writer caught between finding no summaries and
 /// inserting is made to retry its batch (see [`gate`]).
 pub fn create(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreError> {
+    create_with(conn, None, table)
+}
+
+/// [`create`], folding the rows in with both lanes at once when `other` (a second connection
+/// to the same database) is given.
+pub fn create_with(conn: &mut mysql::Conn, other: Option<&mut mysql::Conn>, table: &str) -> Result<FoldStats, StoreError> {
     check_len(table)?;
     on_drop(conn, table)?;
     for s in ddl(table) {
@@ -107,7 +113,10 @@ pub fn create(conn: &mut mysql::Conn, table: &str) -> Result<FoldStats, StoreErr
     // finish (its transaction holds the table's metadata lock), so the first cut sees its rows.
     conn.query_drop(format!("LOCK TABLES `{table}` WRITE")).map_err(sql_err)?;
     conn.query_drop("UNLOCK TABLES").map_err(sql_err)?;
-    fold(conn, table)
+    match other {
+        Some(o) => fold_parallel(conn, o, table, FOLD_CHUNK_ROWS),
+        None => fold(conn, table),
+    }
 }
 
 /// Drops the summary tables of `table` (for `--delete-table`).
