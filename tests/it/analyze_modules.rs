@@ -436,6 +436,16 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
     v
 }
 
+/// The summaries' counts equal the server's GROUP BY (`rebuild_with_sql`, which then replaces
+/// them), and the report from them equals the packet table's.
+fn counts_match_a_rebuild(c: &mut mysql::Conn, what: &str) {
+    let kept = snapshot_counts(c);
+    summary::rebuild_with_sql(c, "logs").unwrap();
+    assert_eq!(kept, snapshot_counts(c), "{what}");
+    let (fast, raw) = both(c, &opts());
+    assert_same(&fast, &raw);
+}
+
 /// The watermark: packet rows with ids up to it are in the summaries (of both lanes).
 fn watermark(c: &mut mysql::Conn) -> u64 {
     c.query_first("SELECT MIN(`w`) FROM `logs__sstate` WHERE `k` IN (2, 3)").unwrap().unwrap()
@@ -496,11 +506,7 @@ fn summaries_stay_exact_through_duplicates_and_clear() {
     let st = ipta::store::retention::expire(&mut c, "logs", Timestamp(T0 + 24 * H), 2).unwrap();
     assert_eq!(st.rows, 16);
     assert_eq!(summary::fold_with(&mut c, "logs", 4).unwrap().rows, 2);
-    let kept = snapshot_counts(&mut c);
-    summary::rebuild_with_sql(&mut c, "logs").unwrap();
-    assert_eq!(kept, snapshot_counts(&mut c), "summaries after expire differ from a rebuild");
-    let (fast, raw) = both(&mut c, &opts());
-    assert_same(&fast, &raw);
+    counts_match_a_rebuild(&mut c, "summaries after expire differ from a rebuild");
     assert_eq!(fast.packets, 4);
 }
 
@@ -623,11 +629,7 @@ fn folds_beside_concurrent_writers_and_expiry_stay_exact() {
     let left: u64 = c.query_first("SELECT COUNT(*) FROM `logs`").unwrap().unwrap();
     assert_eq!(left + expired, 800, "every row written is either there or expired");
     summary::fold(&mut c, "logs").unwrap();
-    let kept = snapshot_counts(&mut c);
-    summary::rebuild_with_sql(&mut c, "logs").unwrap();
-    assert_eq!(kept, snapshot_counts(&mut c), "folded beside writers and expiry, then rebuilt");
-    let (fast, raw) = both(&mut c, &opts());
-    assert_same(&fast, &raw);
+    counts_match_a_rebuild(&mut c, "folded beside writers and expiry, then rebuilt");
 }
 
 /// The race the gate closes, made deterministic: a writer holds an uncommitted row with a
@@ -777,11 +779,7 @@ fn lanes_behind_each_other_are_caught_up_and_expired_exactly() {
     let folded = summary::fold_parallel(&mut c, &mut other, "logs", 3).unwrap();
     assert_eq!(folded.rows, 4, "the per-source lane reads the 4 rows left");
     assert_eq!(summary::backlog(&mut c, "logs").unwrap(), Some(0));
-    let kept = snapshot_counts(&mut c);
-    summary::rebuild_with_sql(&mut c, "logs").unwrap();
-    assert_eq!(kept, snapshot_counts(&mut c), "lanes caught up after expiry differ from a rebuild");
-    let (fast, raw) = both(&mut c, &opts());
-    assert_same(&fast, &raw);
+    counts_match_a_rebuild(&mut c, "lanes caught up after expiry differ from a rebuild");
 }
 
 /// A set of summaries an older ipta built (one watermark, the per-source tables under their
