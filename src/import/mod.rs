@@ -113,10 +113,21 @@ pub fn run(
     store::schema::check_table(&mut conn, &table)?;
     // A table with summaries gets them folded beside the writers, on connections of their own
     // (the server runs each on one core): the report after an import then has little to fold.
+    // Folding is optional: when it cannot start, the import goes on and says so.
+    let mut beside_note = None;
     let beside = if store::summary::present(&mut conn, &table)? {
-        Some(store::summary::Beside::start(store::connect(db)?, store::connect(db)?, &table).map_err(|e| {
-            ImportError::Store(StoreError::Sql(format!("cannot start the summary folder thread: {e}")))
-        })?)
+        let started = store::connect(db)
+            .and_then(|a| Ok((a, store::connect(db)?)))
+            .and_then(|(a, b)| {
+                store::summary::Beside::start(a, b, &table).map_err(|e| StoreError::Sql(format!("no thread: {e}")))
+            });
+        match started {
+            Ok(b) => Some(b),
+            Err(e) => {
+                beside_note = Some(e);
+                None
+            }
+        }
     } else {
         None
     };
@@ -141,10 +152,11 @@ pub fn run(
         }
     };
     if let Some(b) = beside {
-        if let Err(e) = b.finish() {
-            // The import itself is complete; the next report folds what is left.
-            let _ = writeln!(report, "summary tables: not brought up to date ({e}); the next ipta --analyze folds the rest");
-        }
+        beside_note = b.finish().err();
+    }
+    if let Some(e) = beside_note {
+        // The import itself is complete; the next report folds what is left.
+        let _ = writeln!(report, "summary tables: not brought up to date ({e}); the next ipta --analyze folds the rest");
     }
     if summary.added() > 0 {
         // The summaries of `--analyze` follow behind the writers: say when the next report

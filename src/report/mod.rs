@@ -10,7 +10,7 @@
 pub mod html;
 pub mod interactive;
 pub mod mail;
-mod onepass;
+pub mod onepass;
 pub mod output;
 pub mod query;
 pub mod rdns;

@@ -215,3 +215,25 @@ fn an_older_summary_set_is_rebuilt() {
         assert_eq!((&a.rows, &a.timeline), (&b.rows, &b.timeline), "{:?}", a.module);
     }
 }
+
+/// The one pass over a window's packets holds its distinct keys in memory up to a cap; past it
+/// it gives nothing back, and the report answers those modules with the server's GROUP BYs.
+#[test]
+fn the_one_pass_gives_way_to_the_server_past_its_key_cap() {
+    let db = util::TestDb::new("an_cap");
+    let mut c = db.conn();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    summary::create(&mut c, "logs").unwrap();
+    Writer::new(db.conn(), "logs").write(&batch(5000, 0, 7, "a")).unwrap();
+    let o = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, ..Default::default() };
+    let mods = [Module::Denied, Module::Sources, Module::Scans];
+    let full = ipta::report::onepass::run_capped(&mut c, "logs", &o, &mods, usize::MAX).unwrap();
+    assert_eq!(full.iter().map(|s| s.module).collect::<Vec<_>>(), mods, "in the order asked");
+    let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
+    for s in &full {
+        let r = raw.sections.iter().find(|r| r.module == s.module).unwrap();
+        assert_eq!(s.rows, r.rows, "{:?}", s.module);
+    }
+    // 4,096 rows are read between looks at the cap: enough here to pass a cap of 10 keys.
+    assert!(ipta::report::onepass::run_capped(&mut c, "logs", &o, &mods, 10).unwrap().is_empty());
+}

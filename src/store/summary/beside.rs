@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{backlog, fold_parallel, FoldStats, FOLD_CHUNK_ROWS};
-use crate::store::StoreError;
+use crate::store::{ErrorClass, StoreError};
 
 /// Rows committed and not yet folded before the thread folds during the import. Smaller:
 /// less left for the end, but more summary rows touched per packet.
@@ -23,6 +23,11 @@ pub const MIN_BEHIND: u64 = 150_000;
 
 /// How often the thread looks at the backlog while it is below [`MIN_BEHIND`].
 const POLL: Duration = Duration::from_millis(100);
+
+/// Outages on a live connection (lock waits, deadlocks) met in a row before the folder gives
+/// up for this import, and the pause before each new try.
+const MAX_RETRIES: u32 = 10;
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 const RUN: u8 = 0;
 const FINISH: u8 = 1;
@@ -56,12 +61,28 @@ impl Beside {
         let (flag, table) = (stop.clone(), table.to_string());
         let handle = std::thread::Builder::new().name("ipta-fold".into()).spawn(move || {
             let mut total = FoldStats::default();
+            let mut failures = 0;
             while flag.load(Ordering::Acquire) == RUN {
-                if backlog(&mut conn, &table)?.unwrap_or(0) < min_behind {
-                    std::thread::sleep(POLL);
-                    continue;
+                let step = backlog(&mut conn, &table).and_then(|behind| {
+                    if behind.unwrap_or(0) < min_behind {
+                        std::thread::sleep(POLL);
+                        return Ok(FoldStats::default());
+                    }
+                    fold_parallel(&mut conn, &mut other, &table, chunk_rows)
+                });
+                match step {
+                    Ok(s) => {
+                        add(&mut total, s);
+                        failures = 0;
+                    }
+                    // A lock wait or deadlock with retention or another folder: try again
+                    // soon (the fold is idempotent per chunk); anything else ends the folder.
+                    Err(e) if e.class() == ErrorClass::Outage && e.keeps_connection() && failures < MAX_RETRIES => {
+                        failures += 1;
+                        std::thread::sleep(RETRY_PAUSE);
+                    }
+                    Err(e) => return Err(e),
                 }
-                add(&mut total, fold_parallel(&mut conn, &mut other, &table, chunk_rows)?);
             }
             if flag.load(Ordering::Acquire) == FINISH {
                 add(&mut total, fold_parallel(&mut conn, &mut other, &table, chunk_rows)?);

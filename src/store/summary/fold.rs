@@ -97,6 +97,16 @@ fn take_cut(conn: &mut mysql::Conn, t: &str) -> Result<u64, StoreError> {
     if gate.is_none() {
         return Err(StoreError::Sql(format!("the summary state of table {t} is damaged (row 1 is missing)")));
     }
+    // A set of an older ipta has one watermark (no row 3) and other per-source tables: folding
+    // its per-key lane would move the older binaries' watermark past rows their per-source
+    // tables never got. Leave it alone: the next report rebuilds it (see `present`).
+    let lanes: Option<u64> =
+        tx.query_first(format!("SELECT COUNT(*) FROM `{t}{STATE}` WHERE `k` IN (2, 3)")).map_err(sql_err)?;
+    if lanes != Some(2) {
+        return Err(StoreError::MissingTable(format!(
+            "{t}{STATE} row 3 (an older summary set: the next ipta --analyze rebuilds it)"
+        )));
+    }
     let max: Option<u64> = tx.query_first(format!("SELECT COALESCE(MAX(`id`), 0) FROM `{t}`")).map_err(sql_err)?;
     tx.commit().map_err(sql_err)?;
     Ok(max.unwrap_or(0))

@@ -46,3 +46,18 @@ pub(super) fn lock_watermark(tx: &mut mysql::Transaction<'_>, table: &str, lane:
         Err(e) => Err(sql_err(e)),
     }
 }
+
+/// Like [`lock_watermark`], but a missing row is `Ok(None)` too: retention meets the single
+/// watermark of an older ipta's set that way (see `on_delete_range`).
+pub(super) fn lock_watermark_if_any(
+    tx: &mut mysql::Transaction<'_>,
+    table: &str,
+    lane: Lane,
+) -> Result<Option<u64>, StoreError> {
+    let k = lane.state_row();
+    match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = {k} FOR UPDATE")) {
+        Ok(w) => Ok(w),
+        Err(mysql::Error::MySqlError(me)) if me.code == 1146 => Ok(None),
+        Err(e) => Err(sql_err(e)),
+    }
+}

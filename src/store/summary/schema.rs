@@ -91,7 +91,15 @@ pub fn present(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreErro
             params,
         )
         .map_err(sql_err)?;
-    Ok(n.unwrap_or(0) as usize == SUFFIXES.len())
+    if n.unwrap_or(0) as usize != SUFFIXES.len() {
+        return Ok(false);
+    }
+    // An older ipta's --clear or --delete-table may have left this set's tables beside a
+    // state table of its own, with one watermark: that is not this set either.
+    let lanes: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM `{table}{STATE}` WHERE `k` = 3"))
+        .map_err(sql_err)?;
+    Ok(lanes == Some(1))
 }
 
 /// Creates the summary tables of `table` (dropping any earlier ones) and folds its current
