@@ -175,6 +175,28 @@ fn top<T>(mut v: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) -> Vec<
     v
 }
 
+/// The rows of a grouping module: the `limit` groups with the most packets (ties in the key
+/// order `keys` gives), each as its count, the cells `cells` makes of its key, first and last
+/// seen (the shape of the packet-table queries' rows).
+fn group_rows<K>(
+    groups: Option<HashMap<K, Agg>>,
+    limit: usize,
+    keys: impl Fn(&K, &K) -> Ordering,
+    cells: impl Fn(&K) -> Vec<Cell>,
+) -> Vec<Vec<Cell>> {
+    let v: Vec<(K, Agg)> = groups.unwrap_or_default().into_iter().collect();
+    top(v, limit, |a, b| b.1.n.cmp(&a.1.n).then_with(|| keys(&a.0, &b.0)))
+        .into_iter()
+        .map(|(k, g)| {
+            let mut row = vec![Cell::Count(g.n)];
+            row.extend(cells(&k));
+            row.push(Cell::Time(Some(g.first)));
+            row.push(Cell::Time(Some(g.last)));
+            row
+        })
+        .collect()
+}
+
 fn port(p: i32) -> Cell {
     Cell::Port(u16::try_from(p).ok())
 }
@@ -228,65 +250,24 @@ pub fn run_capped(
     let mut out = Vec::new();
     for m in mods {
         let rows: Vec<Vec<Cell>> = match m {
-            Module::Denied => {
-                let v: Vec<_> = pass.denied.take().unwrap_or_default().into_iter().collect();
-                top(v, limit, |a, b| {
-                    b.1.n.cmp(&a.1.n).then_with(|| {
-                        (a.0 .0.bytes(), a.0 .1, txt(a.0 .2), txt(a.0 .3)).cmp(&(b.0 .0.bytes(), b.0 .1, txt(b.0 .2), txt(b.0 .3)))
-                    })
-                })
-                .into_iter()
-                .map(|((s, d, p, a), g)| {
-                    vec![
-                        Cell::Count(g.n),
-                        addr(&s),
-                        port(d),
-                        Cell::Text(txt(p).into()),
-                        Cell::Text(txt(a).into()),
-                        Cell::Time(Some(g.first)),
-                        Cell::Time(Some(g.last)),
-                    ]
-                })
-                .collect()
-            }
-            Module::Icmp => {
-                let v: Vec<_> = pass.icmp.take().unwrap_or_default().into_iter().collect();
-                top(v, limit, |a, b| {
-                    b.1.n.cmp(&a.1.n).then_with(|| {
-                        (a.0 .0.bytes(), a.0 .1.bytes(), txt(a.0 .2)).cmp(&(b.0 .0.bytes(), b.0 .1.bytes(), txt(b.0 .2)))
-                    })
-                })
-                .into_iter()
-                .map(|((s, d, a), g)| {
-                    vec![
-                        Cell::Count(g.n),
-                        addr(&s),
-                        addr(&d),
-                        Cell::Text(txt(a).into()),
-                        Cell::Time(Some(g.first)),
-                        Cell::Time(Some(g.last)),
-                    ]
-                })
-                .collect()
-            }
-            Module::Invalid => {
-                let v: Vec<_> = pass.invalid.take().unwrap_or_default().into_iter().collect();
-                top(v, limit, |a, b| {
-                    b.1.n.cmp(&a.1.n).then_with(|| (a.0 .0.bytes(), a.0 .1, txt(a.0 .2)).cmp(&(b.0 .0.bytes(), b.0 .1, txt(b.0 .2))))
-                })
-                .into_iter()
-                .map(|((s, d, p), g)| {
-                    vec![
-                        Cell::Count(g.n),
-                        addr(&s),
-                        port(d),
-                        Cell::Text(txt(p).into()),
-                        Cell::Time(Some(g.first)),
-                        Cell::Time(Some(g.last)),
-                    ]
-                })
-                .collect()
-            }
+            Module::Denied => group_rows(
+                pass.denied.take(),
+                limit,
+                |a, b| (a.0.bytes(), a.1, txt(a.2), txt(a.3)).cmp(&(b.0.bytes(), b.1, txt(b.2), txt(b.3))),
+                |&(s, d, p, a)| vec![addr(&s), port(d), Cell::Text(txt(p).into()), Cell::Text(txt(a).into())],
+            ),
+            Module::Icmp => group_rows(
+                pass.icmp.take(),
+                limit,
+                |a, b| (a.0.bytes(), a.1.bytes(), txt(a.2)).cmp(&(b.0.bytes(), b.1.bytes(), txt(b.2))),
+                |&(s, d, a)| vec![addr(&s), addr(&d), Cell::Text(txt(a).into())],
+            ),
+            Module::Invalid => group_rows(
+                pass.invalid.take(),
+                limit,
+                |a, b| (a.0.bytes(), a.1, txt(a.2)).cmp(&(b.0.bytes(), b.1, txt(b.2))),
+                |&(s, d, p)| vec![addr(&s), port(d), Cell::Text(txt(p).into())],
+            ),
             Module::Sources => {
                 let v: Vec<(AddrKey, Agg)> = pass.src.as_ref().map(|m| m.iter().map(|(k, a)| (*k, *a)).collect()).unwrap_or_default();
                 let shown = top(v, limit, |a, b| b.1.n.cmp(&a.1.n).then_with(|| a.0.bytes().cmp(b.0.bytes())));
