@@ -34,16 +34,15 @@ pub(super) fn read_committed() -> TxOpts {
 /// Locks the watermark row of `lane` (row 2 or 3 of the state table) and returns its `w`:
 /// None when the table has no summaries.
 pub(super) fn lock_watermark(tx: &mut mysql::Transaction<'_>, table: &str, lane: Lane) -> Result<Option<u64>, StoreError> {
-    let k = lane.state_row();
-    match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = {k} FOR UPDATE")) {
-        Ok(Some(w)) => Ok(Some(w)),
-        Ok(None) => Err(StoreError::Sql(format!(
+    match lock_row(tx, table, lane)? {
+        Some(Some(w)) => Ok(Some(w)),
+        Some(None) => Err(StoreError::Sql(format!(
             "the summary state of table {table} is damaged (row {k} of {table}{STATE} is missing); \
              rebuild the summaries: ipta --clear keeps nothing, so drop the {table}__s* tables \
-             and run ipta --analyze"
+             and run ipta --analyze",
+            k = lane.state_row()
         ))),
-        Err(mysql::Error::MySqlError(me)) if me.code == 1146 => Ok(None),
-        Err(e) => Err(sql_err(e)),
+        None => Ok(None),
     }
 }
 
@@ -54,9 +53,14 @@ pub(super) fn lock_watermark_if_any(
     table: &str,
     lane: Lane,
 ) -> Result<Option<u64>, StoreError> {
+    Ok(lock_row(tx, table, lane)?.flatten())
+}
+
+/// The lane's row locked: None without the state table, Some(None) without the row.
+fn lock_row(tx: &mut mysql::Transaction<'_>, table: &str, lane: Lane) -> Result<Option<Option<u64>>, StoreError> {
     let k = lane.state_row();
     match tx.query_first::<u64, _>(format!("SELECT `w` FROM `{table}{STATE}` WHERE `k` = {k} FOR UPDATE")) {
-        Ok(w) => Ok(w),
+        Ok(w) => Ok(Some(w)),
         Err(mysql::Error::MySqlError(me)) if me.code == 1146 => Ok(None),
         Err(e) => Err(sql_err(e)),
     }
