@@ -75,18 +75,9 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
         }
         let chunk = if flood { BUSY_CHUNK_ROWS } else { CHUNK_ROWS };
         // Two connections: the two lanes of the summaries fold at once (`summary::fold_parallel`).
-        let res = (|| {
-            if conn.is_none() {
-                conn = Some(crate::store::connect(&db)?);
-            }
-            if other.is_none() {
-                other = Some(crate::store::connect(&db)?);
-            }
-            match (conn.as_mut(), other.as_mut()) {
-                (Some(c), Some(o)) => summary::fold_parallel(c, o, &db.table, chunk),
-                _ => unreachable!("both connected above"),
-            }
-        })();
+        let res = connected(&db, &mut conn)
+            .and_then(|c| Ok((c, connected(&db, &mut other)?)))
+            .and_then(|(c, o)| summary::fold_parallel(c, o, &db.table, chunk));
         match res {
             // No summaries (nobody ran ipta --analyze on this table yet): nothing to keep.
             Ok(_) | Err(StoreError::MissingTable(_)) => {
@@ -113,6 +104,14 @@ fn run(db: DbSettings, counters: Arc<Counters>) {
                 }
             }
         }
+    }
+}
+
+/// The connection kept in `slot`, made first when there is none.
+fn connected<'a>(db: &DbSettings, slot: &'a mut Option<mysql::Conn>) -> Result<&'a mut mysql::Conn, StoreError> {
+    match slot {
+        Some(c) => Ok(c),
+        None => Ok(slot.insert(crate::store::connect(db)?)),
     }
 }
 
