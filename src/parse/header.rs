@@ -288,23 +288,18 @@ fn uptime(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'[') {
         return None;
     }
-    let mut j = skip_spaces(b, i + 1);
-    let start = j;
-    while j < b.len() && b[j].is_ascii_digit() {
-        j += 1;
+    let j = digits_then(b, skip_spaces(b, i + 1), b'.')?;
+    let j = digits_then(b, j, b']')?;
+    Some(skip_spaces(b, j))
+}
+
+/// At least one digit from `j`, then `end`: the index after `end`.
+fn digits_then(b: &[u8], j: usize, end: u8) -> Option<usize> {
+    let mut k = j;
+    while k < b.len() && b[k].is_ascii_digit() {
+        k += 1;
     }
-    if j == start || b.get(j) != Some(&b'.') {
-        return None;
-    }
-    j += 1;
-    let frac = j;
-    while j < b.len() && b[j].is_ascii_digit() {
-        j += 1;
-    }
-    if j == frac || b.get(j) != Some(&b']') {
-        return None;
-    }
-    Some(skip_spaces(b, j + 1))
+    (k > j && b.get(k) == Some(&end)).then_some(k + 1)
 }
 
 /// After the uptime stamp, the kernel's caller id when it was built with
@@ -314,19 +309,14 @@ fn caller_id(b: &[u8], i: usize) -> usize {
     if b.get(i) != Some(&b'[') {
         return i;
     }
-    let mut k = skip_spaces(b, i + 1);
+    let k = skip_spaces(b, i + 1);
     if !matches!(b.get(k), Some(b'C' | b'T')) {
         return i;
     }
-    k += 1;
-    let digits = k;
-    while k < b.len() && b[k].is_ascii_digit() {
-        k += 1;
+    match digits_then(b, k + 1, b']') {
+        Some(end) => skip_spaces(b, end),
+        None => i,
     }
-    if k == digits || b.get(k) != Some(&b']') {
-        return i;
-    }
-    skip_spaces(b, k + 1)
 }
 
 /// Reads the header of `line` (already stripped of trailing white space). `anchor` is where the
