@@ -367,13 +367,28 @@ fn walk(
     extra: &[Value],
     limit: usize,
 ) -> Result<Vec<Row>, ReportError> {
-    let mut got: Vec<Row> = Vec::new();
     if limit == 0 {
-        return Ok(got);
+        return Ok(Vec::new());
     }
     // MAX of an empty summary (no ICMP packet yet, say) is NULL: nothing to walk.
     let max: Option<Option<u8>> = conn.query_first(format!("SELECT MAX(`{bucket_col}`) FROM `{table}`"))?;
-    let Some(max) = max.flatten() else { return Ok(got) };
+    walk_from(conn, max.flatten(), min_bucket, sql, extra, limit)
+}
+
+/// [`walk`] from a highest bucket found by the caller (None: nothing to walk).
+fn walk_from(
+    conn: &mut mysql::Conn,
+    max: Option<u8>,
+    min_bucket: u8,
+    sql: &str,
+    extra: &[Value],
+    limit: usize,
+) -> Result<Vec<Row>, ReportError> {
+    let mut got: Vec<Row> = Vec::new();
+    let Some(max) = max else { return Ok(got) };
+    if limit == 0 {
+        return Ok(got);
+    }
     let mut b = max;
     while b >= min_bucket.max(1) {
         let mut p = vec![Value::UInt(u64::from(b))];
@@ -404,13 +419,32 @@ fn group_module(
         let st = summary::name(table, g.suffix);
         let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
         let accept = if opts.no_accept { " AND `action` <> 'ACCEPT'" } else { "" };
-        let sql = format!(
-            "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND {w}{accept} \
-             ORDER BY `n` DESC, {c} LIMIT ?",
-            c = cols.join(", "),
-            w = g.sum_where
-        );
-        walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?
+        if g.suffix == summary::FLOW {
+            // The per-flow summary has no index on `nb` alone (it would be rewritten on most
+            // of the fold's inserts): the walk goes through `(action, nb)`, over every action
+            // with its highest bucket, read by one loose index scan (which a WHERE clause
+            // would turn into a full one: the module's condition stays in the walk's query).
+            let acts: Vec<(Vec<u8>, u8)> =
+                conn.query(format!("SELECT `action`, MAX(`nb`) FROM `{st}` GROUP BY `action`"))?;
+            let max = acts.iter().map(|a| a.1).max();
+            let marks = vec!["?"; acts.len()].join(",");
+            let sql = format!(
+                "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND `action` IN ({marks}) \
+                 AND {w}{accept} ORDER BY `n` DESC, {c} LIMIT ?",
+                c = cols.join(", "),
+                w = g.sum_where
+            );
+            let extra: Vec<Value> = acts.into_iter().map(|a| Value::Bytes(a.0)).collect();
+            walk_from(conn, max, 1, &sql, &extra, opts.limit)?
+        } else {
+            let sql = format!(
+                "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND {w}{accept} \
+                 ORDER BY `n` DESC, {c} LIMIT ?",
+                c = cols.join(", "),
+                w = g.sum_where
+            );
+            walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?
+        }
     } else {
         let f = raw_filter(opts);
         let sel: Vec<String> = g.keys.iter().enumerate().map(|(i, k)| format!("{} AS k{i}", k.0)).collect();

@@ -19,7 +19,7 @@ fn ddl(table: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{FLOW}` (`src` VARBINARY(16) NOT NULL, \
              `action` VARCHAR(64) NOT NULL, `proto` VARCHAR(8) NOT NULL, `dpt` INT NOT NULL, {COUNTS}, \
-             PRIMARY KEY (`src`, `action`, `proto`, `dpt`), KEY `k_nb` (`nb`), KEY `k_anb` (`action`, `nb`)){tail}"
+             PRIMARY KEY (`src`, `action`, `proto`, `dpt`), KEY `k_anb` (`action`, `nb`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{ICMP}` (`src` VARBINARY(16) NOT NULL, \
