@@ -416,12 +416,12 @@ fn snapshot(c: &mut mysql::Conn) -> Vec<String> {
 fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
     let q = [
         "SELECT `src`,`action`,`proto`,`dpt`,`n`,`last_ts`,`nb` FROM `logs__sflow` ORDER BY 1,2,3,4",
+        "SELECT `src`,`dpt`,`n` FROM `logs__ssp2` ORDER BY 1,2",
         "SELECT `src`,`dst`,`action`,`n`,`last_ts`,`nb` FROM `logs__sicmp` ORDER BY 1,2,3",
         "SELECT `dpt`,`proto`,`action`,`n`,`last_ts`,`nb` FROM `logs__sport` ORDER BY 1,2,3",
         "SELECT `dpt`,`action`,`n`,`last_ts`,`nb` FROM `logs__sinport` ORDER BY 1,2",
         "SELECT `if_in`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__siface` ORDER BY 1,2,3",
         "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`hosts`,`pb` FROM `logs__ssrc2` ORDER BY 1",
-        "SELECT `src`,`dpt`,`n` FROM `logs__ssp2` ORDER BY 1,2",
         "SELECT `src`,`dst`,`n` FROM `logs__ssd2` ORDER BY 1,2",
         "SELECT * FROM `logs__shour` ORDER BY 1,2",
         "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
@@ -810,6 +810,41 @@ fn an_older_single_lane_set_is_rebuilt_by_the_next_report() {
     let kept = snapshot(&mut c);
     summary::rebuild_with_sql(&mut c, "logs").unwrap();
     assert_eq!(kept, snapshot(&mut c));
+}
+
+/// A source's distinct port count: a later fold that brings a (source, port) pair already
+/// known under another action or protocol adds no port, a new port adds one; expiry that
+/// takes some of a pair's packets keeps the port while one is left, and takes it with the last.
+#[test]
+fn port_counts_follow_pairs_across_flows_folds_and_expiry() {
+    const A: &str = "203.0.113.5";
+    let first = [s(0, "fw1", "DROP", "eth0", "", A, "198.51.100.1", Proto::Tcp, Some(22), 1)];
+    let later = [
+        s(H, "fw1", "ACCEPT", "eth0", "", A, "198.51.100.1", Proto::Tcp, Some(22), 1),
+        s(H, "fw1", "DROP", "eth0", "", A, "198.51.100.1", Proto::Udp, Some(22), 1),
+        s(2 * H, "fw1", "DROP", "eth0", "", A, "198.51.100.1", Proto::Tcp, Some(80), 1),
+        s(3 * H, "fw1", "DROP", "eth0", "", A, "198.51.100.1", Proto::Icmp, None, 1),
+    ];
+    let (db, mut c) = setup("an_pairs", &first);
+    let ports = |c: &mut mysql::Conn| -> u64 {
+        c.query_first(format!("SELECT `ports` FROM `logs{}` WHERE `src` = INET6_ATON('{A}')", summary::SOURCE))
+            .unwrap()
+            .unwrap()
+    };
+    summary::fold(&mut c, "logs").unwrap();
+    assert_eq!(ports(&mut c), 1);
+    Writer::new(db.conn(), "logs").write(&batch_of(&later, "b")).unwrap();
+    summary::fold(&mut c, "logs").unwrap();
+    assert_eq!(ports(&mut c), 2, "port 22 again under other flows, port 80 new, ICMP none");
+    counts_match_a_rebuild(&mut c, "after the second fold");
+    // The first hour goes: one of port 22's three flow rows; the port stays.
+    ipta::store::retention::expire(&mut c, "logs", Timestamp(T0 + H), 10).unwrap();
+    assert_eq!(ports(&mut c), 2);
+    counts_match_a_rebuild(&mut c, "after expiring one flow of a pair");
+    // The second hour: port 22's last rows go, and the port with them.
+    ipta::store::retention::expire(&mut c, "logs", Timestamp(T0 + 2 * H), 10).unwrap();
+    assert_eq!(ports(&mut c), 1);
+    counts_match_a_rebuild(&mut c, "after expiring a pair's last flows");
 }
 
 /// The first report of a table builds its summaries with both lanes at once when it can have
