@@ -17,10 +17,17 @@
 //! report (all modules) is timed, first run, for `--since` the last 24 h, the last 7 days, a
 //! 15-day `--since/--until` range and `--host fw2`, with the path each module took.
 //!
+//! Then, with `--flood N` (or `--flood-workload FILE`), the flood: N lines of `genlog.py N
+//! --seed 11 --style 3164` piped into the built `ipta-ingest` (plain mode, as fast as it reads)
+//! into a table without summaries and into one with them (made by a report while empty), the
+//! order alternating per round; then the rows its summaries are behind when it has exited, and
+//! the first and second `ipta -a` on it, timed.
+//!
 //! Run: `scripts/test-account.sh -- cargo bench --bench summaries -- [options]`. Options:
 //! `--lines N` (default 1000000: `genlog.py N --seed 11 --style 3164`), `--workload FILE` (a
 //! file generated before), `--window-lines N` (default = --lines; 0 skips the windows),
-//! `--window-workload FILE`, `--rounds N` (default 3), `--no-import` (windows only).
+//! `--window-workload FILE`, `--rounds N` (default 3; the flood does `--flood-rounds`, default
+//! 1), `--no-import` (windows and flood only), `--flood N`, `--flood-workload FILE`.
 
 mod common;
 
@@ -220,6 +227,49 @@ fn windows(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home: &Path
     }
 }
 
+/// `ipta-ingest -t table < file` (plain mode) timed; panics with its stderr when it fails.
+fn ingest(db: &common::TestDb, home: &Path, table: &str, file: &Path) -> f64 {
+    let mut c = db.ipta_command(&common::bin("ipta-ingest"), home);
+    c.args(["-t", table]).stdin(std::fs::File::open(file).expect("the flood workload"));
+    timed(c)
+}
+
+fn flood(db: &common::TestDb, conn: &mut mysql::Conn, file: &Path, home: &Path) {
+    let rounds = common::num("--flood-rounds", 1).max(1);
+    for round in 1..=rounds {
+        fresh_table(conn, "fplain", false);
+        fresh_table(conn, "fsumm", true);
+        let l0 = load();
+        let (p, s) = if round % 2 == 1 {
+            let p = ingest(db, home, "fplain", file);
+            (p, ingest(db, home, "fsumm", file))
+        } else {
+            let s = ingest(db, home, "fsumm", file);
+            (ingest(db, home, "fplain", file), s)
+        };
+        let rows: u64 = conn.query_first("SELECT COUNT(*) FROM `fsumm`").unwrap().unwrap();
+        let behind = summary::backlog(conn, "fsumm").unwrap().unwrap_or(0);
+        let first = timed({
+            let mut c = ipta(db, home, "fsumm");
+            c.arg("-a");
+            c
+        });
+        let second = timed({
+            let mut c = ipta(db, home, "fsumm");
+            c.arg("-a");
+            c
+        });
+        println!(
+            "flood round {round}/{rounds}: {rows} rows; ipta-ingest without summaries {:.0} rows/s, with {:.0} rows/s = {:.2}x; \
+             {behind} rows behind when it exited; first ipta -a after {first:.2} s, second {second:.2} s; load average {l0} -> {}",
+            rows as f64 / p,
+            rows as f64 / s,
+            p / s,
+            load()
+        );
+    }
+}
+
 fn main() {
     let lines = common::num("--lines", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
@@ -267,5 +317,19 @@ fn main() {
         };
         println!("window workload: {} (genlog.py {wl} --seed 11 --style 3339 over 30 days, 4 hosts)", file.display());
         windows(&db, &mut conn, &file, &home);
+    }
+    let fl = common::num("--flood", 0);
+    let file = match common::arg("--flood-workload") {
+        Some(f) => Some(PathBuf::from(f)),
+        None if fl > 0 => {
+            let f = dir.path().join("flood.log");
+            common::genlog(&[fl.to_string(), "--seed".into(), "11".into(), "--style".into(), "3164".into()], &f);
+            Some(f)
+        }
+        None => None,
+    };
+    if let Some(file) = file {
+        println!("flood workload: {} (genlog.py N --seed 11 --style 3164)", file.display());
+        flood(&db, &mut conn, &file, &home);
     }
 }
