@@ -420,12 +420,9 @@ fn group_module(
         let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
         let accept = if opts.no_accept { " AND `action` <> 'ACCEPT'" } else { "" };
         if g.suffix == summary::FLOW {
-            // The per-flow summary has no index on `nb` alone (it would be rewritten on most
-            // of the fold's inserts): the walk goes through `(action, nb)`, over every action
-            // with its highest bucket, read by one loose index scan (which a WHERE clause
-            // would turn into a full one: the module's condition stays in the walk's query).
-            let acts: Vec<(Vec<u8>, u8)> =
-                conn.query(format!("SELECT `action`, MAX(`nb`) FROM `{st}` GROUP BY `action`"))?;
+            // The per-flow summary has no index on `nb` alone: the walk goes through
+            // `(action, nb)`, over every action (the module's condition stays in the query).
+            let acts = summary::flow_actions(conn, table)?;
             let max = acts.iter().map(|a| a.1).max();
             let marks = vec!["?"; acts.len()].join(",");
             let sql = format!(

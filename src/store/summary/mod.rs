@@ -140,6 +140,26 @@ pub fn name(table: &str, suffix: &str) -> String {
     format!("{table}{suffix}")
 }
 
+/// The actions of the per-flow summary `table` + [`FLOW`], each with its highest `nb`. That
+/// table has no index on `nb` alone (it would be rewritten on most of a fold's inserts), so
+/// walks and deletions by bucket go through `(action, nb)` per action. A skip scan: each
+/// query is a single index dive (`MIN(action) > last`, `MAX(nb)` of one action), whatever
+/// the table's size; a `GROUP BY action` may or may not get a loose index scan, as the
+/// optimizer's statistics have it (measured: a full index scan of 500,000 rows, 0.1 s).
+pub fn flow_actions(conn: &mut impl mysql::prelude::Queryable, table: &str) -> Result<Vec<(Vec<u8>, u8)>, mysql::Error> {
+    let ft = name(table, FLOW);
+    let mut out: Vec<(Vec<u8>, u8)> = Vec::new();
+    loop {
+        let next: Option<Option<Vec<u8>>> = match out.last() {
+            None => conn.query_first(format!("SELECT MIN(`action`) FROM `{ft}`"))?,
+            Some((a, _)) => conn.exec_first(format!("SELECT MIN(`action`) FROM `{ft}` WHERE `action` > ?"), (a,))?,
+        };
+        let Some(a) = next.flatten() else { return Ok(out) };
+        let max: Option<Option<u8>> = conn.exec_first(format!("SELECT MAX(`nb`) FROM `{ft}` WHERE `action` = ?"), (&a,))?;
+        out.push((a, max.flatten().unwrap_or(0)));
+    }
+}
+
 fn sql_err(e: mysql::Error) -> StoreError {
     match &e {
         mysql::Error::MySqlError(me) if me.code == 1146 => StoreError::MissingTable(me.message.clone()),

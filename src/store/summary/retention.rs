@@ -137,10 +137,8 @@ pub fn on_delete_range(
         tx.query_drop(format!("DELETE FROM `{t}{s}` WHERE `nb` = 0")).map_err(sql_err)?;
     }
     // The per-flow summary has no index on `nb` alone: reach its emptied rows through
-    // `(action, nb)`, per action (a loose index scan lists them; it needs the aggregate).
-    let actions: Vec<(Vec<u8>, u8)> =
-        tx.query(format!("SELECT `action`, MIN(`nb`) FROM `{t}{FLOW}` GROUP BY `action`")).map_err(sql_err)?;
-    for (a, _) in actions {
+    // `(action, nb)`, per action.
+    for (a, _) in flow_actions(tx, t).map_err(sql_err)? {
         tx.exec_drop(format!("DELETE FROM `{t}{FLOW}` WHERE `action` = ? AND `nb` = 0"), (a,))
             .map_err(sql_err)?;
     }
