@@ -11,6 +11,8 @@
 //! highest down, reading one bucket at a time with `ORDER BY n DESC LIMIT N`; once N rows are
 //! collected no lower bucket can hold a larger count, so the walk stops. This reads a few
 //! hundred rows at most, where `ORDER BY n DESC` without an index would sort the whole table.
+//! The per-flow summary indexes the bucket after the action only: its walks name the actions
+//! (`summary::flow_actions`) and read each bucket of all of them at once.
 
 use std::collections::HashMap;
 

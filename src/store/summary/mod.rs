@@ -5,7 +5,8 @@
 //! length of `n`. `nb` is what makes top-N cheap without paying for an index on `n` (which
 //! would be rewritten on every increment): it changes only when `n` crosses a power of two, and
 //! the analyzer walks `nb` from the top down, reading one small bucket at a time (see
-//! `report::query`). Per source, `ssrc` also keeps the number of distinct destination ports
+//! `report::query`; the per-flow table, the largest, indexes `nb` only after `action`, and is
+//! walked action by action: see [`flow_actions`]). Per source, `ssrc` also keeps the number of distinct destination ports
 //! and hosts; they stay exact because the pair tables `ssp`/`ssd` are filled with a per-fold
 //! `mark` set only on insertion, so the new pairs of a fold are exactly the rows carrying it.
 //!
