@@ -135,6 +135,16 @@ fn check_buckets(c: &mut mysql::Conn, with_first: bool) {
     assert_eq!(before, (buckets(c), firsts(c)), "folded buckets differ from a rebuild");
 }
 
+/// A database with table `logs`, its summaries, and `rows` written (not folded yet).
+fn with_summaries(tag: &str, rows: &RecordBatch) -> (util::TestDb, mysql::Conn) {
+    let db = util::TestDb::new(tag);
+    let mut c = db.conn();
+    schema::ensure_table(&mut c, "logs").unwrap();
+    summary::create(&mut c, "logs").unwrap();
+    Writer::new(db.conn(), "logs").write(rows).unwrap();
+    (db, c)
+}
+
 #[test]
 fn windows_from_buckets_equal_the_packet_table() {
     let db = util::TestDb::new("an_win");
@@ -197,11 +207,7 @@ fn windows_without_summaries_and_no_local() {
 /// rebuilt by the next report, and windows then use it.
 #[test]
 fn an_older_summary_set_is_rebuilt() {
-    let db = util::TestDb::new("an_win_old");
-    let mut c = db.conn();
-    schema::ensure_table(&mut c, "logs").unwrap();
-    summary::create(&mut c, "logs").unwrap();
-    Writer::new(db.conn(), "logs").write(&batch(400, 0, 5, "a")).unwrap();
+    let (_db, mut c) = with_summaries("an_win_old", &batch(400, 0, 5, "a"));
     c.query_drop("DROP TABLE `logs__sbkt`").unwrap();
     assert!(!summary::present(&mut c, "logs").unwrap());
     let o = AnalyzeOptions { since: Some(Timestamp(T0 + 2 * H)), scan_threshold: 2, ..Default::default() };
@@ -220,11 +226,7 @@ fn an_older_summary_set_is_rebuilt() {
 /// it gives nothing back, and the report answers those modules with the server's GROUP BYs.
 #[test]
 fn the_one_pass_gives_way_to_the_server_past_its_key_cap() {
-    let db = util::TestDb::new("an_cap");
-    let mut c = db.conn();
-    schema::ensure_table(&mut c, "logs").unwrap();
-    summary::create(&mut c, "logs").unwrap();
-    Writer::new(db.conn(), "logs").write(&batch(5000, 0, 7, "a")).unwrap();
+    let (_db, mut c) = with_summaries("an_cap", &batch(5000, 0, 7, "a"));
     let o = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, ..Default::default() };
     let mods = [Module::Denied, Module::Sources, Module::Scans];
     let full = ipta::report::onepass::run_capped(&mut c, "logs", &o, &mods, usize::MAX).unwrap();
