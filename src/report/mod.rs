@@ -305,19 +305,15 @@ pub fn build_with(
         let backlog = summary::backlog(conn, table)?;
         let incomplete = backlog.is_some() && !summary::present(conn, table)?;
         let other = || second.and_then(|c| c().ok());
+        let create = |conn: &mut mysql::Conn, verb: &str, why: &str| {
+            eprintln!("ipta: {verb} the summary tables of `{table}` ({why}once; writers go on meanwhile)...");
+            if let Err(e) = summary::create_with(conn, other().as_mut(), table) {
+                eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
+            }
+        };
         match backlog {
-            _ if incomplete => {
-                eprintln!("ipta: rebuilding the summary tables of `{table}` (an older set; once; writers go on meanwhile)...");
-                if let Err(e) = summary::create_with(conn, other().as_mut(), table) {
-                    eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
-                }
-            }
-            None if table_exists(conn, table)? => {
-                eprintln!("ipta: building the summary tables of `{table}` (once; writers go on meanwhile)...");
-                if let Err(e) = summary::create_with(conn, other().as_mut(), table) {
-                    eprintln!("ipta: cannot build summary tables ({e}); analyzing the packet table directly");
-                }
-            }
+            _ if incomplete => create(conn, "rebuilding", "an older set; "),
+            None if table_exists(conn, table)? => create(conn, "building", ""),
             Some(rows) if rows >= PARALLEL_ROWS => {
                 if rows >= FOLD_NOTICE_ROWS {
                     eprintln!("ipta: adding about {rows} new rows to the summary tables of `{table}`...");

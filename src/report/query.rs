@@ -421,28 +421,26 @@ fn group_module(
         let st = summary::name(table, g.suffix);
         let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
         let accept = if opts.no_accept { " AND `action` <> 'ACCEPT'" } else { "" };
-        if g.suffix == summary::FLOW {
-            // The per-flow summary has no index on `nb` alone: the walk goes through
-            // `(action, nb)`, over every action (the module's condition stays in the query).
-            let acts = summary::flow_actions(conn, table)?;
-            let max = acts.iter().map(|a| a.1).max();
-            let marks = vec!["?"; acts.len()].join(",");
-            let sql = format!(
-                "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND `action` IN ({marks}) \
-                 AND {w}{accept} ORDER BY `n` DESC, {c} LIMIT ?",
-                c = cols.join(", "),
-                w = g.sum_where
-            );
-            let extra: Vec<Value> = acts.into_iter().map(|a| Value::Bytes(a.0)).collect();
-            walk_from(conn, max, 1, &sql, &extra, opts.limit)?
-        } else {
-            let sql = format!(
-                "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ? AND {w}{accept} \
-                 ORDER BY `n` DESC, {c} LIMIT ?",
-                c = cols.join(", "),
-                w = g.sum_where
-            );
-            walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?
+        // The per-flow summary has no index on `nb` alone: its walk goes through
+        // `(action, nb)`, naming every action (the module's condition stays in the query).
+        let acts = if g.suffix == summary::FLOW { Some(summary::flow_actions(conn, table)?) } else { None };
+        let in_actions = match &acts {
+            Some(a) => format!(" AND `action` IN ({})", vec!["?"; a.len()].join(",")),
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT `n`, {c}, `first_ts`, `last_ts` FROM `{st}` WHERE `nb` = ?{in_actions} AND {w}{accept} \
+             ORDER BY `n` DESC, {c} LIMIT ?",
+            c = cols.join(", "),
+            w = g.sum_where
+        );
+        match acts {
+            Some(acts) => {
+                let max = acts.iter().map(|a| a.1).max();
+                let extra: Vec<Value> = acts.into_iter().map(|a| Value::Bytes(a.0)).collect();
+                walk_from(conn, max, 1, &sql, &extra, opts.limit)?
+            }
+            None => walk(conn, &st, "nb", 1, &sql, &[], opts.limit)?,
         }
     } else {
         let f = raw_filter(opts);
