@@ -16,17 +16,24 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use mysql::prelude::Queryable;
+use mysql::Value;
 
 use super::query::{columns_of, raw_filter, Cell, Section, Via};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::store::summary::{bump, AddrKey, Agg};
 use crate::store::value::{value_bytes as bytes, value_int as int, value_ts};
 
-/// Distinct keys (groups, pairs, sources) the pass holds at most, about 85 bytes each (measured:
+/// Distinct keys (groups, pairs, sources) a pass holds at most, about 85 bytes each (measured:
 /// 134 MiB peak for the 1,575,393 keys of all 1,000,000 packets of the 30-day bench workload):
-/// about 340 MiB. A window
-/// with more is left to the server's GROUP BYs (slower, in the server's temporary tables).
+/// about 340 MiB. A window with more is read again in parts (see [`MAX_PARTS`]).
 pub const MAX_KEYS: usize = 4_000_000;
+
+/// The most parts a window is split into by source when its keys pass [`MAX_KEYS`]: every
+/// key of these modules starts with the source, so each part holds its sources' whole counts
+/// and the report's top rows are the top rows of the parts' top rows. Each part reads the
+/// whole window again (the server filters it), so a window needing more than this is left to
+/// the server's GROUP BYs (in its temporary tables).
+pub const MAX_PARTS: u32 = 16;
 
 /// The modules this pass answers.
 pub fn handles(m: Module) -> bool {
@@ -73,6 +80,56 @@ struct Pass {
     hosts: Option<HashSet<(AddrKey, AddrKey)>>,
 }
 
+/// The top rows of each module, kept across the parts of a window.
+#[derive(Default)]
+struct Tops {
+    denied: Vec<((AddrKey, i32, u32, u32), Agg)>,
+    icmp: Vec<((AddrKey, AddrKey, u32), Agg)>,
+    invalid: Vec<((AddrKey, i32, u32), Agg)>,
+    sources: Vec<SourceRow>,
+    /// Source, distinct ports, counts, distinct hosts.
+    scans: Vec<(AddrKey, u64, Agg, u64)>,
+}
+
+/// A source, its counts and its packets per action.
+type SourceRow = (AddrKey, Agg, Vec<(String, u64)>);
+
+/// Appends `part` to `kept` and keeps the `limit` first by `cmp`, in that order.
+fn keep_top<T>(kept: &mut Vec<T>, part: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) {
+    kept.extend(part);
+    *kept = top(std::mem::take(kept), limit, cmp);
+}
+
+impl Names {
+    fn denied_cmp(&self, a: &(AddrKey, i32, u32, u32), b: &(AddrKey, i32, u32, u32)) -> Ordering {
+        (a.0.bytes(), a.1, self.get(a.2), self.get(a.3)).cmp(&(b.0.bytes(), b.1, self.get(b.2), self.get(b.3)))
+    }
+    fn icmp_cmp(&self, a: &(AddrKey, AddrKey, u32), b: &(AddrKey, AddrKey, u32)) -> Ordering {
+        (a.0.bytes(), a.1.bytes(), self.get(a.2)).cmp(&(b.0.bytes(), b.1.bytes(), self.get(b.2)))
+    }
+    fn invalid_cmp(&self, a: &(AddrKey, i32, u32), b: &(AddrKey, i32, u32)) -> Ordering {
+        (a.0.bytes(), a.1, self.get(a.2)).cmp(&(b.0.bytes(), b.1, self.get(b.2)))
+    }
+}
+
+/// A module's groups, unordered.
+fn all<K>(m: Option<HashMap<K, Agg>>) -> Vec<(K, Agg)> {
+    m.unwrap_or_default().into_iter().collect()
+}
+
+/// Count descending, then the key's order.
+fn by_count<K>(keys: impl Fn(&K, &K) -> Ordering) -> impl Fn(&(K, Agg), &(K, Agg)) -> Ordering {
+    move |a, b| b.1.n.cmp(&a.1.n).then_with(|| keys(&a.0, &b.0))
+}
+
+fn scans_cmp(a: &(AddrKey, u64, Agg, u64), b: &(AddrKey, u64, Agg, u64)) -> Ordering {
+    b.1.cmp(&a.1).then(b.2.n.cmp(&a.2.n)).then_with(|| a.0.bytes().cmp(b.0.bytes()))
+}
+
+fn sources_cmp(a: &SourceRow, b: &SourceRow) -> Ordering {
+    b.1.n.cmp(&a.1.n).then_with(|| a.0.bytes().cmp(b.0.bytes()))
+}
+
 impl Pass {
     /// Distinct keys held so far.
     fn keys(&self) -> usize {
@@ -86,9 +143,10 @@ impl Pass {
             + n(self.hosts.as_ref().map(HashSet::len))
     }
 
-    fn new(mods: &[Module]) -> Pass {
+    /// A pass for `mods`, keeping the texts of earlier parts (`names`).
+    fn new(mods: &[Module], names: Names) -> Pass {
         let has = |m| mods.contains(&m);
-        let mut p = Pass::default();
+        let mut p = Pass { names, ..Pass::default() };
         if has(Module::Denied) {
             p.denied = Some(HashMap::new());
         }
@@ -175,18 +233,54 @@ fn top<T>(mut v: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) -> Vec<
     v
 }
 
-/// The rows of a grouping module: the `limit` groups with the most packets (ties in the key
-/// order `keys` gives), each as its count, the cells `cells` makes of its key, first and last
-/// seen (the shape of the packet-table queries' rows).
-fn group_rows<K>(
-    groups: Option<HashMap<K, Agg>>,
-    limit: usize,
-    keys: impl Fn(&K, &K) -> Ordering,
-    cells: impl Fn(&K) -> Vec<Cell>,
-) -> Vec<Vec<Cell>> {
-    let v: Vec<(K, Agg)> = groups.unwrap_or_default().into_iter().collect();
-    top(v, limit, |a, b| b.1.n.cmp(&a.1.n).then_with(|| keys(&a.0, &b.0)))
-        .into_iter()
+impl Pass {
+    /// Adds this part's top rows of each module to `tops`; gives back the texts.
+    fn finish(mut self, tops: &mut Tops, limit: usize, thr: u64) -> Names {
+        let names = std::mem::take(&mut self.names);
+        let n = &names;
+        keep_top(&mut tops.denied, all(self.denied.take()), limit, by_count(|a, b| n.denied_cmp(a, b)));
+        keep_top(&mut tops.icmp, all(self.icmp.take()), limit, by_count(|a, b| n.icmp_cmp(a, b)));
+        keep_top(&mut tops.invalid, all(self.invalid.take()), limit, by_count(|a, b| n.invalid_cmp(a, b)));
+        if let Some(acts_of) = self.src_action.take() {
+            let v: Vec<SourceRow> =
+                self.src.as_ref().map(|m| m.iter().map(|(k, a)| (*k, *a, Vec::new())).collect()).unwrap_or_default();
+            let mut shown = top(v, limit, sources_cmp);
+            // The actions of the shown sources only.
+            let at: HashMap<AddrKey, usize> = shown.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
+            for ((s, a), c) in acts_of {
+                if let Some(&i) = at.get(&s) {
+                    shown[i].2.push((n.get(a).to_string(), c));
+                }
+            }
+            for r in &mut shown {
+                r.2.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+            }
+            keep_top(&mut tops.sources, shown, limit, sources_cmp);
+        }
+        if let (Some(ps), Some(hs), Some(src)) = (self.ports.take(), self.hosts.take(), self.src.as_ref()) {
+            let mut ports: HashMap<AddrKey, u64> = HashMap::new();
+            for (s, _) in ps {
+                *ports.entry(s).or_insert(0) += 1;
+            }
+            let mut hosts: HashMap<AddrKey, u64> = HashMap::new();
+            for (s, _) in hs {
+                *hosts.entry(s).or_insert(0) += 1;
+            }
+            let v: Vec<(AddrKey, u64, Agg, u64)> = src
+                .iter()
+                .filter_map(|(s, g)| {
+                    let p = ports.get(s).copied().unwrap_or(0);
+                    (p >= thr).then(|| (*s, p, *g, hosts.get(s).copied().unwrap_or(0)))
+                })
+                .collect();
+            keep_top(&mut tops.scans, top(v, limit, scans_cmp), limit, scans_cmp);
+        }
+        names
+    }
+}
+
+fn group_rows<K>(v: Vec<(K, Agg)>, cells: impl Fn(&K) -> Vec<Cell>) -> Vec<Vec<Cell>> {
+    v.into_iter()
         .map(|(k, g)| {
             let mut row = vec![Cell::Count(g.n)];
             row.extend(cells(&k));
@@ -210,12 +304,18 @@ fn section(module: Module, rows: Vec<Vec<Cell>>) -> Section {
 }
 
 /// Runs the modules of `mods` that [`handles`] takes over the packet rows `opts` selects, in
-/// one read. Returns their sections, in the order of `mods`.
-pub fn run(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions, mods: &[Module]) -> Result<Vec<Section>, ReportError> {
+/// one read (or one per part, see [`MAX_PARTS`]). Returns their sections, in the order of
+/// `mods`; none when even [`MAX_PARTS`] parts would each hold more than [`MAX_KEYS`] keys.
+pub fn run(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    mods: &[Module],
+) -> Result<Vec<Section>, ReportError> {
     run_capped(conn, table, opts, mods, MAX_KEYS)
 }
 
-/// [`run`] with the cap on distinct keys given (tests use a small one).
+/// [`run`] with the cap on distinct keys per part given (tests use a small one).
 pub fn run_capped(
     conn: &mut mysql::Conn,
     table: &str,
@@ -223,109 +323,120 @@ pub fn run_capped(
     mods: &[Module],
     max_keys: usize,
 ) -> Result<Vec<Section>, ReportError> {
+    Ok(run_parts(conn, table, opts, mods, max_keys)?.map(|(s, _)| s).unwrap_or_default())
+}
+
+/// [`run_capped`], also telling into how many parts the window was read; None past
+/// [`MAX_PARTS`].
+pub fn run_parts(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    mods: &[Module],
+    max_keys: usize,
+) -> Result<Option<(Vec<Section>, u32)>, ReportError> {
     let mods: Vec<Module> = mods.iter().copied().filter(|m| handles(*m)).collect();
     if mods.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Some((Vec::new(), 1)));
     }
-    let mut pass = Pass::new(&mods);
-    let f = raw_filter(opts);
-    let sql = format!(
-        "SELECT `ts`, `src`, `dst`, `action`, `proto`, `dpt`, `repeat` FROM `{table}` WHERE {}",
-        f.sql
-    );
-    {
-        let mut res = conn.exec_iter(sql, f.params)?;
-        for (i, row) in res.by_ref().enumerate() {
-            pass.add(&row?)?;
-            // Past the cap the window is too varied to count here: the server's GROUP BYs
-            // (the caller's fallback for every module not returned) answer instead.
-            if i % 4096 == 4095 && pass.keys() > max_keys {
-                return Ok(Vec::new());
-            }
+    let mut parts = 1u32;
+    let (mut tops, names) = loop {
+        match read_parts(conn, table, opts, &mods, max_keys, parts)? {
+            Ok(done) => break done,
+            Err(_) if parts >= MAX_PARTS => return Ok(None),
+            Err(need) => parts = need.clamp(parts * 2, MAX_PARTS),
         }
-    }
-    let limit = opts.limit;
-    let names = &pass.names;
-    let txt = |i: u32| names.get(i);
+    };
+    let n = &names;
+    let txt = |i: u32| n.get(i);
     let mut out = Vec::new();
-    for m in mods {
+    for m in &mods {
         let rows: Vec<Vec<Cell>> = match m {
-            Module::Denied => group_rows(
-                pass.denied.take(),
-                limit,
-                |a, b| (a.0.bytes(), a.1, txt(a.2), txt(a.3)).cmp(&(b.0.bytes(), b.1, txt(b.2), txt(b.3))),
-                |&(s, d, p, a)| vec![addr(&s), port(d), Cell::Text(txt(p).into()), Cell::Text(txt(a).into())],
-            ),
-            Module::Icmp => group_rows(
-                pass.icmp.take(),
-                limit,
-                |a, b| (a.0.bytes(), a.1.bytes(), txt(a.2)).cmp(&(b.0.bytes(), b.1.bytes(), txt(b.2))),
-                |&(s, d, a)| vec![addr(&s), addr(&d), Cell::Text(txt(a).into())],
-            ),
-            Module::Invalid => group_rows(
-                pass.invalid.take(),
-                limit,
-                |a, b| (a.0.bytes(), a.1, txt(a.2)).cmp(&(b.0.bytes(), b.1, txt(b.2))),
-                |&(s, d, p)| vec![addr(&s), port(d), Cell::Text(txt(p).into())],
-            ),
-            Module::Sources => {
-                let v: Vec<(AddrKey, Agg)> = pass.src.as_ref().map(|m| m.iter().map(|(k, a)| (*k, *a)).collect()).unwrap_or_default();
-                let shown = top(v, limit, |a, b| b.1.n.cmp(&a.1.n).then_with(|| a.0.bytes().cmp(b.0.bytes())));
-                let want: HashSet<AddrKey> = shown.iter().map(|(s, _)| *s).collect();
-                let mut acts: HashMap<AddrKey, Vec<(String, u64)>> = HashMap::new();
-                for ((s, a), n) in pass.src_action.iter().flatten() {
-                    if want.contains(s) {
-                        acts.entry(*s).or_default().push((txt(*a).to_string(), *n));
-                    }
-                }
-                shown
-                    .into_iter()
-                    .map(|(s, g)| {
-                        let mut a = acts.remove(&s).unwrap_or_default();
-                        a.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-                        vec![Cell::Count(g.n), addr(&s), Cell::Time(Some(g.first)), Cell::Time(Some(g.last)), Cell::Actions(a)]
-                    })
-                    .collect()
-            }
-            Module::Scans => {
-                let mut ports: HashMap<AddrKey, u64> = HashMap::new();
-                for (s, _) in pass.ports.iter().flatten() {
-                    *ports.entry(*s).or_insert(0) += 1;
-                }
-                let mut hosts: HashMap<AddrKey, u64> = HashMap::new();
-                for (s, _) in pass.hosts.iter().flatten() {
-                    *hosts.entry(*s).or_insert(0) += 1;
-                }
-                let thr = u64::from(opts.scan_threshold);
-                let v: Vec<(AddrKey, u64, Agg)> = pass
-                    .src
-                    .as_ref()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(s, g)| {
-                                let p = ports.get(s).copied().unwrap_or(0);
-                                (p >= thr).then_some((*s, p, *g))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                top(v, limit, |a, b| b.1.cmp(&a.1).then(b.2.n.cmp(&a.2.n)).then_with(|| a.0.bytes().cmp(b.0.bytes())))
-                    .into_iter()
-                    .map(|(s, p, g)| {
-                        vec![
-                            addr(&s),
-                            Cell::Count(p),
-                            Cell::Count(g.n),
-                            Cell::Count(hosts.get(&s).copied().unwrap_or(0)),
-                            Cell::Time(Some(g.first)),
-                            Cell::Time(Some(g.last)),
-                        ]
-                    })
-                    .collect()
-            }
+            Module::Denied => group_rows(std::mem::take(&mut tops.denied), |&(s, d, p, a)| {
+                vec![addr(&s), port(d), Cell::Text(txt(p).into()), Cell::Text(txt(a).into())]
+            }),
+            Module::Icmp => group_rows(std::mem::take(&mut tops.icmp), |&(s, d, a)| {
+                vec![addr(&s), addr(&d), Cell::Text(txt(a).into())]
+            }),
+            Module::Invalid => group_rows(std::mem::take(&mut tops.invalid), |&(s, d, p)| {
+                vec![addr(&s), port(d), Cell::Text(txt(p).into())]
+            }),
+            Module::Sources => std::mem::take(&mut tops.sources)
+                .into_iter()
+                .map(|(s, g, a)| {
+                    vec![
+                        Cell::Count(g.n),
+                        addr(&s),
+                        Cell::Time(Some(g.first)),
+                        Cell::Time(Some(g.last)),
+                        Cell::Actions(a),
+                    ]
+                })
+                .collect(),
+            Module::Scans => std::mem::take(&mut tops.scans)
+                .into_iter()
+                .map(|(s, p, g, h)| {
+                    vec![
+                        addr(&s),
+                        Cell::Count(p),
+                        Cell::Count(g.n),
+                        Cell::Count(h),
+                        Cell::Time(Some(g.first)),
+                        Cell::Time(Some(g.last)),
+                    ]
+                })
+                .collect(),
             _ => unreachable!("filtered by handles()"),
         };
-        out.push(section(m, rows));
+        out.push(section(*m, rows));
     }
-    Ok(out)
+    Ok(Some((out, parts)))
+}
+
+/// Reads the window in `parts` parts by source (one read when 1). As soon as a part holds more
+/// than `max_keys` keys, gives up with the number of parts the window seems to need: the rest
+/// of the part is still read (the server sends it anyway) and only counted, and the keys are
+/// taken to grow in step with the rows, which overestimates them (keys repeat).
+fn read_parts(
+    conn: &mut mysql::Conn,
+    table: &str,
+    opts: &AnalyzeOptions,
+    mods: &[Module],
+    max_keys: usize,
+    parts: u32,
+) -> Result<Result<(Tops, Names), u32>, ReportError> {
+    let f = raw_filter(opts);
+    let mut tops = Tops::default();
+    let mut names = Names::default();
+    for part in 0..parts {
+        let mut pass = Pass::new(mods, names);
+        let mut sql =
+            format!("SELECT `ts`, `src`, `dst`, `action`, `proto`, `dpt`, `repeat` FROM `{table}` WHERE {}", f.sql);
+        let mut params = f.params.clone();
+        if parts > 1 {
+            // A part: the sources whose hash falls in it (every key here starts with one).
+            sql.push_str(" AND CRC32(COALESCE(`src`,'')) % ? = ?");
+            params.push(Value::UInt(u64::from(parts)));
+            params.push(Value::UInt(u64::from(part)));
+        }
+        let mut res = conn.exec_iter(sql, params)?;
+        let mut rows = 0u64;
+        while let Some(row) = res.next() {
+            pass.add(&row?)?;
+            rows += 1;
+            if pass.keys() > max_keys {
+                let at = rows;
+                for row in res.by_ref() {
+                    row?;
+                    rows += 1;
+                }
+                let keys = pass.keys() as f64 * rows as f64 / at as f64 * f64::from(parts);
+                let need = (keys / max_keys.max(1) as f64).ceil().min(f64::from(u32::MAX)) as u32;
+                return Ok(Err(need.max(1).next_power_of_two()));
+            }
+        }
+        drop(res);
+        names = pass.finish(&mut tops, opts.limit, u64::from(opts.scan_threshold));
+    }
+    Ok(Ok((tops, names)))
 }

@@ -8,7 +8,7 @@ use ipta_dev::genlog::Rng;
 
 use ipta::record::{Packet, Proto, Record, RecordBatch, Timestamp};
 use ipta::report::query::{self, Path, Report, Via};
-use ipta::report::{AnalyzeOptions, Module};
+use ipta::report::{onepass, AnalyzeOptions, Module};
 use ipta::store::{schema, summary, writer::Writer};
 use mysql::prelude::Queryable;
 
@@ -223,19 +223,36 @@ fn an_older_summary_set_is_rebuilt() {
 }
 
 /// The one pass over a window's packets holds its distinct keys in memory up to a cap; past it
-/// it gives nothing back, and the report answers those modules with the server's GROUP BYs.
+/// it reads the window again in parts by source (the same rows as one pass and as the
+/// packet-table queries), and past the most parts it gives nothing back, and the report
+/// answers those modules with the server's GROUP BYs.
 #[test]
-fn the_one_pass_gives_way_to_the_server_past_its_key_cap() {
+fn the_one_pass_splits_the_window_by_source_past_its_key_cap() {
     let (_db, mut c) = with_summaries("an_cap", &batch(5000, 0, 7, "a"));
-    let o = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, ..Default::default() };
-    let mods = [Module::Denied, Module::Sources, Module::Scans];
-    let full = ipta::report::onepass::run_capped(&mut c, "logs", &o, &mods, usize::MAX).unwrap();
+    let o = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, limit: 7, ..Default::default() };
+    let mods = [Module::Denied, Module::Icmp, Module::Invalid, Module::Sources, Module::Scans];
+    let (full, parts) = onepass::run_parts(&mut c, "logs", &o, &mods, usize::MAX).unwrap().unwrap();
+    assert_eq!(parts, 1);
     assert_eq!(full.iter().map(|s| s.module).collect::<Vec<_>>(), mods, "in the order asked");
     let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
     for s in &full {
         let r = raw.sections.iter().find(|r| r.module == s.module).unwrap();
+        assert!(!r.rows.is_empty(), "{:?}", s.module);
         assert_eq!(s.rows, r.rows, "{:?}", s.module);
     }
-    // 4,096 rows are read between looks at the cap: enough here to pass a cap of 10 keys.
-    assert!(ipta::report::onepass::run_capped(&mut c, "logs", &o, &mods, 10).unwrap().is_empty());
+    // Smaller caps: the window is read in more parts, with the same rows each time.
+    let mut split = 0;
+    for cap in [1000, 400, 200, 150, 100, 80, 60] {
+        if let Some((parts_rows, parts)) = onepass::run_parts(&mut c, "logs", &o, &mods, cap).unwrap() {
+            assert!(parts <= onepass::MAX_PARTS, "{parts}");
+            split = split.max(parts);
+            for (s, f) in parts_rows.iter().zip(&full) {
+                assert_eq!((s.module, &s.rows), (f.module, &f.rows), "cap {cap}, {parts} parts");
+            }
+        }
+    }
+    assert!(split > 1, "no cap split the window");
+    // Too varied for every part: nothing, the caller falls back.
+    assert!(onepass::run_parts(&mut c, "logs", &o, &mods, 10).unwrap().is_none());
+    assert!(onepass::run_capped(&mut c, "logs", &o, &mods, 10).unwrap().is_empty());
 }
