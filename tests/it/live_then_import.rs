@@ -15,13 +15,12 @@ use ingest_support::{line, Ingest};
 use ipta::import::{self, ImportOptions};
 use ipta::store::{schema, summary, tables};
 
-/// Every summary row as text, sorted (the batch marks of the pair tables left out).
+/// Every summary row as text, sorted (the fold marks of the per-flow table left out).
 fn summaries(c: &mut mysql::Conn) -> Vec<String> {
     let mut v = Vec::new();
     for suf in summary::SUFFIXES {
         let cols = match *suf {
-            summary::SRC_PORT => "`src`, `dpt`, `n`",
-            summary::SRC_DST => "`src`, `dst`, `n`",
+            summary::FLOW => "`src`, `dpt`, `action`, `proto`, `n`, `first_ts`, `last_ts`, `nb`",
             _ => "*",
         };
         let rows: Vec<mysql::Row> = c.query(format!("SELECT {cols} FROM `logs{suf}`")).unwrap();

@@ -67,8 +67,10 @@ use crate::store::value::ts_value;
 // The summary tables of a packet table `T` are `T` followed by one of these suffixes: the
 // only place they are spelled (the DDL, the fold, retention and the analyzer's queries all
 // name them through these constants).
-/// Per source, action, protocol and destination port.
-pub const FLOW: &str = "__sflow";
+/// Per source, destination port, action and protocol (in that key order, so that a source's
+/// rows of one port sit together: the source's distinct port count is kept from them, see
+/// [`SOURCE`]). Each row carries the `mark` of the fold that inserted it.
+pub const FLOW: &str = "__sflow3";
 /// ICMP per source, destination and action.
 pub const ICMP: &str = "__sicmp";
 /// Per destination port, protocol and action.
@@ -77,16 +79,13 @@ pub const PORT: &str = "__sport";
 pub const INPORT: &str = "__sinport";
 /// Per input interface, action and protocol.
 pub const IFACE: &str = "__siface";
-/// Per source, with its distinct destination port and host counts. (The `2` of the three
-/// per-source tables: they got their own watermark, row 3 of `STATE`; an older ipta still
-/// running beside this one then fails on them instead of counting their rows twice.)
-pub const SOURCE: &str = "__ssrc2";
-/// The (source, destination port) pairs behind `SOURCE`'s port count.
-pub const SRC_PORT: &str = "__ssp2";
-/// The (source, destination) pairs behind `SOURCE`'s host count.
-pub const SRC_DST: &str = "__ssd2";
-/// The per-source tables of older ipta versions (one watermark for all): dropped with the
-/// rest, so that an older set is rebuilt whole.
+/// Per source, with its distinct destination port count (kept from the (source, port) pairs
+/// new in [`FLOW`] in the same transaction). The `3` of these names: the third layout of the
+/// per-source tables (see [`LEGACY`]).
+pub const SOURCE: &str = "__ssrc3";
+/// The (source, destination) pairs: a source's distinct host count, for the rows a report
+/// shows.
+pub const SRC_DST: &str = "__ssd3";
 /// Per hour and action.
 pub const HOUR: &str = "__shour";
 /// Per hour, host, input interface, action, protocol and destination port: the time buckets
@@ -96,19 +95,23 @@ pub const BUCKET: &str = "__sbkt";
 /// Row 1 the writers' gate, rows 2 and 3 the watermarks `w` of the two lanes (see [`Lane`]).
 pub const STATE: &str = "__sstate";
 
-/// Suffixes an older ipta used and this one no longer does (see [`SOURCE`]).
-pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd"];
+/// Suffixes an older ipta used and this one no longer does, dropped with the rest so that an
+/// older set is rebuilt whole: the per-source tables of the first layout (one watermark for
+/// all), and the second layout's per-flow, per-source and pair tables (a (source, port) pair
+/// table beside the per-flow one, and a host count kept in the per-source rows).
+pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd", "__sflow", "__ssrc2", "__ssp2", "__ssd2"];
 
 /// The summaries fall in two lanes, each folded in its own transactions with its own
 /// watermark, so that two connections can fold at once (the server runs each on one core):
-/// the per-key summaries, and the per-source ones (whose distinct port and host counts need
-/// the pair tables in the same transaction). Both are folded to the same cut by every fold;
-/// they differ only while one is under way or after one failed.
+/// the per-key summaries, and the per-source ones (the per-flow table and the per-source one,
+/// whose distinct port count comes from the flows new in the same transaction). Both are
+/// folded to the same cut by every fold; they differ only while one is under way or after
+/// one failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
-    /// FLOW, ICMP, PORT, INPORT, IFACE, HOUR, BUCKET: watermark in row 2.
+    /// ICMP, PORT, INPORT, IFACE, SRC_DST, HOUR, BUCKET: watermark in row 2.
     Keys,
-    /// SOURCE, SRC_PORT, SRC_DST: watermark in row 3.
+    /// FLOW, SOURCE: watermark in row 3.
     Sources,
 }
 
@@ -126,7 +129,7 @@ impl Lane {
 /// Suffixes of the summary tables of one packet table (the state table last: [`present`]
 /// needs them all).
 pub const SUFFIXES: &[&str] = &[
-    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_PORT, SRC_DST, HOUR, BUCKET, STATE,
+    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_DST, HOUR, BUCKET, STATE,
 ];
 
 /// The comment every summary table carries.
