@@ -554,13 +554,14 @@ fn scans_module(
     let columns = columns_of(Module::Scans);
     let thr = Value::UInt(u64::from(opts.scan_threshold));
     let rows: Vec<Row> = if fast {
-        let st = summary::name(table, summary::SOURCE);
+        let (sc, st) = (summary::name(table, summary::SCAN), summary::name(table, summary::SOURCE));
         // The host counts of the rows shown only, below (they are not kept per source).
         let sql = format!(
-            "SELECT `src`, `ports`, `n`, 0, `first_ts`, `last_ts` FROM `{st}` \
-             WHERE `pb` = ? AND `ports` >= ? ORDER BY `ports` DESC, `n` DESC, `src` LIMIT ?"
+            "SELECT p.`src`, p.`ports`, s.`n`, 0, s.`first_ts`, s.`last_ts` FROM `{sc}` p \
+             JOIN `{st}` s ON s.`src` = p.`src` WHERE p.`pb` = ? AND p.`ports` >= ? \
+             ORDER BY p.`ports` DESC, s.`n` DESC, p.`src` LIMIT ?"
         );
-        walk(conn, &st, "pb", summary::bucket(u64::from(opts.scan_threshold)), &sql, &[thr], opts.limit)?
+        walk(conn, &sc, "pb", summary::bucket(u64::from(opts.scan_threshold)), &sql, &[thr], opts.limit)?
     } else {
         let f = raw_filter(opts);
         let sql = format!(

@@ -420,7 +420,8 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
         "SELECT `dpt`,`proto`,`action`,`n`,`last_ts`,`nb` FROM `logs__sport` ORDER BY 1,2,3",
         "SELECT `dpt`,`action`,`n`,`last_ts`,`nb` FROM `logs__sinport` ORDER BY 1,2",
         "SELECT `if_in`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__siface` ORDER BY 1,2,3",
-        "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`pb` FROM `logs__ssrc3` ORDER BY 1",
+        "SELECT `src`,`n`,`last_ts`,`nb` FROM `logs__ssrc3` ORDER BY 1",
+        "SELECT * FROM `logs__sscan` ORDER BY 1",
         "SELECT `src`,`dst`,`n` FROM `logs__ssd3` ORDER BY 1,2",
         "SELECT * FROM `logs__shour` ORDER BY 1,2",
         "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
@@ -761,7 +762,7 @@ fn lanes_behind_each_other_are_caught_up_and_expired_exactly() {
     let (db, mut c) = setup("an_lanes", FIXTURE);
     summary::fold(&mut c, "logs").unwrap();
     // The per-source lane as if it had never folded: its tables empty, its watermark 0.
-    for t in [summary::FLOW, summary::SOURCE] {
+    for t in [summary::FLOW, summary::SCAN] {
         c.query_drop(format!("DELETE FROM `logs{t}`")).unwrap();
     }
     c.query_drop("UPDATE `logs__sstate` SET `w` = 0 WHERE `k` = 3").unwrap();
@@ -856,7 +857,7 @@ fn port_counts_follow_pairs_across_flows_folds_and_expiry() {
     ];
     let (db, mut c) = setup("an_pairs", &first);
     let ports = |c: &mut mysql::Conn| -> u64 {
-        c.query_first(format!("SELECT `ports` FROM `logs{}` WHERE `src` = INET6_ATON('{A}')", summary::SOURCE))
+        c.query_first(format!("SELECT `ports` FROM `logs{}` WHERE `src` = INET6_ATON('{A}')", summary::SCAN))
             .unwrap()
             .unwrap()
     };

@@ -326,6 +326,7 @@ impl Fold {
         let dpt = cell_int(row.as_ref(7)).map(|p| p as i32).unwrap_or(-1);
         let n = cell_int(row.as_ref(8)).ok_or_else(|| bad("repeat"))? as u64;
 
+        bump(&mut self.src, src, n, ts);
         if dst_cell.is_some() {
             *self.sd.entry((src, dst)).or_insert(0) += n;
         }
@@ -354,7 +355,6 @@ impl Fold {
         let action = self.names.id(cell_bytes(row.as_ref(4)).ok_or_else(|| bad("action"))?);
         let proto = self.names.id(cell_bytes(row.as_ref(5)).unwrap_or(b""));
         let n = cell_int(row.as_ref(6)).ok_or_else(|| bad("repeat"))? as u64;
-        bump(&mut self.src, src, n, ts);
         bump(&mut self.flow, (src, dpt, action, proto), n, ts);
         Ok(id)
     }
@@ -394,6 +394,10 @@ impl Fold {
             v.push(bytes_value(txt(k.1)));
             v.push(bytes_value(txt(k.2)));
         })?;
+        let mut src: Vec<_> = self.src.drain().collect();
+        src.sort_unstable_by_key(|r| r.0);
+        upsert_counts(tx, &name(t, SOURCE), &["src"], &src, None, |k, v| v.push(k.value()))?;
+        drop(src);
         let mut sd: Vec<((AddrKey, AddrKey), u64)> = self.sd.drain().collect();
         sd.sort_unstable();
         exec_fixed(
@@ -460,9 +464,8 @@ impl Fold {
         Ok(())
     }
 
-    /// Adds the chunk's per-flow and per-source counts (flows first: a source's distinct port
-    /// count grows by its (source, port) pairs new in this transaction), in the caller's
-    /// transaction, in key order.
+    /// Adds the chunk's per-flow counts, then to each source's distinct port count its
+    /// (source, port) pairs new in this transaction, in the caller's transaction, in key order.
     fn store_sources(&mut self, tx: &mut mysql::Transaction<'_>, t: &str) -> Result<(), StoreError> {
         let names = &self.names;
         let txt = |i: u32| names.get(i);
@@ -482,7 +485,7 @@ impl Fold {
         drop(flow);
         // A pair is new when every flow row of it is new: inserted by this fold (its mark; a
         // row's mark is set only when it is inserted). -1 is no port.
-        let new_ports: HashMap<Vec<u8>, u64> = tx
+        let mut new_ports: Vec<(Vec<u8>, u64)> = tx
             .exec::<(Vec<u8>, u64), _, _>(
                 format!(
                     "SELECT f.`src`, COUNT(DISTINCT f.`dpt`) FROM `{ft}` f WHERE f.`mark` = ? AND f.`dpt` <> -1 \
@@ -491,13 +494,24 @@ impl Fold {
                 ),
                 (mark, mark),
             )
-            .map_err(sql_err)?
-            .into_iter()
-            .collect();
-        let mut src: Vec<_> = self.src.drain().collect();
-        src.sort_unstable_by_key(|r| r.0);
-        upsert_sources(tx, &name(t, SOURCE), &src, &new_ports)?;
-        drop(src);
+            .map_err(sql_err)?;
+        new_ports.sort_unstable();
+        exec_fixed(
+            tx,
+            &format!("INSERT INTO `{t}{SCAN}` (`src`, `ports`, `pb`) VALUES "),
+            "(?,?,?)",
+            // Assignments run left to right: the bucket from old + added first.
+            " ON DUPLICATE KEY UPDATE `pb` = CHAR_LENGTH(BIN(`ports` + VALUES(`ports`))), `ports` = `ports` + VALUES(`ports`)",
+            3,
+            new_ports.len(),
+            |i, pad, params| {
+                let (s, p) = &new_ports[i];
+                let p = if pad { 0 } else { *p };
+                params.push(Value::Bytes(s.clone()));
+                params.push(Value::UInt(p));
+                params.push(Value::UInt(u64::from(bucket(p))));
+            },
+        )?;
         Ok(())
     }
 }
@@ -603,33 +617,6 @@ pub(super) fn next_mark() -> u64 {
     h.update(&now.to_le_bytes());
     // 0 is the mark of rows filled by `create`; never hand it out.
     h.digest().max(1)
-}
-
-fn upsert_sources(
-    tx: &mut mysql::Transaction<'_>,
-    table: &str,
-    rows: &[(AddrKey, Agg)],
-    new_ports: &HashMap<Vec<u8>, u64>,
-) -> Result<(), StoreError> {
-    // MariaDB and MySQL evaluate ON DUPLICATE KEY UPDATE assignments left to right, so the
-    // buckets are computed from old + added before the counts themselves are updated.
-    let tail = " ON DUPLICATE KEY UPDATE `nb` = CHAR_LENGTH(BIN(`n` + VALUES(`n`))), \
-                `n` = `n` + VALUES(`n`), `first_ts` = LEAST(`first_ts`, VALUES(`first_ts`)), \
-                `last_ts` = GREATEST(`last_ts`, VALUES(`last_ts`)), \
-                `pb` = CHAR_LENGTH(BIN(`ports` + VALUES(`ports`))), \
-                `ports` = `ports` + VALUES(`ports`)";
-    let head = format!("INSERT INTO `{table}` (`src`, `n`, `first_ts`, `last_ts`, `nb`, `ports`, `pb`) VALUES ");
-    exec_fixed(tx, &head, "(?,?,?,?,?,?,?)", tail, 7, rows.len(), |i, pad, params| {
-        let (k, a) = &rows[i];
-        let (n, ports) = if pad { (0, 0) } else { (a.n, new_ports.get(k.bytes()).copied().unwrap_or(0)) };
-        params.push(k.value());
-        params.push(Value::UInt(n));
-        params.push(ts_value(a.first));
-        params.push(ts_value(a.last));
-        params.push(Value::UInt(u64::from(bucket(n))));
-        params.push(Value::UInt(ports));
-        params.push(Value::UInt(u64::from(bucket(ports))));
-    })
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 //! would be rewritten on every increment): it changes only when `n` crosses a power of two, and
 //! the analyzer walks `nb` from the top down, reading one small bucket at a time (see
 //! `report::query`; the per-flow table, the largest, indexes `nb` only after `action`, and is
-//! walked action by action: see [`flow_actions`]). Per source, `ssrc` also keeps the number of distinct destination ports
-//! and hosts; they stay exact because the pair tables `ssp`/`ssd` are filled with a per-fold
-//! `mark` set only on insertion, so the new pairs of a fold are exactly the rows carrying it.
+//! walked action by action: see [`flow_actions`]). Per source, [`SCAN`] keeps the
+//! number of distinct destination ports, which `scans` ranks by. It stays exact because the
+//! per-flow rows, keyed by source and port first, carry the `mark` of the fold that inserted
+//! them (set only on insertion): a (source, port) pair is new to a fold when every flow row of
+//! it carries that fold's mark. Distinct hosts are not kept per source: the few `scans` rows a
+//! report shows count theirs in the (source, destination) pairs of [`SRC_DST`].
 //!
 //! The summaries run behind the writers. They cover exactly the packet rows with
 //! `id <= w`, the watermark kept in `T__sstate`; [`fold`] adds the rows after it, read back from
@@ -79,10 +82,13 @@ pub const PORT: &str = "__sport";
 pub const INPORT: &str = "__sinport";
 /// Per input interface, action and protocol.
 pub const IFACE: &str = "__siface";
-/// Per source, with its distinct destination port count (kept from the (source, port) pairs
-/// new in [`FLOW`] in the same transaction). The `3` of these names: the third layout of the
-/// per-source tables (see [`LEGACY`]).
+/// Per source. The `3` of these names: the third layout of the per-source tables (see
+/// [`LEGACY`]).
 pub const SOURCE: &str = "__ssrc3";
+/// Per source that has ports, its distinct destination port count (kept from the (source,
+/// port) pairs new in [`FLOW`] in the same transaction), and `pb`, the bit length of that
+/// count: what `scans` walks.
+pub const SCAN: &str = "__sscan";
 /// The (source, destination) pairs: a source's distinct host count, for the rows a report
 /// shows.
 pub const SRC_DST: &str = "__ssd3";
@@ -103,15 +109,15 @@ pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd", "__sflow", "__ssrc2", 
 
 /// The summaries fall in two lanes, each folded in its own transactions with its own
 /// watermark, so that two connections can fold at once (the server runs each on one core):
-/// the per-key summaries, and the per-source ones (the per-flow table and the per-source one,
-/// whose distinct port count comes from the flows new in the same transaction). Both are
+/// the per-key summaries, and the per-flow table with the per-source distinct port counts
+/// (which come from the flows new in the same transaction). Both are
 /// folded to the same cut by every fold; they differ only while one is under way or after
 /// one failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
-    /// ICMP, PORT, INPORT, IFACE, SRC_DST, HOUR, BUCKET: watermark in row 2.
+    /// ICMP, PORT, INPORT, IFACE, SOURCE, SRC_DST, HOUR, BUCKET: watermark in row 2.
     Keys,
-    /// FLOW, SOURCE: watermark in row 3.
+    /// FLOW, SCAN: watermark in row 3.
     Sources,
 }
 
@@ -129,7 +135,7 @@ impl Lane {
 /// Suffixes of the summary tables of one packet table (the state table last: [`present`]
 /// needs them all).
 pub const SUFFIXES: &[&str] = &[
-    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_DST, HOUR, BUCKET, STATE,
+    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SCAN, SRC_DST, HOUR, BUCKET, STATE,
 ];
 
 /// The comment every summary table carries.

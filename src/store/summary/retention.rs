@@ -58,6 +58,10 @@ pub fn on_delete_range(
              ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
         ),
         format!(
+            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), {agg} FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
+        ),
+        format!(
             "INSERT INTO `{t}{ICMP}` (`src`,`dst`,`action`,`n`,`first_ts`,`last_ts`,`nb`) \
              SELECT COALESCE(`src`,''), COALESCE(`dst`,''), `action`, {agg} \
              FROM `{t}` WHERE {range} AND `proto` IN ('ICMP','ICMPv6') GROUP BY 1, 2, 3 {sub}"
@@ -103,8 +107,8 @@ pub fn on_delete_range(
         p(wk),
     )
     .map_err(sql_err)?;
-    // The per-source lane: flows, sources, then the ports of a source whose every flow row
-    // of that port is left with nothing.
+    // The per-source lane: flows, then the ports of a source whose every flow row of that
+    // port is left with nothing.
     tx.exec_drop(
         format!(
             "INSERT INTO `{t}{FLOW}` (`src`,`dpt`,`action`,`proto`,`n`,`first_ts`,`last_ts`,`nb`,`mark`) \
@@ -116,16 +120,8 @@ pub fn on_delete_range(
     .map_err(sql_err)?;
     tx.exec_drop(
         format!(
-            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`pb`) \
-             SELECT COALESCE(`src`,''), {agg}, 0, 0 FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
-        ),
-        p(ws),
-    )
-    .map_err(sql_err)?;
-    tx.exec_drop(
-        format!(
-            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`pb`) \
-             SELECT r.`s`, 0, '1970-01-01', '1970-01-01', 0, COUNT(*), 0 FROM ({}) r \
+            "INSERT INTO `{t}{SCAN}` (`src`,`ports`,`pb`) \
+             SELECT r.`s`, COUNT(*), 0 FROM ({}) r \
              WHERE NOT EXISTS (SELECT 1 FROM `{t}{FLOW}` o WHERE o.`src` = r.`s` AND o.`dpt` = r.`x` AND o.`n` > 0) \
              GROUP BY r.`s` \
              ON DUPLICATE KEY UPDATE `pb` = IF(`ports` = VALUES(`ports`), 0, CHAR_LENGTH(BIN(`ports` - VALUES(`ports`)))), \
@@ -135,6 +131,7 @@ pub fn on_delete_range(
         p(ws),
     )
     .map_err(sql_err)?;
+    tx.query_drop(format!("DELETE FROM `{t}{SCAN}` WHERE `pb` = 0")).map_err(sql_err)?;
     for s in [ICMP, PORT, INPORT, IFACE, SOURCE] {
         tx.query_drop(format!("DELETE FROM `{t}{s}` WHERE `nb` = 0")).map_err(sql_err)?;
     }

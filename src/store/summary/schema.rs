@@ -43,8 +43,12 @@ fn ddl(table: &str) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{SOURCE}` (`src` VARBINARY(16) NOT NULL, {COUNTS}, \
+             PRIMARY KEY (`src`), KEY `k_nb` (`nb`)){tail}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{t}{SCAN}` (`src` VARBINARY(16) NOT NULL, \
              `ports` INT UNSIGNED NOT NULL, `pb` TINYINT UNSIGNED NOT NULL, \
-             PRIMARY KEY (`src`), KEY `k_nb` (`nb`), KEY `k_pb` (`pb`)){tail}"
+             PRIMARY KEY (`src`), KEY `k_pb` (`pb`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{SRC_DST}` (`src` VARBINARY(16) NOT NULL, `dst` VARBINARY(16) NOT NULL, \
@@ -185,12 +189,15 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
             "INSERT INTO `{t}{SRC_DST}` (`src`,`dst`,`n`) \
              SELECT COALESCE(`src`,''), `dst`, SUM(`repeat`) FROM `{t}` WHERE `dst` IS NOT NULL GROUP BY 1, 2"
         ),
+        format!(
+            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), {cnt} FROM `{t}` GROUP BY 1"
+        ),
         // The distinct ports straight from the packets (the fold counts them from its flows).
         format!(
-            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`pb`) \
-             SELECT COALESCE(`src`,''), {cnt}, COUNT(DISTINCT `dpt`), \
-             IF(COUNT(DISTINCT `dpt`) = 0, 0, CHAR_LENGTH(BIN(COUNT(DISTINCT `dpt`)))) \
-             FROM `{t}` GROUP BY 1"
+            "INSERT INTO `{t}{SCAN}` (`src`,`ports`,`pb`) \
+             SELECT COALESCE(`src`,''), COUNT(DISTINCT `dpt`), CHAR_LENGTH(BIN(COUNT(DISTINCT `dpt`))) \
+             FROM `{t}` WHERE `dpt` IS NOT NULL GROUP BY 1"
         ),
         format!(
             "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) \
