@@ -554,14 +554,12 @@ fn scans_module(
     let columns = columns_of(Module::Scans);
     let thr = Value::UInt(u64::from(opts.scan_threshold));
     let rows: Vec<Row> = if fast {
-        let (sc, st) = (summary::name(table, summary::SCAN), summary::name(table, summary::SOURCE));
-        // The host counts of the rows shown only, below (they are not kept per source).
+        let st = summary::name(table, summary::SOURCE);
         let sql = format!(
-            "SELECT p.`src`, p.`ports`, s.`n`, 0, s.`first_ts`, s.`last_ts` FROM `{sc}` p \
-             JOIN `{st}` s ON s.`src` = p.`src` WHERE p.`pb` = ? AND p.`ports` >= ? \
-             ORDER BY p.`ports` DESC, s.`n` DESC, p.`src` LIMIT ?"
+            "SELECT `src`, `ports`, `n`, `hosts`, `first_ts`, `last_ts` FROM `{st}` \
+             WHERE `pb` = ? AND `ports` >= ? ORDER BY `ports` DESC, `n` DESC, `src` LIMIT ?"
         );
-        walk(conn, &sc, "pb", summary::bucket(u64::from(opts.scan_threshold)), &sql, &[thr], opts.limit)?
+        walk(conn, &st, "pb", summary::bucket(u64::from(opts.scan_threshold)), &sql, &[thr], opts.limit)?
     } else {
         let f = raw_filter(opts);
         let sql = format!(
@@ -587,30 +585,8 @@ fn scans_module(
         .collect();
     if fast {
         fix_first_seen(conn, table, &mut rows, 4, &[(0, "COALESCE(`src`,'')")], "1=1")?;
-        source_hosts(conn, table, &mut rows)?;
     }
     Ok(Section { module: Module::Scans, columns, rows, timeline: None, via: if fast { Via::Summary } else { Via::Packets } })
-}
-
-/// Fills in the distinct hosts (column 3) of the scans rows shown, from the (source,
-/// destination) pairs: one index range per source.
-fn source_hosts(conn: &mut mysql::Conn, table: &str, rows: &mut [Vec<Cell>]) -> Result<(), ReportError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sd = summary::name(table, summary::SRC_DST);
-    let srcs: Vec<Value> =
-        rows.iter().map(|r| match &r[0] { Cell::Addr(a) => Value::Bytes(a.clone()), _ => Value::NULL }).collect();
-    let marks = vec!["?"; srcs.len()].join(", ");
-    let counts: Vec<(Vec<u8>, u64)> =
-        conn.exec(format!("SELECT `src`, COUNT(*) FROM `{sd}` WHERE `src` IN ({marks}) GROUP BY `src`"), srcs)?;
-    let counts: HashMap<Vec<u8>, u64> = counts.into_iter().collect();
-    for r in rows.iter_mut() {
-        if let Cell::Addr(a) = &r[0] {
-            r[3] = Cell::Count(counts.get(a).copied().unwrap_or(0));
-        }
-    }
-    Ok(())
 }
 
 /// How a windowed report (`--since`, `--until`, `--host`) splits its window: whole hours in

@@ -391,13 +391,13 @@ fn empty_table_says_so() {
     assert!(e.to_string().contains("does not exist"), "{e}");
 }
 
-/// Every summary row (the per-flow table's marks aside: they only identify folds).
+/// Every summary row (marks aside: they only identify batches).
 fn snapshot(c: &mut mysql::Conn) -> Vec<String> {
     let mut v = Vec::new();
     for suf in summary::SUFFIXES.iter().filter(|s| **s != "__sstate") {
         let (cols, order) = match *suf {
-            summary::FLOW => ("`src`, `dpt`, `action`, `proto`, `n`, `first_ts`, `last_ts`, `nb`", "1, 2, 3, 4"),
-            summary::SRC_DST => ("*", "1, 2"),
+            summary::SRC_PORT => ("`src`, `dpt`, `n`", "1, 2"),
+            summary::SRC_DST => ("`src`, `dst`, `n`", "1, 2"),
             summary::SOURCE => ("*", "1"),
             "__sinport" | "__shour" => ("*", "1, 2"),
             "__sbkt" => ("*", "1, 2, 3, 4, 5, 6"),
@@ -415,14 +415,14 @@ fn snapshot(c: &mut mysql::Conn) -> Vec<String> {
 /// Like `snapshot` without first-seen times (which expiry leaves for the analyzer to correct).
 fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
     let q = [
-        "SELECT `src`,`dpt`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__sflow3` ORDER BY 1,2,3,4",
+        "SELECT `src`,`action`,`proto`,`dpt`,`n`,`last_ts`,`nb` FROM `logs__sflow` ORDER BY 1,2,3,4",
+        "SELECT `src`,`dpt`,`n` FROM `logs__ssp2` ORDER BY 1,2",
         "SELECT `src`,`dst`,`action`,`n`,`last_ts`,`nb` FROM `logs__sicmp` ORDER BY 1,2,3",
         "SELECT `dpt`,`proto`,`action`,`n`,`last_ts`,`nb` FROM `logs__sport` ORDER BY 1,2,3",
         "SELECT `dpt`,`action`,`n`,`last_ts`,`nb` FROM `logs__sinport` ORDER BY 1,2",
         "SELECT `if_in`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__siface` ORDER BY 1,2,3",
-        "SELECT `src`,`n`,`last_ts`,`nb` FROM `logs__ssrc3` ORDER BY 1",
-        "SELECT * FROM `logs__sscan` ORDER BY 1",
-        "SELECT `src`,`dst`,`n` FROM `logs__ssd3` ORDER BY 1,2",
+        "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`hosts`,`pb` FROM `logs__ssrc2` ORDER BY 1",
+        "SELECT `src`,`dst`,`n` FROM `logs__ssd2` ORDER BY 1,2",
         "SELECT * FROM `logs__shour` ORDER BY 1,2",
         "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
     ];
@@ -762,7 +762,7 @@ fn lanes_behind_each_other_are_caught_up_and_expired_exactly() {
     let (db, mut c) = setup("an_lanes", FIXTURE);
     summary::fold(&mut c, "logs").unwrap();
     // The per-source lane as if it had never folded: its tables empty, its watermark 0.
-    for t in [summary::FLOW, summary::SCAN] {
+    for t in [summary::SOURCE, summary::SRC_PORT, summary::SRC_DST] {
         c.query_drop(format!("DELETE FROM `logs{t}`")).unwrap();
     }
     c.query_drop("UPDATE `logs__sstate` SET `w` = 0 WHERE `k` = 3").unwrap();
@@ -788,7 +788,7 @@ fn lanes_behind_each_other_are_caught_up_and_expired_exactly() {
 fn an_older_single_lane_set_is_rebuilt_by_the_next_report() {
     let (_db, mut c) = setup("an_legacy", FIXTURE);
     summary::fold(&mut c, "logs").unwrap();
-    for (new, old) in [(summary::SOURCE, "__ssrc"), (summary::FLOW, "__sflow"), (summary::SRC_DST, "__ssd")] {
+    for (new, old) in [(summary::SOURCE, "__ssrc"), (summary::SRC_PORT, "__ssp"), (summary::SRC_DST, "__ssd")] {
         c.query_drop(format!("RENAME TABLE `logs{new}` TO `logs{old}`")).unwrap();
     }
     c.query_drop("DELETE FROM `logs__sstate` WHERE `k` = 3").unwrap();
@@ -812,36 +812,6 @@ fn an_older_single_lane_set_is_rebuilt_by_the_next_report() {
     assert_eq!(kept, snapshot(&mut c));
 }
 
-/// A set of the second layout (two lanes, a (source, port) pair table beside the per-flow one
-/// and host counts per source, under other names) is not taken for this one's either: this
-/// ipta's folds fail on it without moving a watermark, and the next report rebuilds it whole.
-#[test]
-fn a_second_layout_set_is_rebuilt_by_the_next_report() {
-    let (db, mut c) = setup("an_layout2", FIXTURE);
-    summary::fold(&mut c, "logs").unwrap();
-    for (new, old) in [(summary::FLOW, "__sflow"), (summary::SOURCE, "__ssrc2"), (summary::SRC_DST, "__ssd2")] {
-        c.query_drop(format!("RENAME TABLE `logs{new}` TO `logs{old}`")).unwrap();
-    }
-    c.query_drop("CREATE TABLE `logs__ssp2` (`src` VARBINARY(16) NOT NULL PRIMARY KEY) COMMENT='ipta-summary'").unwrap();
-    assert!(!summary::present(&mut c, "logs").unwrap(), "a second-layout set counts as present");
-    Writer::new(db.conn(), "logs").write(&batch_of(FIXTURE, "late")).unwrap();
-    let marks = |c: &mut mysql::Conn| -> Vec<(u8, u64)> { c.query("SELECT `k`, `w` FROM `logs__sstate` ORDER BY 1").unwrap() };
-    let before = marks(&mut c);
-    let e = summary::fold(&mut c, "logs").unwrap_err();
-    assert!(matches!(e, ipta::store::StoreError::MissingTable(_)), "{e}");
-    assert_eq!(marks(&mut c), before, "a watermark moved");
-    report::run(&mut c, "logs", &opts(), &mut Vec::new()).unwrap();
-    assert!(summary::present(&mut c, "logs").unwrap());
-    let old: Vec<String> = c.query("SHOW TABLES LIKE 'logs\\_\\_s%'").unwrap();
-    assert!(
-        !old.iter().any(|t| ["logs__sflow", "logs__ssrc2", "logs__ssp2", "logs__ssd2"].contains(&t.as_str())),
-        "{old:?}"
-    );
-    let kept = snapshot(&mut c);
-    summary::rebuild_with_sql(&mut c, "logs").unwrap();
-    assert_eq!(kept, snapshot(&mut c));
-}
-
 /// A source's distinct port count: a later fold that brings a (source, port) pair already
 /// known under another action or protocol adds no port, a new port adds one; expiry that
 /// takes some of a pair's packets keeps the port while one is left, and takes it with the last.
@@ -857,7 +827,7 @@ fn port_counts_follow_pairs_across_flows_folds_and_expiry() {
     ];
     let (db, mut c) = setup("an_pairs", &first);
     let ports = |c: &mut mysql::Conn| -> u64 {
-        c.query_first(format!("SELECT `ports` FROM `logs{}` WHERE `src` = INET6_ATON('{A}')", summary::SCAN))
+        c.query_first(format!("SELECT `ports` FROM `logs{}` WHERE `src` = INET6_ATON('{A}')", summary::SOURCE))
             .unwrap()
             .unwrap()
     };

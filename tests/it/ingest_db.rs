@@ -442,7 +442,7 @@ fn ingest_folds_the_summaries_behind_its_writer() {
     }
     ing.flush();
     assert_eq!(wait_count(s, 150, T), 150, "{}", ing.stderr());
-    // Both lanes: the per-key one (hourly counts) and the per-source one (flow counts).
+    // Both lanes: the per-key one (hourly counts) and the per-source one (source counts).
     // They commit on their own connections, so one may be done before the other: wait for
     // both and for the backlog of the slower one.
     let folded = |c: &mut mysql::Conn, suffix: &str| -> u64 {
@@ -450,7 +450,7 @@ fn ingest_folds_the_summaries_behind_its_writer() {
     };
     let caught_up = |c: &mut mysql::Conn| {
         folded(c, ipta::store::summary::HOUR) == 150
-            && folded(c, ipta::store::summary::FLOW) == 150
+            && folded(c, ipta::store::summary::SOURCE) == 150
             && ipta::store::summary::backlog(c, &s.table).unwrap() == Some(0)
     };
     let t = Instant::now();
@@ -458,7 +458,7 @@ fn ingest_folds_the_summaries_behind_its_writer() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(folded(&mut c, ipta::store::summary::HOUR), 150, "still running, the folder has caught up: {}", ing.stderr());
-    assert_eq!(folded(&mut c, ipta::store::summary::FLOW), 150, "{}", ing.stderr());
+    assert_eq!(folded(&mut c, ipta::store::summary::SOURCE), 150, "{}", ing.stderr());
     assert_eq!(ipta::store::summary::backlog(&mut c, &s.table).unwrap(), Some(0));
     let (code, err) = ing.close(T);
     assert_eq!(code, 0, "{err}");

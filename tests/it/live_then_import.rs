@@ -15,12 +15,13 @@ use ingest_support::{line, Ingest};
 use ipta::import::{self, ImportOptions};
 use ipta::store::{schema, summary, tables};
 
-/// Every summary row as text, sorted (the fold marks of the per-flow table left out).
+/// Every summary row as text, sorted (the batch marks of the pair tables left out).
 fn summaries(c: &mut mysql::Conn) -> Vec<String> {
     let mut v = Vec::new();
     for suf in summary::SUFFIXES {
         let cols = match *suf {
-            summary::FLOW => "`src`, `dpt`, `action`, `proto`, `n`, `first_ts`, `last_ts`, `nb`",
+            summary::SRC_PORT => "`src`, `dpt`, `n`",
+            summary::SRC_DST => "`src`, `dst`, `n`",
             _ => "*",
         };
         let rows: Vec<mysql::Row> = c.query(format!("SELECT {cols} FROM `logs{suf}`")).unwrap();

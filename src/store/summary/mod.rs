@@ -6,12 +6,9 @@
 //! would be rewritten on every increment): it changes only when `n` crosses a power of two, and
 //! the analyzer walks `nb` from the top down, reading one small bucket at a time (see
 //! `report::query`; the per-flow table, the largest, indexes `nb` only after `action`, and is
-//! walked action by action: see [`flow_actions`]). Per source, [`SCAN`] keeps the
-//! number of distinct destination ports, which `scans` ranks by. It stays exact because the
-//! per-flow rows, keyed by source and port first, carry the `mark` of the fold that inserted
-//! them (set only on insertion): a (source, port) pair is new to a fold when every flow row of
-//! it carries that fold's mark. Distinct hosts are not kept per source: the few `scans` rows a
-//! report shows count theirs in the (source, destination) pairs of [`SRC_DST`].
+//! walked action by action: see [`flow_actions`]). Per source, `ssrc` also keeps the number of distinct destination ports
+//! and hosts; they stay exact because the pair tables `ssp`/`ssd` are filled with a per-fold
+//! `mark` set only on insertion, so the new pairs of a fold are exactly the rows carrying it.
 //!
 //! The summaries run behind the writers. They cover exactly the packet rows with
 //! `id <= w`, the watermark kept in `T__sstate`; [`fold`] adds the rows after it, read back from
@@ -70,10 +67,8 @@ use crate::store::value::ts_value;
 // The summary tables of a packet table `T` are `T` followed by one of these suffixes: the
 // only place they are spelled (the DDL, the fold, retention and the analyzer's queries all
 // name them through these constants).
-/// Per source, destination port, action and protocol (in that key order, so that a source's
-/// rows of one port sit together: the source's distinct port count is kept from them, see
-/// [`SOURCE`]). Each row carries the `mark` of the fold that inserted it.
-pub const FLOW: &str = "__sflow3";
+/// Per source, action, protocol and destination port.
+pub const FLOW: &str = "__sflow";
 /// ICMP per source, destination and action.
 pub const ICMP: &str = "__sicmp";
 /// Per destination port, protocol and action.
@@ -82,16 +77,16 @@ pub const PORT: &str = "__sport";
 pub const INPORT: &str = "__sinport";
 /// Per input interface, action and protocol.
 pub const IFACE: &str = "__siface";
-/// Per source. The `3` of these names: the third layout of the per-source tables (see
-/// [`LEGACY`]).
-pub const SOURCE: &str = "__ssrc3";
-/// Per source that has ports, its distinct destination port count (kept from the (source,
-/// port) pairs new in [`FLOW`] in the same transaction), and `pb`, the bit length of that
-/// count: what `scans` walks.
-pub const SCAN: &str = "__sscan";
-/// The (source, destination) pairs: a source's distinct host count, for the rows a report
-/// shows.
-pub const SRC_DST: &str = "__ssd3";
+/// Per source, with its distinct destination port and host counts. (The `2` of the three
+/// per-source tables: they got their own watermark, row 3 of `STATE`; an older ipta still
+/// running beside this one then fails on them instead of counting their rows twice.)
+pub const SOURCE: &str = "__ssrc2";
+/// The (source, destination port) pairs behind `SOURCE`'s port count.
+pub const SRC_PORT: &str = "__ssp2";
+/// The (source, destination) pairs behind `SOURCE`'s host count.
+pub const SRC_DST: &str = "__ssd2";
+/// The per-source tables of older ipta versions (one watermark for all): dropped with the
+/// rest, so that an older set is rebuilt whole.
 /// Per hour and action.
 pub const HOUR: &str = "__shour";
 /// Per hour, host, input interface, action, protocol and destination port: the time buckets
@@ -101,23 +96,19 @@ pub const BUCKET: &str = "__sbkt";
 /// Row 1 the writers' gate, rows 2 and 3 the watermarks `w` of the two lanes (see [`Lane`]).
 pub const STATE: &str = "__sstate";
 
-/// Suffixes an older ipta used and this one no longer does, dropped with the rest so that an
-/// older set is rebuilt whole: the per-source tables of the first layout (one watermark for
-/// all), and the second layout's per-flow, per-source and pair tables (a (source, port) pair
-/// table beside the per-flow one, and a host count kept in the per-source rows).
-pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd", "__sflow", "__ssrc2", "__ssp2", "__ssd2"];
+/// Suffixes an older ipta used and this one no longer does (see [`SOURCE`]).
+pub const LEGACY: &[&str] = &["__ssrc", "__ssp", "__ssd"];
 
 /// The summaries fall in two lanes, each folded in its own transactions with its own
 /// watermark, so that two connections can fold at once (the server runs each on one core):
-/// the per-key summaries, and the per-flow table with the per-source distinct port counts
-/// (which come from the flows new in the same transaction). Both are
-/// folded to the same cut by every fold; they differ only while one is under way or after
-/// one failed.
+/// the per-key summaries, and the per-source ones (whose distinct port and host counts need
+/// the pair tables in the same transaction). Both are folded to the same cut by every fold;
+/// they differ only while one is under way or after one failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
-    /// ICMP, PORT, INPORT, IFACE, SOURCE, SRC_DST, HOUR, BUCKET: watermark in row 2.
+    /// FLOW, ICMP, PORT, INPORT, IFACE, HOUR, BUCKET: watermark in row 2.
     Keys,
-    /// FLOW, SCAN: watermark in row 3.
+    /// SOURCE, SRC_PORT, SRC_DST: watermark in row 3.
     Sources,
 }
 
@@ -135,7 +126,7 @@ impl Lane {
 /// Suffixes of the summary tables of one packet table (the state table last: [`present`]
 /// needs them all).
 pub const SUFFIXES: &[&str] = &[
-    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SCAN, SRC_DST, HOUR, BUCKET, STATE,
+    FLOW, ICMP, PORT, INPORT, IFACE, SOURCE, SRC_PORT, SRC_DST, HOUR, BUCKET, STATE,
 ];
 
 /// The comment every summary table carries.

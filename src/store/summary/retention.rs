@@ -4,6 +4,7 @@
 use mysql::prelude::Queryable;
 use mysql::Value;
 
+use super::fold::next_mark;
 use super::gate::{lock_watermark, lock_watermark_if_any};
 use super::*;
 use crate::record::Timestamp;
@@ -13,7 +14,7 @@ use crate::store::StoreError;
 /// `from <= ts < to` (the range is locked, so the reads here see exactly those rows). Locks the
 /// watermark (so no fold runs meanwhile) and subtracts the rows already folded in from every
 /// summary: counts go down, groups and pairs left with nothing are deleted, and
-/// the distinct port count of a source drops by the ports none of its flows has left.
+/// the distinct port and host counts of a source drop by the pairs that vanished.
 ///
 /// Retention deletes from the oldest row up, so a group that keeps rows keeps its last-seen
 /// time, while its first-seen time may now lie before the oldest row left: the analyzer
@@ -58,8 +59,9 @@ pub fn on_delete_range(
              ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
         ),
         format!(
-            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`) \
-             SELECT COALESCE(`src`,''), {agg} FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
+            "INSERT INTO `{t}{FLOW}` (`src`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), `action`, COALESCE(`proto`,''), COALESCE(`dpt`,-1), {agg} \
+             FROM `{t}` WHERE {range} GROUP BY 1, 2, 3, 4 {sub}"
         ),
         format!(
             "INSERT INTO `{t}{ICMP}` (`src`,`dst`,`action`,`n`,`first_ts`,`last_ts`,`nb`) \
@@ -85,53 +87,52 @@ pub fn on_delete_range(
     for q in stmts {
         tx.exec_drop(q, p(wk)).map_err(sql_err)?;
     }
-    // The range's (source, destination) pairs, again below for the ones left with nothing
-    // (the pair table has no index on its count).
-    let pairs = |what: &str| {
-        format!("SELECT COALESCE(`src`,'') AS `s`, `{what}` AS `x` FROM `{t}` WHERE {range} AND `{what}` IS NOT NULL GROUP BY 1, 2")
-    };
     tx.exec_drop(
         format!(
-            "INSERT INTO `{t}{SRC_DST}` (`src`,`dst`,`n`) \
-             SELECT COALESCE(`src`,''), `dst`, SUM(`repeat`) FROM `{t}` WHERE {range} AND `dst` IS NOT NULL \
-             GROUP BY 1, 2 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
-        ),
-        p(wk),
-    )
-    .map_err(sql_err)?;
-    tx.exec_drop(
-        format!(
-            "DELETE d FROM `{t}{SRC_DST}` d JOIN ({}) r ON d.`src` = r.`s` AND d.`dst` = r.`x` WHERE d.`n` = 0",
-            pairs("dst")
-        ),
-        p(wk),
-    )
-    .map_err(sql_err)?;
-    // The per-source lane: flows, then the ports of a source whose every flow row of that
-    // port is left with nothing.
-    tx.exec_drop(
-        format!(
-            "INSERT INTO `{t}{FLOW}` (`src`,`dpt`,`action`,`proto`,`n`,`first_ts`,`last_ts`,`nb`,`mark`) \
-             SELECT COALESCE(`src`,''), COALESCE(`dpt`,-1), `action`, COALESCE(`proto`,''), {agg}, 0 \
-             FROM `{t}` WHERE {range} GROUP BY 1, 2, 3, 4 {sub}"
+            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
+             SELECT COALESCE(`src`,''), {agg}, 0, 0, 0 FROM `{t}` WHERE {range} GROUP BY 1 {sub}"
         ),
         p(ws),
     )
     .map_err(sql_err)?;
-    tx.exec_drop(
-        format!(
-            "INSERT INTO `{t}{SCAN}` (`src`,`ports`,`pb`) \
-             SELECT r.`s`, COUNT(*), 0 FROM ({}) r \
-             WHERE NOT EXISTS (SELECT 1 FROM `{t}{FLOW}` o WHERE o.`src` = r.`s` AND o.`dpt` = r.`x` AND o.`n` > 0) \
-             GROUP BY r.`s` \
-             ON DUPLICATE KEY UPDATE `pb` = IF(`ports` = VALUES(`ports`), 0, CHAR_LENGTH(BIN(`ports` - VALUES(`ports`)))), \
-             `ports` = `ports` - VALUES(`ports`)",
-            pairs("dpt")
-        ),
-        p(ws),
-    )
-    .map_err(sql_err)?;
-    tx.query_drop(format!("DELETE FROM `{t}{SCAN}` WHERE `pb` = 0")).map_err(sql_err)?;
+    // Pairs: those whose count drops to zero get this chunk's mark, then leave, and their
+    // sources lose one distinct port (host) each.
+    let mark = next_mark();
+    for (suffix, col, cond, counter, bucket_col) in [
+        (SRC_PORT, "dpt", "`dpt` IS NOT NULL", "ports", Some("pb")),
+        (SRC_DST, "dst", "`dst` IS NOT NULL", "hosts", None),
+    ] {
+        tx.exec_drop(
+            format!(
+                "INSERT INTO `{t}{suffix}` (`src`,`{col}`,`n`,`mark`) \
+                 SELECT COALESCE(`src`,''), `{col}`, SUM(`repeat`), 0 FROM `{t}` WHERE {range} AND {cond} \
+                 GROUP BY 1, 2 ON DUPLICATE KEY UPDATE `mark` = IF(`n` = VALUES(`n`), ?, `mark`), \
+                 `n` = `n` - VALUES(`n`)"
+            ),
+            vec![ts_value(from), ts_value(to), Value::UInt(ws), Value::UInt(mark)],
+        )
+        .map_err(sql_err)?;
+        let b = match bucket_col {
+            Some(bc) => format!(
+                "`{bc}` = IF(`{counter}` = VALUES(`{counter}`), 0, CHAR_LENGTH(BIN(`{counter}` - VALUES(`{counter}`)))), "
+            ),
+            None => String::new(),
+        };
+        tx.exec_drop(
+            format!(
+                "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
+                 SELECT `src`, 0, '1970-01-01', '1970-01-01', 0, {ports}, {hosts}, 0 FROM `{t}{suffix}` \
+                 WHERE `mark` = ? GROUP BY `src` \
+                 ON DUPLICATE KEY UPDATE {b}`{counter}` = `{counter}` - VALUES(`{counter}`)",
+                ports = if counter == "ports" { "COUNT(*)" } else { "0" },
+                hosts = if counter == "hosts" { "COUNT(*)" } else { "0" },
+            ),
+            (mark,),
+        )
+        .map_err(sql_err)?;
+        tx.exec_drop(format!("DELETE FROM `{t}{suffix}` WHERE `mark` = ?"), (mark,))
+            .map_err(sql_err)?;
+    }
     for s in [ICMP, PORT, INPORT, IFACE, SOURCE] {
         tx.query_drop(format!("DELETE FROM `{t}{s}` WHERE `nb` = 0")).map_err(sql_err)?;
     }

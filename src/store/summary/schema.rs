@@ -17,9 +17,9 @@ fn ddl(table: &str) -> Vec<String> {
     );
     vec![
         format!(
-            "CREATE TABLE IF NOT EXISTS `{t}{FLOW}` (`src` VARBINARY(16) NOT NULL, `dpt` INT NOT NULL, \
-             `action` VARCHAR(64) NOT NULL, `proto` VARCHAR(8) NOT NULL, {COUNTS}, `mark` BIGINT UNSIGNED NOT NULL, \
-             PRIMARY KEY (`src`, `dpt`, `action`, `proto`), KEY `k_anb` (`action`, `nb`), KEY `k_mark` (`mark`)){tail}"
+            "CREATE TABLE IF NOT EXISTS `{t}{FLOW}` (`src` VARBINARY(16) NOT NULL, \
+             `action` VARCHAR(64) NOT NULL, `proto` VARCHAR(8) NOT NULL, `dpt` INT NOT NULL, {COUNTS}, \
+             PRIMARY KEY (`src`, `action`, `proto`, `dpt`), KEY `k_anb` (`action`, `nb`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{ICMP}` (`src` VARBINARY(16) NOT NULL, \
@@ -43,16 +43,16 @@ fn ddl(table: &str) -> Vec<String> {
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{SOURCE}` (`src` VARBINARY(16) NOT NULL, {COUNTS}, \
-             PRIMARY KEY (`src`), KEY `k_nb` (`nb`)){tail}"
+             `ports` INT UNSIGNED NOT NULL, `hosts` INT UNSIGNED NOT NULL, `pb` TINYINT UNSIGNED NOT NULL, \
+             PRIMARY KEY (`src`), KEY `k_nb` (`nb`), KEY `k_pb` (`pb`)){tail}"
         ),
         format!(
-            "CREATE TABLE IF NOT EXISTS `{t}{SCAN}` (`src` VARBINARY(16) NOT NULL, \
-             `ports` INT UNSIGNED NOT NULL, `pb` TINYINT UNSIGNED NOT NULL, \
-             PRIMARY KEY (`src`), KEY `k_pb` (`pb`)){tail}"
+            "CREATE TABLE IF NOT EXISTS `{t}{SRC_PORT}` (`src` VARBINARY(16) NOT NULL, `dpt` INT NOT NULL, \
+             `n` BIGINT UNSIGNED NOT NULL, `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dpt`), KEY `k_mark` (`mark`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{SRC_DST}` (`src` VARBINARY(16) NOT NULL, `dst` VARBINARY(16) NOT NULL, \
-             `n` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dst`)){tail}"
+             `n` BIGINT UNSIGNED NOT NULL, `mark` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`src`, `dst`), KEY `k_mark` (`mark`)){tail}"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{HOUR}` (`hour` DATETIME NOT NULL, \
@@ -164,8 +164,8 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
     let cnt = "SUM(`repeat`), MIN(`ts`), MAX(`ts`), CHAR_LENGTH(BIN(SUM(`repeat`)))";
     let stmts = [
         format!(
-            "INSERT INTO `{t}{FLOW}` (`src`,`dpt`,`action`,`proto`,`n`,`first_ts`,`last_ts`,`nb`,`mark`) \
-             SELECT COALESCE(`src`,''), COALESCE(`dpt`,-1), `action`, COALESCE(`proto`,''), {cnt}, 0 \
+            "INSERT INTO `{t}{FLOW}` (`src`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`,`nb`) \
+             SELECT COALESCE(`src`,''), `action`, COALESCE(`proto`,''), COALESCE(`dpt`,-1), {cnt} \
              FROM `{t}` GROUP BY 1, 2, 3, 4"
         ),
         format!(
@@ -186,18 +186,24 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
              SELECT COALESCE(`if_in`,''), `action`, COALESCE(`proto`,''), {cnt} FROM `{t}` GROUP BY 1, 2, 3"
         ),
         format!(
-            "INSERT INTO `{t}{SRC_DST}` (`src`,`dst`,`n`) \
-             SELECT COALESCE(`src`,''), `dst`, SUM(`repeat`) FROM `{t}` WHERE `dst` IS NOT NULL GROUP BY 1, 2"
+            "INSERT INTO `{t}{SRC_PORT}` (`src`,`dpt`,`n`,`mark`) \
+             SELECT COALESCE(`src`,''), `dpt`, SUM(`repeat`), 0 FROM `{t}` WHERE `dpt` IS NOT NULL GROUP BY 1, 2"
         ),
         format!(
-            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`) \
-             SELECT COALESCE(`src`,''), {cnt} FROM `{t}` GROUP BY 1"
+            "INSERT INTO `{t}{SRC_DST}` (`src`,`dst`,`n`,`mark`) \
+             SELECT COALESCE(`src`,''), `dst`, SUM(`repeat`), 0 FROM `{t}` WHERE `dst` IS NOT NULL GROUP BY 1, 2"
         ),
-        // The distinct ports straight from the packets (the fold counts them from its flows).
         format!(
-            "INSERT INTO `{t}{SCAN}` (`src`,`ports`,`pb`) \
-             SELECT COALESCE(`src`,''), COUNT(DISTINCT `dpt`), CHAR_LENGTH(BIN(COUNT(DISTINCT `dpt`))) \
-             FROM `{t}` WHERE `dpt` IS NOT NULL GROUP BY 1"
+            "INSERT INTO `{t}{SOURCE}` (`src`,`n`,`first_ts`,`last_ts`,`nb`,`ports`,`hosts`,`pb`) \
+             SELECT COALESCE(`src`,''), {cnt}, 0, 0, 0 FROM `{t}` GROUP BY 1"
+        ),
+        format!(
+            "UPDATE `{t}{SOURCE}` JOIN (SELECT `src`, COUNT(*) c FROM `{t}{SRC_PORT}` GROUP BY `src`) p \
+             ON p.`src` = `{t}{SOURCE}`.`src` SET `{t}{SOURCE}`.`ports` = p.c, `{t}{SOURCE}`.`pb` = CHAR_LENGTH(BIN(p.c))"
+        ),
+        format!(
+            "UPDATE `{t}{SOURCE}` JOIN (SELECT `src`, COUNT(*) c FROM `{t}{SRC_DST}` GROUP BY `src`) d \
+             ON d.`src` = `{t}{SOURCE}`.`src` SET `{t}{SOURCE}`.`hosts` = d.c"
         ),
         format!(
             "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) \
