@@ -60,6 +60,16 @@ impl Names {
     fn get(&self, i: u32) -> &str {
         &self.list[i as usize]
     }
+    /// The key orders of the grouping modules (the server's: bytes, numbers, texts by name).
+    fn denied_cmp(&self, a: &(AddrKey, i32, u32, u32), b: &(AddrKey, i32, u32, u32)) -> Ordering {
+        (a.0.bytes(), a.1, self.get(a.2), self.get(a.3)).cmp(&(b.0.bytes(), b.1, self.get(b.2), self.get(b.3)))
+    }
+    fn icmp_cmp(&self, a: &(AddrKey, AddrKey, u32), b: &(AddrKey, AddrKey, u32)) -> Ordering {
+        (a.0.bytes(), a.1.bytes(), self.get(a.2)).cmp(&(b.0.bytes(), b.1.bytes(), self.get(b.2)))
+    }
+    fn invalid_cmp(&self, a: &(AddrKey, i32, u32), b: &(AddrKey, i32, u32)) -> Ordering {
+        (a.0.bytes(), a.1, self.get(a.2)).cmp(&(b.0.bytes(), b.1, self.get(b.2)))
+    }
 }
 
 /// What the selected modules need, filled row by row.
@@ -98,18 +108,6 @@ type SourceRow = (AddrKey, Agg, Vec<(String, u64)>);
 fn keep_top<T>(kept: &mut Vec<T>, part: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) {
     kept.extend(part);
     *kept = top(std::mem::take(kept), limit, cmp);
-}
-
-impl Names {
-    fn denied_cmp(&self, a: &(AddrKey, i32, u32, u32), b: &(AddrKey, i32, u32, u32)) -> Ordering {
-        (a.0.bytes(), a.1, self.get(a.2), self.get(a.3)).cmp(&(b.0.bytes(), b.1, self.get(b.2), self.get(b.3)))
-    }
-    fn icmp_cmp(&self, a: &(AddrKey, AddrKey, u32), b: &(AddrKey, AddrKey, u32)) -> Ordering {
-        (a.0.bytes(), a.1.bytes(), self.get(a.2)).cmp(&(b.0.bytes(), b.1.bytes(), self.get(b.2)))
-    }
-    fn invalid_cmp(&self, a: &(AddrKey, i32, u32), b: &(AddrKey, i32, u32)) -> Ordering {
-        (a.0.bytes(), a.1, self.get(a.2)).cmp(&(b.0.bytes(), b.1, self.get(b.2)))
-    }
 }
 
 /// A module's groups, unordered.
@@ -214,26 +212,7 @@ impl Pass {
         }
         Ok(())
     }
-}
 
-fn trim_end_spaces(mut s: &[u8]) -> &[u8] {
-    while let [rest @ .., b' '] = s {
-        s = rest;
-    }
-    s
-}
-
-/// The `limit` largest of `v` by `cmp` (count first, then keys), in that order.
-fn top<T>(mut v: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) -> Vec<T> {
-    if v.len() > limit {
-        v.select_nth_unstable_by(limit, &cmp);
-        v.truncate(limit);
-    }
-    v.sort_unstable_by(cmp);
-    v
-}
-
-impl Pass {
     /// Adds this part's top rows of each module to `tops`; gives back the texts.
     fn finish(mut self, tops: &mut Tops, limit: usize, thr: u64) -> Names {
         let names = std::mem::take(&mut self.names);
@@ -273,10 +252,27 @@ impl Pass {
                     (p >= thr).then(|| (*s, p, *g, hosts.get(s).copied().unwrap_or(0)))
                 })
                 .collect();
-            keep_top(&mut tops.scans, top(v, limit, scans_cmp), limit, scans_cmp);
+            keep_top(&mut tops.scans, v, limit, scans_cmp);
         }
         names
     }
+}
+
+fn trim_end_spaces(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+/// The `limit` largest of `v` by `cmp` (count first, then keys), in that order.
+fn top<T>(mut v: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) -> Vec<T> {
+    if v.len() > limit {
+        v.select_nth_unstable_by(limit, &cmp);
+        v.truncate(limit);
+    }
+    v.sort_unstable_by(cmp);
+    v
 }
 
 fn group_rows<K>(v: Vec<(K, Agg)>, cells: impl Fn(&K) -> Vec<Cell>) -> Vec<Vec<Cell>> {
