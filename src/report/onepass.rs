@@ -21,7 +21,7 @@ use mysql::Value;
 use super::query::{columns_of, raw_filter, Cell, Section, Via};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::store::summary::{bump, AddrKey, Agg};
-use crate::store::value::{value_bytes as bytes, value_int as int, value_ts};
+use crate::store::value::{ts_value, value_bytes as bytes, value_int as int, value_ts};
 
 /// Distinct keys (groups, pairs, sources) a pass holds at most, about 85 bytes each (measured:
 /// 134 MiB peak for the 1,575,393 keys of all 1,000,000 packets of the 30-day bench workload):
@@ -258,7 +258,8 @@ impl Pass {
     }
 }
 
-fn trim_end_spaces(mut s: &[u8]) -> &[u8] {
+/// A text as its `utf8mb4_bin` column compares it: trailing spaces do not count.
+pub(super) fn trim_end_spaces(mut s: &[u8]) -> &[u8] {
     while let [rest @ .., b' '] = s {
         s = rest;
     }
@@ -389,6 +390,50 @@ pub fn run_parts(
     Ok(Some((out, parts)))
 }
 
+/// The range of ids holding a time window's rows, when reading that range in id order (the
+/// table's own order) costs less than reading the rows through the time index; None for
+/// windows without a time bound, or whose rows are spread too thinly over the ids.
+///
+/// Why: through the time index the server fetches each row by its id, one B-tree dive per
+/// row (measured at 10,000,000 rows: about 200,000 rows a second), where a range of the
+/// primary key is read page by page (at 1,000,000 rows, a 7-day window of 233,316 rows: 0.27 s
+/// against 0.90 s for the server's own choice, a full scan). Rows usually arrive in time order,
+/// so a window's rows sit in one stretch of ids; rows imported later from older logs do not,
+/// and then the range would hold many rows of other times.
+///
+/// The range comes from the time index alone (it holds the ids: no row is read). The window's filter still
+/// applies to every row read, so the rows counted are the same either way; a row committed
+/// after this query with a higher id is left out, as if the report had started just before it.
+pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Result<Option<(u64, u64)>, ReportError> {
+    let mut c = Vec::new();
+    let mut params = Vec::new();
+    if let Some(s) = opts.since {
+        c.push("`ts` >= ?");
+        params.push(ts_value(s));
+    }
+    if let Some(u) = opts.until {
+        c.push("`ts` < ?");
+        params.push(ts_value(u));
+    }
+    if c.is_empty() {
+        return Ok(None);
+    }
+    let window: Option<(Option<u64>, Option<u64>, u64)> = conn.exec_first(
+        format!("SELECT MIN(`id`), MAX(`id`), COUNT(*) FROM `{table}` FORCE INDEX (`uk_line`) WHERE {}", c.join(" AND ")),
+        params,
+    )?;
+    let Some((Some(lo), Some(hi), rows)) = window else { return Ok(None) };
+    // The rows of the stretch, as the engine estimates them for the plan (InnoDB looks at the
+    // B-tree at both ends of the range: close for any size). A server whose EXPLAIN has no
+    // `rows` column keeps the time index.
+    let plan: Option<mysql::Row> =
+        conn.query_first(format!("EXPLAIN SELECT `id` FROM `{table}` FORCE INDEX (PRIMARY) WHERE `id` BETWEEN {lo} AND {hi}"))?;
+    let Some(in_range) = plan.and_then(|r| r.get_opt::<u64, _>("rows")).and_then(Result::ok) else { return Ok(None) };
+    // A row in id order costs about a fifth of one through the index: read the stretch while
+    // it holds at most four times the window's rows.
+    Ok((in_range <= rows.saturating_mul(4)).then_some((lo, hi)))
+}
+
 /// Reads the window in `parts` parts by source (one read when 1). As soon as a part holds more
 /// than `max_keys` keys, gives up with the number of parts the window seems to need: the rest
 /// of the part is still read (the server sends it anyway) and only counted, and the keys are
@@ -402,13 +447,21 @@ fn read_parts(
     parts: u32,
 ) -> Result<Result<(Tops, Names), u32>, ReportError> {
     let f = raw_filter(opts);
+    let ids = id_range(conn, table, opts)?;
     let mut tops = Tops::default();
     let mut names = Names::default();
     for part in 0..parts {
         let mut pass = Pass::new(mods, names);
-        let mut sql =
-            format!("SELECT `ts`, `src`, `dst`, `action`, `proto`, `dpt`, `repeat` FROM `{table}` WHERE {}", f.sql);
-        let mut params = f.params.clone();
+        let mut sql = "SELECT `ts`, `src`, `dst`, `action`, `proto`, `dpt`, `repeat` FROM ".to_string();
+        let mut params = Vec::new();
+        match ids {
+            Some((lo, hi)) => {
+                sql.push_str(&format!("`{table}` FORCE INDEX (PRIMARY) WHERE `id` BETWEEN ? AND ? AND {}", f.sql));
+                params.extend([Value::UInt(lo), Value::UInt(hi)]);
+            }
+            None => sql.push_str(&format!("`{table}` WHERE {}", f.sql)),
+        }
+        params.extend(f.params.iter().cloned());
         if parts > 1 {
             // A part: the sources whose hash falls in it (every key here starts with one).
             sql.push_str(" AND CRC32(COALESCE(`src`,'')) % ? = ?");
