@@ -7,6 +7,7 @@
 //! whether it must aggregate the packet table itself (every other case; time windows use the
 //! index on `ts`). Both paths return the same rows in the same order, which the tests check.
 
+mod bucketpass;
 pub mod html;
 pub mod interactive;
 pub mod mail;

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use mysql::prelude::Queryable;
 use mysql::{Row, Value};
 
+use super::bucketpass::BucketPass;
+use super::onepass::trim_end_spaces;
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
 use crate::store::summary;
@@ -594,7 +596,7 @@ fn scans_module(
 /// most one partial hour at each end, plus the hour of the oldest row, whose bucket first-seen
 /// times retention may have left stale) from the packet table, with the same filters. Both
 /// pieces are exact, and they do not overlap, so their sums are the window's counts.
-struct Window {
+pub(super) struct Window {
     lo: Timestamp,
     /// None: up to the newest row.
     hi: Option<Timestamp>,
@@ -634,7 +636,7 @@ fn plan_window(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Re
 }
 
 /// The bucket-table filter of a window (host and `--no-accept` included), as SQL and parameters.
-fn bucket_filter(w: &Window, opts: &AnalyzeOptions) -> Filter {
+pub(super) fn bucket_filter(w: &Window, opts: &AnalyzeOptions) -> Filter {
     let mut c = vec!["`hour` >= ?"];
     let mut params = vec![ts_value(w.lo)];
     if let Some(h) = w.hi {
@@ -658,7 +660,7 @@ fn bucketable(m: Module) -> bool {
 
 /// One part of a group key, ordered as the server orders the packet path's keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum KeyPart {
+pub(super) enum KeyPart {
     Int(i64),
     /// Text in a `utf8mb4_bin` column: compared byte by byte as if padded with spaces (PAD SPACE).
     Text(Vec<u8>),
@@ -686,7 +688,7 @@ impl PartialOrd for KeyPart {
 }
 
 /// A group's packets, first and last seen.
-type GroupCounts = (u64, Option<Timestamp>, Option<Timestamp>);
+pub(super) type GroupCounts = (u64, Option<Timestamp>, Option<Timestamp>);
 
 /// A grouping module over a window: every group of the bucket hours and of the edge pieces,
 /// merged, then ordered and cut as the packet path does (count descending, then the keys).
@@ -697,9 +699,10 @@ fn group_module_window(
     g: &GroupSpec,
     opts: &AnalyzeOptions,
     w: &Window,
+    bp: &BucketPass,
 ) -> Result<Section, ReportError> {
     let nk = g.keys.len();
-    let mut groups: HashMap<Vec<KeyPart>, GroupCounts> = HashMap::new();
+    let mut groups: HashMap<Vec<KeyPart>, GroupCounts> = bp.groups(m);
     let mut add = |rows: Vec<Row>| {
         for r in &rows {
             let key: Vec<KeyPart> = g
@@ -708,7 +711,9 @@ fn group_module_window(
                 .enumerate()
                 .map(|(i, k)| match k.2 {
                     Kind::Port => KeyPart::Int(get_i64(r, 1 + i)),
-                    _ => KeyPart::Text(get_bytes(r, 1 + i)),
+                    Kind::Addr => KeyPart::Text(get_bytes(r, 1 + i)),
+                    // As the bucket pass keeps them (the collation ignores trailing spaces).
+                    Kind::Text => KeyPart::Text(trim_end_spaces(&get_bytes(r, 1 + i)).to_vec()),
                 })
                 .collect();
             let (n, f, l) = (get_u64(r, 0), value_ts(r.as_ref(1 + nk)), value_ts(r.as_ref(2 + nk)));
@@ -721,16 +726,6 @@ fn group_module_window(
             e.2 = e.2.max(l);
         }
     };
-    let bf = bucket_filter(w, opts);
-    let cols: Vec<&str> = g.keys.iter().map(|k| k.1).collect();
-    let sql = format!(
-        "SELECT SUM(`n`), {c}, MIN(`first_ts`), MAX(`last_ts`) FROM `{bt}` WHERE {gw} AND {f} GROUP BY {c}",
-        c = cols.join(", "),
-        bt = summary::name(table, summary::BUCKET),
-        gw = g.raw_where,
-        f = bf.sql
-    );
-    add(conn.exec(sql, bf.params)?);
     for (a, b) in &w.edges {
         let f = raw_filter_between(opts, *a, *b);
         let sel: Vec<String> = g.keys.iter().enumerate().map(|(i, k)| format!("{} AS k{i}", k.0)).collect();
@@ -774,16 +769,24 @@ fn window_totals(
     table: &str,
     opts: &AnalyzeOptions,
     w: &Window,
+    bp: Option<&BucketPass>,
 ) -> Result<(u64, Option<Timestamp>, Option<Timestamp>), ReportError> {
-    let bf = bucket_filter(w, opts);
-    let mut parts: Vec<Option<Row>> = vec![conn.exec_first(
-        format!(
-            "SELECT SUM(`n`), MIN(`first_ts`), MAX(`last_ts`) FROM `{}` WHERE {}",
-            summary::name(table, summary::BUCKET),
-            bf.sql
-        ),
-        bf.params,
-    )?];
+    let (mut n, mut first, mut last) = (0u64, None::<Timestamp>, None::<Timestamp>);
+    let mut parts: Vec<Option<Row>> = Vec::new();
+    match bp {
+        Some(b) => (n, first, last) = b.totals,
+        None => {
+            let bf = bucket_filter(w, opts);
+            parts.push(conn.exec_first(
+                format!(
+                    "SELECT SUM(`n`), MIN(`first_ts`), MAX(`last_ts`) FROM `{}` WHERE {}",
+                    summary::name(table, summary::BUCKET),
+                    bf.sql
+                ),
+                bf.params,
+            )?);
+        }
+    }
     for (a, b) in &w.edges {
         let f = raw_filter_between(opts, *a, *b);
         parts.push(conn.exec_first(
@@ -791,7 +794,6 @@ fn window_totals(
             f.params,
         )?);
     }
-    let (mut n, mut first, mut last) = (0u64, None::<Timestamp>, None::<Timestamp>);
     for r in parts.into_iter().flatten() {
         n += get_u64(&r, 0);
         if let Some(f) = value_ts(r.as_ref(1)) {
@@ -814,7 +816,7 @@ fn timeline_module(
     table: &str,
     opts: &AnalyzeOptions,
     fast: bool,
-    win: Option<&Window>,
+    win: Option<(&Window, &BucketPass)>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
 ) -> Result<Section, ReportError> {
@@ -830,21 +832,14 @@ fn timeline_module(
         Unit::Hour => "CAST(DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00') AS DATETIME)",
         Unit::Day | Unit::Week => "CAST(DATE(`ts`) AS DATETIME)",
     };
-    let rows: Vec<Row> = if let Some(w) = win {
+    // Actions as their column compares them (trailing spaces do not count), as the buckets'.
+    let cell = |r: &Row| {
+        value_ts(r.as_ref(0))
+            .map(|t| (t, String::from_utf8_lossy(trim_end_spaces(&get_bytes(r, 1))).into_owned(), get_u64(r, 2)))
+    };
+    let cells: Vec<(Timestamp, String, u64)> = if let Some((w, bp)) = win {
         // Bucket hours, then the edge pieces: cells of the same time and action add up below.
-        let bf = bucket_filter(w, opts);
-        let b = match unit {
-            Unit::Hour => "`hour`",
-            Unit::Day | Unit::Week => "CAST(DATE(`hour`) AS DATETIME)",
-        };
-        let mut rows: Vec<Row> = conn.exec(
-            format!(
-                "SELECT {b} AS b, `action`, SUM(`n`) FROM `{}` WHERE {} GROUP BY b, `action`",
-                summary::name(table, summary::BUCKET),
-                bf.sql
-            ),
-            bf.params,
-        )?;
+        let mut cells = bp.cells(unit != Unit::Hour);
         for (a, e) in &w.edges {
             let f = raw_filter_between(opts, *a, *e);
             let more: Vec<Row> = conn.exec(
@@ -854,9 +849,9 @@ fn timeline_module(
                 ),
                 f.params,
             )?;
-            rows.extend(more);
+            cells.extend(more.iter().filter_map(cell));
         }
-        rows
+        cells
     } else if fast {
         let st = summary::name(table, summary::HOUR);
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
@@ -867,7 +862,7 @@ fn timeline_module(
                 "SELECT CAST(DATE(`hour`) AS DATETIME) AS d, `action`, SUM(`n`) FROM `{st}` {accept} GROUP BY d, `action`"
             ),
         };
-        conn.exec(sql, ())?
+        conn.exec(sql, ())?.iter().filter_map(cell).collect()
     } else {
         let f = raw_filter(opts);
         let b = packet_bucket;
@@ -875,16 +870,11 @@ fn timeline_module(
             "SELECT {b} AS b, `action`, SUM(`repeat`) FROM `{table}` WHERE {f} GROUP BY b, `action`",
             f = f.sql
         );
-        conn.exec(sql, f.params)?
+        conn.exec(sql, f.params)?.iter().filter_map(cell).collect()
     };
     let mut totals: HashMap<String, u64> = HashMap::new();
-    let mut cells: Vec<(Timestamp, String, u64)> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let Some(t) = value_ts(r.as_ref(0)) else { continue };
-        let a = get_text(r, 1);
-        let n = get_u64(r, 2);
+    for (_, a, n) in &cells {
         *totals.entry(a.clone()).or_insert(0) += n;
-        cells.push((t, a, n));
     }
     let mut actions: Vec<(String, u64)> = totals.into_iter().collect();
     actions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -1005,9 +995,17 @@ pub fn analyze_with(
         };
     let win = if have && windowed { plan_window(conn, table, opts)? } else { None };
     let have = have && unfiltered;
+    let mut mods = if opts.modules.is_empty() { Module::ALL.to_vec() } else { opts.modules.clone() };
+    mods.sort();
+    mods.dedup();
+    // A window's whole hours, read once for the modules the buckets answer (and the totals).
+    let bp = match &win {
+        Some(w) if mods.iter().any(|m| bucketable(*m)) => Some(BucketPass::read(conn, table, opts, w)?),
+        _ => None,
+    };
     // Totals first: an empty table or window ends the report here.
     if let Some(w) = &win {
-        (rep.packets, rep.first, rep.last) = window_totals(conn, table, opts, w)?;
+        (rep.packets, rep.first, rep.last) = window_totals(conn, table, opts, w, bp.as_ref())?;
     } else if have {
         let accept = if opts.no_accept { "WHERE `action` <> 'ACCEPT'" } else { "" };
         let n: Option<Row> = conn.query_first(format!(
@@ -1034,9 +1032,6 @@ pub fn analyze_with(
             rep.last = value_ts(r.as_ref(2));
         }
     }
-    let mut mods = if opts.modules.is_empty() { Module::ALL.to_vec() } else { opts.modules.clone() };
-    mods.sort();
-    mods.dedup();
     // A window reads the packet table for the modules keyed by source: once for all of them.
     let mut by_source = if win.is_some() && rep.packets > 0 {
         super::onepass::run(conn, table, opts, &mods)?
@@ -1065,11 +1060,14 @@ pub fn analyze_with(
         let s = match m {
             Module::Sources => sources_module(conn, table, opts, have && !opts.no_accept)?,
             Module::Scans => scans_module(conn, table, opts, have && !opts.no_accept)?,
-            Module::Timeline => timeline_module(conn, table, opts, have, win.as_ref(), rep.first, rep.last)?,
+            Module::Timeline => {
+                let wb = win.as_ref().zip(bp.as_ref());
+                timeline_module(conn, table, opts, have, wb, rep.first, rep.last)?
+            }
             _ => {
                 let g = spec(m).expect("grouping module");
-                match &win {
-                    Some(w) if bucketable(m) => group_module_window(conn, table, m, &g, opts, w)?,
+                match (&win, &bp) {
+                    (Some(w), Some(b)) if bucketable(m) => group_module_window(conn, table, m, &g, opts, w, b)?,
                     _ => group_module(conn, table, m, &g, opts, have)?,
                 }
             }
