@@ -336,9 +336,11 @@ pub fn run_parts(
     if mods.is_empty() {
         return Ok(Some((Vec::new(), 1)));
     }
+    // Where the window's rows are: found once for every read of it.
+    let ids = id_range(conn, table, opts)?;
     let mut parts = 1u32;
     let (mut tops, names) = loop {
-        match read_parts(conn, table, opts, &mods, max_keys, parts)? {
+        match read_parts(conn, table, opts, ids, &mods, max_keys, parts)? {
             Ok(done) => break done,
             Err(_) if parts >= MAX_PARTS => return Ok(None),
             Err(need) => parts = need.clamp(parts * 2, MAX_PARTS),
@@ -437,17 +439,18 @@ pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> R
 /// Reads the window in `parts` parts by source (one read when 1). As soon as a part holds more
 /// than `max_keys` keys, gives up with the number of parts the window seems to need: the rest
 /// of the part is still read (the server sends it anyway) and only counted, and the keys are
-/// taken to grow in step with the rows, which overestimates them (keys repeat).
+/// taken to grow in step with the rows, which overestimates them (keys repeat). `ids`: the
+/// stretch of ids holding the window (see [`id_range`]), or None to let the server choose.
 fn read_parts(
     conn: &mut mysql::Conn,
     table: &str,
     opts: &AnalyzeOptions,
+    ids: Option<(u64, u64)>,
     mods: &[Module],
     max_keys: usize,
     parts: u32,
 ) -> Result<Result<(Tops, Names), u32>, ReportError> {
     let f = raw_filter(opts);
-    let ids = id_range(conn, table, opts)?;
     let mut tops = Tops::default();
     let mut names = Names::default();
     for part in 0..parts {
