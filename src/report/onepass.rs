@@ -76,18 +76,22 @@ impl Names {
 #[derive(Default)]
 struct Pass {
     names: Names,
+    /// The window's sources, each once; the keys below hold a source's index in `srcs`
+    /// (smaller keys: less memory and faster hashing for millions of them).
+    src_ids: HashMap<AddrKey, u32>,
+    srcs: Vec<AddrKey>,
     /// (src, dpt, proto, action) of rows whose action is not ACCEPT.
-    denied: Option<HashMap<(AddrKey, i32, u32, u32), Agg>>,
+    denied: Option<HashMap<(u32, i32, u32, u32), Agg>>,
     /// (src, dst, action) of ICMP rows.
-    icmp: Option<HashMap<(AddrKey, AddrKey, u32), Agg>>,
+    icmp: Option<HashMap<(u32, AddrKey, u32), Agg>>,
     /// (src, dpt, proto) of INVALID rows.
-    invalid: Option<HashMap<(AddrKey, i32, u32), Agg>>,
-    /// Per source (sources and scans), with the packets per action for `sources`.
-    src: Option<HashMap<AddrKey, Agg>>,
-    src_action: Option<HashMap<(AddrKey, u32), u64>>,
+    invalid: Option<HashMap<(u32, i32, u32), Agg>>,
+    /// Per source, by index (sources and scans), with the packets per action for `sources`.
+    src: Option<Vec<Agg>>,
+    src_action: Option<HashMap<(u32, u32), u64>>,
     /// Distinct ports and destinations per source (scans).
-    ports: Option<HashSet<(AddrKey, i32)>>,
-    hosts: Option<HashSet<(AddrKey, AddrKey)>>,
+    ports: Option<HashSet<(u32, i32)>>,
+    hosts: Option<HashSet<(u32, AddrKey)>>,
 }
 
 /// The top rows of each module, kept across the parts of a window.
@@ -132,10 +136,10 @@ impl Pass {
     /// Distinct keys held so far.
     fn keys(&self) -> usize {
         let n = |m: Option<usize>| m.unwrap_or(0);
-        n(self.denied.as_ref().map(HashMap::len))
+        self.src_ids.len()
+            + n(self.denied.as_ref().map(HashMap::len))
             + n(self.icmp.as_ref().map(HashMap::len))
             + n(self.invalid.as_ref().map(HashMap::len))
-            + n(self.src.as_ref().map(HashMap::len))
             + n(self.src_action.as_ref().map(HashMap::len))
             + n(self.ports.as_ref().map(HashSet::len))
             + n(self.hosts.as_ref().map(HashSet::len))
@@ -155,7 +159,7 @@ impl Pass {
             p.invalid = Some(HashMap::new());
         }
         if has(Module::Sources) || has(Module::Scans) {
-            p.src = Some(HashMap::new());
+            p.src = Some(Vec::new());
         }
         if has(Module::Sources) {
             p.src_action = Some(HashMap::new());
@@ -183,32 +187,46 @@ impl Pass {
         let n = int(row.as_ref(6)).ok_or_else(|| bad("repeat"))? as u64;
         let action = self.names.id(action_text);
         let proto = self.names.id(proto_text);
+        let s = match self.src_ids.get(&src) {
+            Some(&i) => i,
+            None => {
+                let i = self.srcs.len() as u32;
+                self.srcs.push(src);
+                self.src_ids.insert(src, i);
+                if let Some(v) = &mut self.src {
+                    v.push(Agg { n: 0, first: ts, last: ts });
+                }
+                i
+            }
+        };
         if let Some(m) = &mut self.denied {
             if action_text != b"ACCEPT" {
-                bump(m, (src, dpt, proto, action), n, ts);
+                bump(m, (s, dpt, proto, action), n, ts);
             }
         }
         if let Some(m) = &mut self.icmp {
             if proto_text == b"ICMP" || proto_text == b"ICMPv6" {
-                bump(m, (src, dst, action), n, ts);
+                bump(m, (s, dst, action), n, ts);
             }
         }
         if let Some(m) = &mut self.invalid {
             if action_text == b"INVALID" {
-                bump(m, (src, dpt, proto), n, ts);
+                bump(m, (s, dpt, proto), n, ts);
             }
         }
-        if let Some(m) = &mut self.src {
-            bump(m, src, n, ts);
+        if let Some(a) = self.src.as_mut().and_then(|v| v.get_mut(s as usize)) {
+            a.n += n;
+            a.first = a.first.min(ts);
+            a.last = a.last.max(ts);
         }
         if let Some(m) = &mut self.src_action {
-            *m.entry((src, action)).or_insert(0) += n;
+            *m.entry((s, action)).or_insert(0) += n;
         }
-        if let (Some(s), Some(d)) = (&mut self.ports, dpt_cell) {
-            s.insert((src, d));
+        if let (Some(set), Some(d)) = (&mut self.ports, dpt_cell) {
+            set.insert((s, d));
         }
-        if let (Some(s), Some(_)) = (&mut self.hosts, dst_cell) {
-            s.insert((src, dst));
+        if let (Some(set), Some(_)) = (&mut self.hosts, dst_cell) {
+            set.insert((s, dst));
         }
         Ok(())
     }
@@ -217,40 +235,46 @@ impl Pass {
     fn finish(mut self, tops: &mut Tops, limit: usize, thr: u64) -> Names {
         let names = std::mem::take(&mut self.names);
         let n = &names;
-        keep_top(&mut tops.denied, all(self.denied.take()), limit, by_count(|a, b| n.denied_cmp(a, b)));
-        keep_top(&mut tops.icmp, all(self.icmp.take()), limit, by_count(|a, b| n.icmp_cmp(a, b)));
-        keep_top(&mut tops.invalid, all(self.invalid.take()), limit, by_count(|a, b| n.invalid_cmp(a, b)));
+        let srcs = &self.srcs;
+        let src = |i: u32| srcs[i as usize];
+        let denied = all(self.denied.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2, k.3), a)).collect();
+        keep_top(&mut tops.denied, denied, limit, by_count(|a, b| n.denied_cmp(a, b)));
+        let icmp = all(self.icmp.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2), a)).collect();
+        keep_top(&mut tops.icmp, icmp, limit, by_count(|a, b| n.icmp_cmp(a, b)));
+        let invalid = all(self.invalid.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2), a)).collect();
+        keep_top(&mut tops.invalid, invalid, limit, by_count(|a, b| n.invalid_cmp(a, b)));
+        let per_src = self.src.take().unwrap_or_default();
         if let Some(acts_of) = self.src_action.take() {
-            let v: Vec<SourceRow> =
-                self.src.as_ref().map(|m| m.iter().map(|(k, a)| (*k, *a, Vec::new())).collect()).unwrap_or_default();
-            let mut shown = top(v, limit, sources_cmp);
+            let v: Vec<(u32, SourceRow)> =
+                per_src.iter().enumerate().map(|(i, a)| (i as u32, (src(i as u32), *a, Vec::new()))).collect();
+            let mut shown = top(v, limit, |a, b| sources_cmp(&a.1, &b.1));
             // The actions of the shown sources only.
-            let at: HashMap<AddrKey, usize> = shown.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
+            let at: HashMap<u32, usize> = shown.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
             for ((s, a), c) in acts_of {
                 if let Some(&i) = at.get(&s) {
-                    shown[i].2.push((n.get(a).to_string(), c));
+                    shown[i].1 .2.push((n.get(a).to_string(), c));
                 }
             }
             for r in &mut shown {
-                r.2.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+                r.1 .2.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
             }
-            keep_top(&mut tops.sources, shown, limit, sources_cmp);
+            keep_top(&mut tops.sources, shown.into_iter().map(|r| r.1).collect(), limit, sources_cmp);
         }
-        if let (Some(ps), Some(hs), Some(src)) = (self.ports.take(), self.hosts.take(), self.src.as_ref()) {
-            let mut ports: HashMap<AddrKey, u64> = HashMap::new();
+        if let (Some(ps), Some(hs)) = (self.ports.take(), self.hosts.take()) {
+            // Counted per source index: every source of a pair is in `srcs`.
+            let mut ports = vec![0u64; srcs.len()];
             for (s, _) in ps {
-                *ports.entry(s).or_insert(0) += 1;
+                ports[s as usize] += 1;
             }
-            let mut hosts: HashMap<AddrKey, u64> = HashMap::new();
+            let mut hosts = vec![0u64; srcs.len()];
             for (s, _) in hs {
-                *hosts.entry(s).or_insert(0) += 1;
+                hosts[s as usize] += 1;
             }
-            let v: Vec<(AddrKey, u64, Agg, u64)> = src
+            let v: Vec<(AddrKey, u64, Agg, u64)> = per_src
                 .iter()
-                .filter_map(|(s, g)| {
-                    let p = ports.get(s).copied().unwrap_or(0);
-                    (p >= thr).then(|| (*s, p, *g, hosts.get(s).copied().unwrap_or(0)))
-                })
+                .enumerate()
+                .filter(|&(i, _)| ports[i] >= thr)
+                .map(|(i, g)| (src(i as u32), ports[i], *g, hosts[i]))
                 .collect();
             keep_top(&mut tops.scans, v, limit, scans_cmp);
         }
