@@ -229,32 +229,37 @@ fn an_older_summary_set_is_rebuilt() {
 #[test]
 fn the_one_pass_splits_the_window_by_source_past_its_key_cap() {
     let (_db, mut c) = with_summaries("an_cap", &batch(5000, 0, 7, "a"));
-    let o = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, limit: 7, ..Default::default() };
-    let mods = [Module::Denied, Module::Icmp, Module::Invalid, Module::Sources, Module::Scans];
-    let (full, parts) = onepass::run_parts(&mut c, "logs", &o, &mods, usize::MAX).unwrap().unwrap();
-    assert_eq!(parts, 1);
-    assert_eq!(full.iter().map(|s| s.module).collect::<Vec<_>>(), mods, "in the order asked");
-    let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
-    for s in &full {
-        let r = raw.sections.iter().find(|r| r.module == s.module).unwrap();
-        assert!(!r.rows.is_empty(), "{:?}", s.module);
-        assert_eq!(s.rows, r.rows, "{:?}", s.module);
-    }
-    // Smaller caps: the window is read in more parts, with the same rows each time.
-    let mut split = 0;
-    for cap in [1000, 400, 200, 150, 100, 80, 60] {
-        if let Some((parts_rows, parts)) = onepass::run_parts(&mut c, "logs", &o, &mods, cap).unwrap() {
-            assert!(parts <= onepass::MAX_PARTS, "{parts}");
-            split = split.max(parts);
-            for (s, f) in parts_rows.iter().zip(&full) {
-                assert_eq!((s.module, &s.rows), (f.module, &f.rows), "cap {cap}, {parts} parts");
+    let top7 = AnalyzeOptions { since: Some(Timestamp(T0 + H)), scan_threshold: 2, limit: 7, ..Default::default() };
+    // Every row of every module: a key counted twice, or in part, shows.
+    let every = AnalyzeOptions { limit: 100_000, scan_threshold: 0, ..top7.clone() };
+    for o in [top7, every] {
+        let mods = [Module::Denied, Module::Icmp, Module::Invalid, Module::Sources, Module::Scans];
+        let (full, parts) = onepass::run_parts(&mut c, "logs", &o, &mods, usize::MAX).unwrap().unwrap();
+        assert_eq!(parts, 1);
+        assert_eq!(full.iter().map(|s| s.module).collect::<Vec<_>>(), mods, "in the order asked");
+        let raw = query::analyze_with(&mut c, "logs", &o, Path::Packets).unwrap();
+        for s in &full {
+            let r = raw.sections.iter().find(|r| r.module == s.module).unwrap();
+            assert!(!r.rows.is_empty(), "{:?}", s.module);
+            assert_eq!(s.rows, r.rows, "{:?}", s.module);
+        }
+        // Smaller caps: the window is read in more parts (the first read narrowing itself to
+        // the first part as it goes), with the same rows each time.
+        let mut split = 0;
+        for cap in [1000, 400, 200, 150, 100, 80, 60] {
+            if let Some((parts_rows, parts)) = onepass::run_parts(&mut c, "logs", &o, &mods, cap).unwrap() {
+                assert!(parts <= onepass::MAX_PARTS, "{parts}");
+                split = split.max(parts);
+                for (s, f) in parts_rows.iter().zip(&full) {
+                    assert_eq!((s.module, &s.rows), (f.module, &f.rows), "cap {cap}, {parts} parts, limit {}", o.limit);
+                }
             }
         }
+        assert!(split > 1, "no cap split the window");
+        // Too varied for every part: nothing, the caller falls back.
+        assert!(onepass::run_parts(&mut c, "logs", &o, &mods, 10).unwrap().is_none());
+        assert!(onepass::run_capped(&mut c, "logs", &o, &mods, 10).unwrap().is_empty());
     }
-    assert!(split > 1, "no cap split the window");
-    // Too varied for every part: nothing, the caller falls back.
-    assert!(onepass::run_parts(&mut c, "logs", &o, &mods, 10).unwrap().is_none());
-    assert!(onepass::run_capped(&mut c, "logs", &o, &mods, 10).unwrap().is_empty());
 }
 
 /// A window whose rows sit together in the id order is read as that stretch of ids (the
