@@ -170,6 +170,13 @@ pub fn ensure_table(conn: &mut mysql::Conn, table: &str) -> Result<TableStatus, 
                     why: "longer than 55 characters, leaving no room for the summary tables (`<table>__sinport`)",
                 });
             }
+            // Summary tables left behind by a packet table dropped by hand (not with
+            // `--delete-table`) say every row is folded: a new table of that name would report
+            // its predecessor's counts. It starts without them (the next report builds them).
+            let state = crate::store::summary::name(table, crate::store::summary::STATE);
+            if table_comment(conn, &state)?.is_some() {
+                crate::store::summary::on_drop(conn, table)?;
+            }
             conn.query_drop(create_table_sql(table))
                 .map_err(|e| map_err(e, table))?;
             // Another process may have created it between the two statements: same outcome.

@@ -32,7 +32,8 @@
 //!   each lane only rows with `id <=` its `w`, the folder never sees rows already deleted.
 //! - `--clear` (`store::tables::clear_table`) drops them with [`on_drop`], truncates the packet
 //!   table and recreates them with [`create`] (TRUNCATE cannot share a transaction).
-//! - [`on_drop`]: call when dropping the packet table (`--delete-table`).
+//! - [`on_drop`]: call when dropping the packet table (`--delete-table`); creating a packet
+//!   table (`schema::ensure_table`) also calls it when summaries of that name were left behind.
 //! - [`create`]: creates the tables (empty, `w = 0`) and folds the table's rows in, without
 //!   stopping the writers. The first `ipta --analyze` of a table without them calls it. When
 //!   they do not exist, the analyzer reads the packet table directly (slow, but correct):
