@@ -268,10 +268,7 @@ fn the_one_pass_splits_the_window_by_source_past_its_key_cap() {
 /// through the time index again. Either way the report equals the packet table's GROUP BY.
 #[test]
 fn a_window_is_read_by_its_stretch_of_ids_while_its_rows_sit_together() {
-    let db = util::TestDb::new("an_ids");
-    let mut c = db.conn();
-    schema::ensure_table(&mut c, "logs").unwrap();
-    summary::create(&mut c, "logs").unwrap();
+    let (db, mut c) = with_summaries("an_ids", &RecordBatch::new());
     let mut w = Writer::new(db.conn(), "logs");
     // Ten batches in time order, five hours each: ids follow time from batch to batch.
     for k in 0..10u64 {
