@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use mysql::prelude::Queryable;
 
-use super::onepass::trim_end_spaces;
-use super::query::{bucket_filter, GroupCounts, KeyPart, Window};
+use super::onepass::{trim_end_spaces, Names};
+use super::query::{add_counts, bucket_filter, GroupCounts, KeyPart, Window};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
 use crate::store::summary;
@@ -29,8 +29,7 @@ const US_DAY: i64 = 86_400_000_000;
 #[derive(Default)]
 pub(super) struct BucketPass {
     /// Texts (interfaces, actions, protocols), each once, without trailing spaces.
-    names: Vec<Vec<u8>>,
-    ids: HashMap<Vec<u8>, u32>,
+    names: Names,
     /// Packets, first and last seen over all rows.
     pub(super) totals: GroupCounts,
     /// (dpt, proto, action) of rows whose action is not ACCEPT.
@@ -41,15 +40,6 @@ pub(super) struct BucketPass {
     ifaces: HashMap<(u32, u32, u32), GroupCounts>,
     /// Packets per hour and action.
     hours: HashMap<(i64, u32), u64>,
-}
-
-fn add(e: &mut GroupCounts, n: u64, first: Option<Timestamp>, last: Option<Timestamp>) {
-    e.0 += n;
-    e.1 = match (e.1, first) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    e.2 = e.2.max(last);
 }
 
 fn bad(what: &str) -> ReportError {
@@ -77,32 +67,25 @@ impl BucketPass {
             let dpt = int(row.as_ref(4)).ok_or_else(|| bad("port"))?;
             let n = int(row.as_ref(5)).ok_or_else(|| bad("count"))? as u64;
             let (first, last) = (value_ts(row.as_ref(6)), value_ts(row.as_ref(7)));
-            add(&mut p.totals, n, first, last);
+            add_counts(&mut p.totals, n, first, last);
             if action != accept {
-                add(p.ports.entry((dpt, proto, action)).or_insert((0, None, None)), n, first, last);
+                add_counts(p.ports.entry((dpt, proto, action)).or_insert((0, None, None)), n, first, last);
                 if if_in != none {
-                    add(p.inbound.entry((dpt, action)).or_insert((0, None, None)), n, first, last);
+                    add_counts(p.inbound.entry((dpt, action)).or_insert((0, None, None)), n, first, last);
                 }
             }
-            add(p.ifaces.entry((if_in, action, proto)).or_insert((0, None, None)), n, first, last);
+            add_counts(p.ifaces.entry((if_in, action, proto)).or_insert((0, None, None)), n, first, last);
             *p.hours.entry((hour.0, action)).or_insert(0) += n;
         }
         Ok(p)
     }
 
     fn id(&mut self, s: &[u8]) -> u32 {
-        let s = trim_end_spaces(s);
-        if let Some(&i) = self.ids.get(s) {
-            return i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(s.to_vec());
-        self.ids.insert(s.to_vec(), i);
-        i
+        self.names.id(trim_end_spaces(s))
     }
 
     fn text(&self, i: u32) -> KeyPart {
-        KeyPart::Text(self.names[i as usize].clone())
+        KeyPart::Text(self.names.get(i).as_bytes().to_vec())
     }
 
     /// The groups of a bucketable grouping module, keyed as `query`'s spec orders its keys.
@@ -127,7 +110,7 @@ impl BucketPass {
             *m.entry((t, a)).or_insert(0) += n;
         }
         m.into_iter()
-            .map(|((t, a), n)| (Timestamp(t), String::from_utf8_lossy(&self.names[a as usize]).into_owned(), n))
+            .map(|((t, a), n)| (Timestamp(t), self.names.get(a).to_string(), n))
             .collect()
     }
 }

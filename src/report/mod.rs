@@ -4,8 +4,10 @@
 //!
 //! [`run`] decides per module whether the summary tables (`store::summary`) can answer it (no
 //! time window, no host, local traffic included: the all-time summaries hold exactly that) or
-//! whether it must aggregate the packet table itself (every other case; time windows use the
-//! index on `ts`). Both paths return the same rows in the same order, which the tests check.
+//! whether it must aggregate the packet table itself (every other case). A window (`--since`,
+//! `--until`, `--host`) reads the hourly time buckets for what they hold (`bucketpass`) and
+//! its packets, once, for the modules keyed by source ([`onepass`]). Both paths return the
+//! same rows in the same order, which the tests check.
 
 mod bucketpass;
 pub mod html;

@@ -23,9 +23,9 @@ use super::{AnalyzeOptions, Module, ReportError};
 use crate::store::summary::{bump, AddrKey, Agg};
 use crate::store::value::{ts_value, value_bytes as bytes, value_int as int, value_ts};
 
-/// Distinct keys (groups, pairs, sources) a pass holds at most, about 85 bytes each (measured:
-/// 134 MiB peak for the 1,575,393 keys of all 1,000,000 packets of the 30-day bench workload):
-/// about 340 MiB. A window with more is read again in parts (see [`MAX_PARTS`]).
+/// Distinct keys (groups, pairs, sources) a pass holds at most, about 85 bytes each (measured
+/// before sources were interned, which made the keys smaller: 134 MiB peak for the 1,575,393
+/// keys of all 1,000,000 packets of the 30-day bench workload): at most about 340 MiB. A window with more is read again in parts (see [`MAX_PARTS`]).
 pub const MAX_KEYS: usize = 4_000_000;
 
 /// The most parts a window is split into by source when its keys pass [`MAX_KEYS`]: every
@@ -40,15 +40,16 @@ pub fn handles(m: Module) -> bool {
     matches!(m, Module::Denied | Module::Icmp | Module::Invalid | Module::Sources | Module::Scans)
 }
 
-/// The few distinct texts of the window (actions, protocols), each kept once.
+/// The few distinct texts of the window (actions, protocols; interfaces in the bucket pass),
+/// each kept once. Callers give texts as their columns compare them ([`trim_end_spaces`]).
 #[derive(Default)]
-struct Names {
+pub(super) struct Names {
     ids: HashMap<Vec<u8>, u32>,
     list: Vec<String>,
 }
 
 impl Names {
-    fn id(&mut self, s: &[u8]) -> u32 {
+    pub(super) fn id(&mut self, s: &[u8]) -> u32 {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
@@ -57,7 +58,7 @@ impl Names {
         self.ids.insert(s.to_vec(), i);
         i
     }
-    fn get(&self, i: u32) -> &str {
+    pub(super) fn get(&self, i: u32) -> &str {
         &self.list[i as usize]
     }
     /// The key orders of the grouping modules (the server's: bytes, numbers, texts by name).

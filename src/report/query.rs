@@ -690,6 +690,16 @@ impl PartialOrd for KeyPart {
 /// A group's packets, first and last seen.
 pub(super) type GroupCounts = (u64, Option<Timestamp>, Option<Timestamp>);
 
+/// Adds `n` packets first and last seen at `first` and `last` to a group.
+pub(super) fn add_counts(e: &mut GroupCounts, n: u64, first: Option<Timestamp>, last: Option<Timestamp>) {
+    e.0 += n;
+    e.1 = match (e.1, first) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    e.2 = e.2.max(last);
+}
+
 /// A grouping module over a window: every group of the bucket hours and of the edge pieces,
 /// merged, then ordered and cut as the packet path does (count descending, then the keys).
 fn group_module_window(
@@ -717,13 +727,7 @@ fn group_module_window(
                 })
                 .collect();
             let (n, f, l) = (get_u64(r, 0), value_ts(r.as_ref(1 + nk)), value_ts(r.as_ref(2 + nk)));
-            let e = groups.entry(key).or_insert((0, None, None));
-            e.0 += n;
-            e.1 = match (e.1, f) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            e.2 = e.2.max(l);
+            add_counts(groups.entry(key).or_insert((0, None, None)), n, f, l);
         }
     };
     for (a, b) in &w.edges {
