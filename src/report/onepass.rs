@@ -23,12 +23,15 @@ use super::{AnalyzeOptions, Module, ReportError};
 use crate::store::summary::{bump, AddrKey, Agg};
 use crate::store::value::{ts_value, value_bytes as bytes, value_int as int, value_ts};
 
-/// Distinct keys (groups, pairs, sources) a pass holds at most, about 85 bytes each (measured
-/// before sources were interned, which made the keys smaller: 134 MiB peak for the 1,575,393
-/// keys of all 1,000,000 packets of the 30-day bench workload): at most about 340 MiB. A window with more is read again in parts (see [`MAX_PARTS`]).
-pub const MAX_KEYS: usize = 4_000_000;
+/// The memory a pass's keys may take, as [`Pass::size`] estimates it (entries only): about
+/// 105 MiB, which with the hash tables' free slots, their growth and the report around them
+/// comes to a peak of about 300 MiB (`/usr/bin/time`, 10M-row bench workload: its 7-day
+/// window, 2,335,447 rows, holds 90.6 MB of entries and peaked at 251 MiB; its 15-day window,
+/// 4,998,868 rows and 177 MB of entries, is read in two parts and peaked at 293 MiB). A window
+/// with more is read again in parts (see [`MAX_PARTS`]).
+pub const MAX_BYTES: usize = 110_000_000;
 
-/// The most parts a window is split into by source when its keys pass [`MAX_KEYS`]: every
+/// The most parts a window is split into by source when its keys pass [`MAX_BYTES`]: every
 /// key of these modules starts with the source, so each part holds its sources' whole counts
 /// and the report's top rows are the top rows of the parts' top rows. Each part reads the
 /// whole window again (the server filters it), so a window needing more than this is left to
@@ -81,17 +84,25 @@ struct Pass {
     /// (smaller keys: less memory and faster hashing for millions of them).
     src_ids: HashMap<AddrKey, u32>,
     srcs: Vec<AddrKey>,
-    /// (src, dpt, proto, action) of rows whose action is not ACCEPT.
-    denied: Option<HashMap<(u32, i32, u32, u32), Agg>>,
+    /// (src, dpt, proto, action) of every row: `denied` is its rows whose action is not
+    /// ACCEPT, a source's packets per action (`sources`) and distinct ports (`scans`) are
+    /// summed from it at the end. One map where there were three: a row's cost is the random
+    /// reads of the maps it touches (millions of keys do not stay in the caches), so each map
+    /// fewer takes a share of the window's time off.
+    flow: Option<HashMap<(u32, i32, u32, u32), Agg>>,
+    /// Whether `flow` is kept for `denied`, `sources`, `scans` (any of them).
+    denied: bool,
+    sources: bool,
+    scans: bool,
     /// (src, dst, action) of ICMP rows.
     icmp: Option<HashMap<(u32, AddrKey, u32), Agg>>,
     /// (src, dpt, proto) of INVALID rows.
     invalid: Option<HashMap<(u32, i32, u32), Agg>>,
-    /// Per source, by index (sources and scans), with the packets per action for `sources`.
-    src: Option<Vec<Agg>>,
-    src_action: Option<HashMap<(u32, u32), u64>>,
-    /// Distinct ports and destinations per source (scans).
-    ports: Option<HashSet<(u32, i32)>>,
+    /// Per source, by index (sources and scans).
+    src: Option<Vec<SrcAgg>>,
+    /// Distinct destinations of the sources that have more than one (scans); a source's first
+    /// destination is kept in its `SrcAgg`, so a source that knocks on one host only (most
+    /// do) never reaches this set.
     hosts: Option<HashSet<(u32, AddrKey)>>,
     /// Narrowed to the sources of part 0 of this many (see [`Pass::narrow`]): rows of other
     /// sources are skipped, and `gone` marks the sources dropped when narrowing.
@@ -118,6 +129,15 @@ struct Tops {
 /// A source, its counts and its packets per action.
 type SourceRow = (AddrKey, Agg, Vec<(String, u64)>);
 
+/// A source's counts, and its first destination (`hosts`: None before one is seen).
+#[derive(Clone, Copy)]
+struct SrcAgg {
+    a: Agg,
+    dst: Option<AddrKey>,
+    /// Whether it had another destination too (its pairs are then in `Pass::hosts`).
+    many: bool,
+}
+
 /// Appends `part` to `kept` and keeps the `limit` first by `cmp`, in that order.
 fn keep_top<T>(kept: &mut Vec<T>, part: Vec<T>, limit: usize, cmp: impl Fn(&T, &T) -> Ordering) {
     kept.extend(part);
@@ -143,24 +163,32 @@ fn sources_cmp(a: &SourceRow, b: &SourceRow) -> Ordering {
 }
 
 impl Pass {
-    /// Distinct keys held so far.
-    fn keys(&self) -> usize {
-        let n = |m: Option<usize>| m.unwrap_or(0);
-        self.src_ids.len()
-            + n(self.denied.as_ref().map(HashMap::len))
-            + n(self.icmp.as_ref().map(HashMap::len))
-            + n(self.invalid.as_ref().map(HashMap::len))
-            + n(self.src_action.as_ref().map(HashMap::len))
-            + n(self.ports.as_ref().map(HashSet::len))
-            + n(self.hosts.as_ref().map(HashSet::len))
+    /// The memory its keys take, estimated from their number (each entry's size and its
+    /// hash table's control byte; the tables' free slots and growth come on top, which
+    /// [`MAX_BYTES`] allows for). By size, not by count: a source costs several times a
+    /// (source, destination) pair.
+    fn size(&self) -> usize {
+        use std::mem::size_of;
+        fn map<K, V>(m: &Option<HashMap<K, V>>) -> usize {
+            m.as_ref().map_or(0, |m| m.len() * (size_of::<(K, V)>() + 1))
+        }
+        let per_src = size_of::<(AddrKey, u32)>() + 1 + size_of::<AddrKey>() + self.src.as_ref().map_or(0, |_| size_of::<SrcAgg>());
+        self.src_ids.len() * per_src
+            + map(&self.flow)
+            + map(&self.icmp)
+            + map(&self.invalid)
+            + self.hosts.as_ref().map_or(0, |m| m.len() * (size_of::<(u32, AddrKey)>() + 1))
     }
 
     /// A pass for `mods`, keeping the texts of earlier parts (`names`).
     fn new(mods: &[Module], names: Names) -> Pass {
         let has = |m| mods.contains(&m);
         let mut p = Pass { names, ..Pass::default() };
-        if has(Module::Denied) {
-            p.denied = Some(HashMap::new());
+        p.denied = has(Module::Denied);
+        p.sources = has(Module::Sources);
+        p.scans = has(Module::Scans);
+        if p.denied || p.sources || p.scans {
+            p.flow = Some(HashMap::new());
         }
         if has(Module::Icmp) {
             p.icmp = Some(HashMap::new());
@@ -168,14 +196,10 @@ impl Pass {
         if has(Module::Invalid) {
             p.invalid = Some(HashMap::new());
         }
-        if has(Module::Sources) || has(Module::Scans) {
+        if p.sources || p.scans {
             p.src = Some(Vec::new());
         }
-        if has(Module::Sources) {
-            p.src_action = Some(HashMap::new());
-        }
-        if has(Module::Scans) {
-            p.ports = Some(HashSet::new());
+        if p.scans {
             p.hosts = Some(HashSet::new());
         }
         p
@@ -192,8 +216,8 @@ impl Pass {
         // group and one value to the server's comparisons, so they are here too.
         let action_text = trim_end_spaces(bytes(row.as_ref(3)).ok_or_else(|| bad("action"))?);
         let proto_text = trim_end_spaces(bytes(row.as_ref(4)).unwrap_or(b""));
-        let dpt_cell = int(row.as_ref(5)).map(|p| p as i32);
-        let dpt = dpt_cell.unwrap_or(-1);
+        // The column is unsigned: -1 stands for NULL, as `COALESCE(dpt,-1)` in the queries.
+        let dpt = int(row.as_ref(5)).map_or(-1, |p| p as i32);
         let n = int(row.as_ref(6)).ok_or_else(|| bad("repeat"))? as u64;
         if self.keep.is_some_and(|k| part_of(&src, k) != 0) {
             return Ok(());
@@ -207,15 +231,13 @@ impl Pass {
                 self.srcs.push(src);
                 self.src_ids.insert(src, i);
                 if let Some(v) = &mut self.src {
-                    v.push(Agg { n: 0, first: ts, last: ts });
+                    v.push(SrcAgg { a: Agg { n: 0, first: ts, last: ts }, dst: None, many: false });
                 }
                 i
             }
         };
-        if let Some(m) = &mut self.denied {
-            if action_text != b"ACCEPT" {
-                bump(m, (s, dpt, proto, action), n, ts);
-            }
+        if let Some(m) = &mut self.flow {
+            bump(m, (s, dpt, proto, action), n, ts);
         }
         if let Some(m) = &mut self.icmp {
             if proto_text == b"ICMP" || proto_text == b"ICMPv6" {
@@ -227,19 +249,23 @@ impl Pass {
                 bump(m, (s, dpt, proto), n, ts);
             }
         }
-        if let Some(a) = self.src.as_mut().and_then(|v| v.get_mut(s as usize)) {
-            a.n += n;
-            a.first = a.first.min(ts);
-            a.last = a.last.max(ts);
-        }
-        if let Some(m) = &mut self.src_action {
-            *m.entry((s, action)).or_insert(0) += n;
-        }
-        if let (Some(set), Some(d)) = (&mut self.ports, dpt_cell) {
-            set.insert((s, d));
-        }
-        if let (Some(set), Some(_)) = (&mut self.hosts, dst_cell) {
-            set.insert((s, dst));
+        if let Some(g) = self.src.as_mut().and_then(|v| v.get_mut(s as usize)) {
+            g.a.n += n;
+            g.a.first = g.a.first.min(ts);
+            g.a.last = g.a.last.max(ts);
+            if let (Some(set), Some(_)) = (&mut self.hosts, dst_cell) {
+                match g.dst {
+                    None => g.dst = Some(dst),
+                    Some(first) if first == dst => {}
+                    Some(first) => {
+                        if !g.many {
+                            g.many = true;
+                            set.insert((s, first));
+                        }
+                        set.insert((s, dst));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -252,7 +278,7 @@ impl Pass {
         let gone = &self.gone;
         let out = |i: u32| gone[i as usize];
         self.src_ids.retain(|_, i| !out(*i));
-        if let Some(m) = &mut self.denied {
+        if let Some(m) = &mut self.flow {
             m.retain(|k, _| !out(k.0));
         }
         if let Some(m) = &mut self.icmp {
@@ -260,12 +286,6 @@ impl Pass {
         }
         if let Some(m) = &mut self.invalid {
             m.retain(|k, _| !out(k.0));
-        }
-        if let Some(m) = &mut self.src_action {
-            m.retain(|k, _| !out(k.0));
-        }
-        if let Some(m) = &mut self.ports {
-            m.retain(|k| !out(k.0));
         }
         if let Some(m) = &mut self.hosts {
             m.retain(|k| !out(k.0));
@@ -278,8 +298,17 @@ impl Pass {
         let n = &names;
         let srcs = &self.srcs;
         let src = |i: u32| srcs[i as usize];
-        let denied = all(self.denied.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2, k.3), a)).collect();
-        keep_top(&mut tops.denied, denied, limit, by_count(|a, b| n.denied_cmp(a, b)));
+        let flow = self.flow.take().unwrap_or_default();
+        if self.denied {
+            let accept = (0..n.list.len() as u32).find(|&i| n.get(i) == "ACCEPT");
+            // The top rows are picked with the sources' indexes (smaller rows to move), then
+            // given their addresses.
+            let full = |k: &(u32, i32, u32, u32)| (src(k.0), k.1, k.2, k.3);
+            let denied = flow.iter().filter(|(k, _)| Some(k.3) != accept).map(|(k, a)| (*k, *a)).collect();
+            let best = top(denied, limit, by_count(|a, b| n.denied_cmp(&full(a), &full(b))));
+            let best = best.into_iter().map(|(k, a)| (full(&k), a)).collect();
+            keep_top(&mut tops.denied, best, limit, by_count(|a, b| n.denied_cmp(a, b)));
+        }
         let icmp = all(self.icmp.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2), a)).collect();
         keep_top(&mut tops.icmp, icmp, limit, by_count(|a, b| n.icmp_cmp(a, b)));
         let invalid = all(self.invalid.take()).into_iter().map(|(k, a)| ((src(k.0), k.1, k.2), a)).collect();
@@ -287,42 +316,53 @@ impl Pass {
         let per_src = self.src.take().unwrap_or_default();
         let gone = &self.gone;
         let kept = |i: usize| !gone.get(i).copied().unwrap_or(false);
-        if let Some(acts_of) = self.src_action.take() {
-            let v: Vec<(u32, SourceRow)> =
-                per_src
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, _)| kept(i))
-                    .map(|(i, a)| (i as u32, (src(i as u32), *a, Vec::new())))
-                    .collect();
+        if self.sources {
+            let v: Vec<(u32, SourceRow)> = per_src
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| kept(i))
+                .map(|(i, g)| (i as u32, (src(i as u32), g.a, Vec::new())))
+                .collect();
             let mut shown = top(v, limit, |a, b| sources_cmp(&a.1, &b.1));
-            // The actions of the shown sources only.
-            let at: HashMap<u32, usize> = shown.iter().enumerate().map(|(i, r)| (r.0, i)).collect();
-            for ((s, a), c) in acts_of {
-                if let Some(&i) = at.get(&s) {
-                    shown[i].1 .2.push((n.get(a).to_string(), c));
+            // The packets per action of the shown sources only, from their flows.
+            let mut at = vec![usize::MAX; srcs.len()];
+            for (i, r) in shown.iter().enumerate() {
+                at[r.0 as usize] = i;
+            }
+            let mut acts: HashMap<(usize, u32), u64> = HashMap::new();
+            for (k, a) in &flow {
+                let i = at[k.0 as usize];
+                if i != usize::MAX {
+                    *acts.entry((i, k.3)).or_insert(0) += a.n;
                 }
+            }
+            for ((i, a), c) in acts {
+                shown[i].1 .2.push((n.get(a).to_string(), c));
             }
             for r in &mut shown {
                 r.1 .2.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
             }
             keep_top(&mut tops.sources, shown.into_iter().map(|r| r.1).collect(), limit, sources_cmp);
         }
-        if let (Some(ps), Some(hs)) = (self.ports.take(), self.hosts.take()) {
-            // Counted per source index: every source of a pair is in `srcs`.
+        if self.scans {
+            // Distinct ports per source: its distinct (source, port) pairs among the flows
+            // (NULL ports, -1 here, are not counted, as COUNT(DISTINCT) does not).
+            let mut pairs: Vec<u64> = flow.keys().filter(|k| k.1 >= 0).map(|k| u64::from(k.0) << 32 | k.1 as u64).collect();
+            pairs.sort_unstable();
+            pairs.dedup();
             let mut ports = vec![0u64; srcs.len()];
-            for (s, _) in ps {
-                ports[s as usize] += 1;
+            for p in pairs {
+                ports[(p >> 32) as usize] += 1;
             }
-            let mut hosts = vec![0u64; srcs.len()];
-            for (s, _) in hs {
+            let mut hosts: Vec<u64> = per_src.iter().map(|g| u64::from(g.dst.is_some() && !g.many)).collect();
+            for (s, _) in self.hosts.take().unwrap_or_default() {
                 hosts[s as usize] += 1;
             }
             let v: Vec<(AddrKey, u64, Agg, u64)> = per_src
                 .iter()
                 .enumerate()
                 .filter(|&(i, _)| kept(i) && ports[i] >= thr)
-                .map(|(i, g)| (src(i as u32), ports[i], *g, hosts[i]))
+                .map(|(i, g)| (src(i as u32), ports[i], g.a, hosts[i]))
                 .collect();
             keep_top(&mut tops.scans, v, limit, scans_cmp);
         }
@@ -374,25 +414,25 @@ fn section(module: Module, rows: Vec<Vec<Cell>>) -> Section {
 
 /// Runs the modules of `mods` that [`handles`] takes over the packet rows `opts` selects, in
 /// one read (or one per part, see [`MAX_PARTS`]). Returns their sections, in the order of
-/// `mods`; none when even [`MAX_PARTS`] parts would each hold more than [`MAX_KEYS`] keys.
+/// `mods`; none when even [`MAX_PARTS`] parts would each hold more than [`MAX_BYTES`] keys.
 pub fn run(
     conn: &mut mysql::Conn,
     table: &str,
     opts: &AnalyzeOptions,
     mods: &[Module],
 ) -> Result<Vec<Section>, ReportError> {
-    run_capped(conn, table, opts, mods, MAX_KEYS)
+    run_capped(conn, table, opts, mods, MAX_BYTES)
 }
 
-/// [`run`] with the cap on distinct keys per part given (tests use a small one).
+/// [`run`] with the cap on the memory of a part's keys given, in bytes (tests use a small one).
 pub fn run_capped(
     conn: &mut mysql::Conn,
     table: &str,
     opts: &AnalyzeOptions,
     mods: &[Module],
-    max_keys: usize,
+    max_bytes: usize,
 ) -> Result<Vec<Section>, ReportError> {
-    Ok(run_parts(conn, table, opts, mods, max_keys)?.map(|(s, _)| s).unwrap_or_default())
+    Ok(run_parts(conn, table, opts, mods, max_bytes)?.map(|(s, _)| s).unwrap_or_default())
 }
 
 /// [`run_capped`], also telling into how many parts the window was read; None past
@@ -402,7 +442,7 @@ pub fn run_parts(
     table: &str,
     opts: &AnalyzeOptions,
     mods: &[Module],
-    max_keys: usize,
+    max_bytes: usize,
 ) -> Result<Option<(Vec<Section>, u32)>, ReportError> {
     let mods: Vec<Module> = mods.iter().copied().filter(|m| handles(*m)).collect();
     if mods.is_empty() {
@@ -412,7 +452,7 @@ pub fn run_parts(
     let ids = id_range(conn, table, opts)?;
     let mut parts = 1u32;
     let (mut tops, names) = loop {
-        match read_parts(conn, table, opts, ids, &mods, max_keys, parts)? {
+        match read_parts(conn, table, opts, ids, &mods, max_bytes, parts)? {
             Ok((tops, names, read)) => {
                 parts = read;
                 break (tops, names);
@@ -512,13 +552,13 @@ pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> R
 }
 
 /// Reads the window in `parts` parts by source (one read when 1); returns the parts it took.
-/// When the first part passes `max_keys` keys it narrows itself as it goes: it keeps the
+/// When the first part holds keys of more than `max_bytes` bytes ([`Pass::size`]) it narrows itself as it goes: it keeps the
 /// sources of part 0 of twice as many parts (their counts so far are whole, as every row was
 /// read) and skips the others' rows from then on, up to [`MAX_PARTS`]; the later parts are
 /// read after it. That saves reading the window once more to start over (15 days of the
 /// 10M-row bench: 3 reads before, 2 now). When a later part passes the cap, gives up with the
 /// number of parts the window seems to need: the rest of the part is still read (the server
-/// sends it anyway) and only counted, and the keys are taken to grow in step with the rows,
+/// sends it anyway) and only counted, and its keys' size is taken to grow in step with the rows,
 /// which overestimates them (keys repeat); `u32::MAX` when the first part could not narrow
 /// enough. `ids`: the stretch of ids holding the window (see [`id_range`]), or None to let the
 /// server choose.
@@ -528,7 +568,7 @@ fn read_parts(
     opts: &AnalyzeOptions,
     ids: Option<(u64, u64)>,
     mods: &[Module],
-    max_keys: usize,
+    max_bytes: usize,
     parts: u32,
 ) -> Result<Result<(Tops, Names, u32), u32>, ReportError> {
     let f = raw_filter(opts);
@@ -558,13 +598,13 @@ fn read_parts(
         while let Some(row) = res.next() {
             pass.add(&row?)?;
             rows += 1;
-            if pass.keys() > max_keys {
+            if pass.size() > max_bytes {
                 // The first part narrows itself as it goes: part 0 of twice as many parts
                 // (a subset of the sources it reads), and the later parts are read after.
                 if part == 0 && parts < MAX_PARTS {
                     parts *= 2;
                     pass.narrow(parts);
-                    if pass.keys() <= max_keys {
+                    if pass.size() <= max_bytes {
                         continue;
                     }
                 }
@@ -577,8 +617,8 @@ fn read_parts(
                     // Narrowed as far as it goes: even part 0 of the most parts is too varied.
                     return Ok(Err(u32::MAX));
                 }
-                let keys = pass.keys() as f64 * rows as f64 / at as f64 * f64::from(parts);
-                let need = (keys / max_keys.max(1) as f64).ceil().min(f64::from(MAX_PARTS)) as u32;
+                let size = pass.size() as f64 * rows as f64 / at as f64 * f64::from(parts);
+                let need = (size / max_bytes.max(1) as f64).ceil().min(f64::from(MAX_PARTS)) as u32;
                 return Ok(Err(need.max(1).next_power_of_two()));
             }
         }
