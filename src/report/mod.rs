@@ -329,7 +329,10 @@ pub fn build_with(
             _ => {}
         }
     }
-    let mut report = query::analyze(conn, table, opts)?;
+    // A window reads its packets on a second connection, beside the rest of the report.
+    let windowed = opts.since.is_some() || opts.until.is_some() || opts.host.is_some();
+    let beside = if windowed { second.and_then(|c| c().ok()) } else { None };
+    let mut report = query::analyze_beside(conn, beside, table, opts, query::Path::Auto)?;
     if let Some(note) = &report.summary_note {
         eprintln!("ipta: {note}");
     }

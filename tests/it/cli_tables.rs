@@ -402,3 +402,37 @@ fn create_table_refuses_a_name_without_room_for_the_summaries() {
     let ok = "t".repeat(55);
     assert!(ipta_db(&db, home.path()).args(["-ct", &ok]).output().unwrap().status.success());
 }
+
+/// A window's modules keyed by source are read on a second connection beside the rest of the
+/// report: through the command line, a window holding every row reports what the all-time
+/// report (from the summaries) does, module by module.
+#[test]
+fn a_window_holding_every_row_reports_as_all_time() {
+    let (db, home) = db_with_logs("cli_winall");
+    let h = home.path();
+    let log = h.join("mixed.log");
+    let mut lines = String::new();
+    for i in 0..60u32 {
+        let stamp = format!("2026-11-25T{:02}:{:02}:07+00:00", 8 + i % 5, i % 60);
+        let src = format!("198.51.100.{}", 1 + i % 7);
+        let dst = format!("192.0.2.{}", 1 + i % 3);
+        let action = ["DROP", "ACCEPT", "INVALID", "REJECT"][(i % 4) as usize];
+        let syn = util::Syn { stamp: &stamp, src: &src, dst: &dst, action, dpt: 20 + i % 9, id: i, ..Default::default() };
+        lines.push_str(&(syn.line() + "\n"));
+    }
+    std::fs::write(&log, lines).unwrap();
+    let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&log));
+    assert_eq!(code, 0, "{err}");
+    let json = |extra: &[&str]| {
+        let (code, out, err) = run(ipta_db(&db, h).args(["-a", "--format", "json", "--scan-threshold", "2"]).args(extra));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let all = json(&[]);
+    let window = json(&["--since", "2026-11-25T00:00:00Z", "--until", "2026-11-26T00:00:00Z"]);
+    for m in ["denied", "sources", "scans", "invalid", "ports", "inbound", "interfaces"] {
+        let rows = |v: &serde_json::Value| v["modules"][m]["rows"].clone();
+        assert!(!rows(&all).as_array().unwrap().is_empty(), "{m}");
+        assert_eq!(rows(&window), rows(&all), "{m}");
+    }
+}
