@@ -414,7 +414,8 @@ fn section(module: Module, rows: Vec<Vec<Cell>>) -> Section {
 
 /// Runs the modules of `mods` that [`handles`] takes over the packet rows `opts` selects, in
 /// one read (or one per part, see [`MAX_PARTS`]). Returns their sections, in the order of
-/// `mods`; none when even [`MAX_PARTS`] parts would each hold more than [`MAX_BYTES`] keys.
+/// `mods`; none when even [`MAX_PARTS`] parts would each hold keys of more than [`MAX_BYTES`]
+/// bytes.
 pub fn run(
     conn: &mut mysql::Conn,
     table: &str,
@@ -552,16 +553,16 @@ pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> R
 }
 
 /// Reads the window in `parts` parts by source (one read when 1); returns the parts it took.
-/// When the first part holds keys of more than `max_bytes` bytes ([`Pass::size`]) it narrows itself as it goes: it keeps the
-/// sources of part 0 of twice as many parts (their counts so far are whole, as every row was
-/// read) and skips the others' rows from then on, up to [`MAX_PARTS`]; the later parts are
-/// read after it. That saves reading the window once more to start over (15 days of the
-/// 10M-row bench: 3 reads before, 2 now). When a later part passes the cap, gives up with the
-/// number of parts the window seems to need: the rest of the part is still read (the server
-/// sends it anyway) and only counted, and its keys' size is taken to grow in step with the rows,
-/// which overestimates them (keys repeat); `u32::MAX` when the first part could not narrow
-/// enough. `ids`: the stretch of ids holding the window (see [`id_range`]), or None to let the
-/// server choose.
+/// When the first part holds keys of more than `max_bytes` bytes ([`Pass::size`]) it narrows
+/// itself as it goes: it keeps the sources of part 0 of twice as many parts (their counts so
+/// far are whole, as every row was read) and skips the others' rows from then on, up to
+/// [`MAX_PARTS`]; the later parts are read after it. That saves reading the window once more
+/// to start over (15 days of the 10M-row bench: 3 reads before, 2 now). When a later part
+/// passes the cap, gives up with the number of parts the window seems to need: the rest of
+/// the part is still read (the server sends it anyway) and only counted, and its keys' size
+/// is taken to grow in step with the rows, which overestimates it (keys repeat); `u32::MAX`
+/// when the first part could not narrow enough. `ids`: the stretch of ids holding the window
+/// (see [`id_range`]), or None to let the server choose.
 fn read_parts(
     conn: &mut mysql::Conn,
     table: &str,
