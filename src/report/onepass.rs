@@ -250,9 +250,7 @@ impl Pass {
             }
         }
         if let Some(g) = self.src.as_mut().and_then(|v| v.get_mut(s as usize)) {
-            g.a.n += n;
-            g.a.first = g.a.first.min(ts);
-            g.a.last = g.a.last.max(ts);
+            g.a.add(n, ts);
             if let (Some(set), Some(_)) = (&mut self.hosts, dst_cell) {
                 match g.dst {
                     None => g.dst = Some(dst),
@@ -519,9 +517,10 @@ pub fn run_parts(
 /// so a window's rows sit in one stretch of ids; rows imported later from older logs do not,
 /// and then the range would hold many rows of other times.
 ///
-/// The range comes from the time index alone (it holds the ids: no row is read). The window's filter still
-/// applies to every row read, so the rows counted are the same either way; a row committed
-/// after this query with a higher id is left out, as if the report had started just before it.
+/// The range comes from the time index alone (it holds the ids: no row is read). The window's
+/// filter still applies to every row read, so the rows counted are the same either way; a row
+/// committed after this query with a higher id is left out, as if the report had started just
+/// before it.
 pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Result<Option<(u64, u64)>, ReportError> {
     let mut c = Vec::new();
     let mut params = Vec::new();

@@ -231,7 +231,8 @@ pub struct Agg {
 }
 
 impl Agg {
-    fn add(&mut self, n: u64, ts: Timestamp) {
+    /// Adds `n` packets seen at `ts`.
+    pub fn add(&mut self, n: u64, ts: Timestamp) {
         self.n += n;
         self.first = self.first.min(ts);
         self.last = self.last.max(ts);
