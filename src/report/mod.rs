@@ -330,9 +330,7 @@ pub fn build_with(
         }
     }
     // A window reads its packets on a second connection, beside the rest of the report.
-    let windowed = opts.since.is_some() || opts.until.is_some() || opts.host.is_some();
-    let beside = if windowed { second.and_then(|c| c().ok()) } else { None };
-    let mut report = query::analyze_beside(conn, beside, table, opts, query::Path::Auto)?;
+    let mut report = query::analyze_beside(conn, second, table, opts, query::Path::Auto)?;
     if let Some(note) = &report.summary_note {
         eprintln!("ipta: {note}");
     }

@@ -316,6 +316,13 @@ fn newer_table_and_failed_script_statements_exit_non_zero() {
 }
 
 /// One dropped SYN from 203.0.113.9 at 2026-11-25T10:00:0`second`, to port `dpt`.
+/// `ipta -a --format json` with `args`, which must succeed; its report.
+fn report_json(db: &util::TestDb, home: &Path, args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = run(ipta_db(db, home).args(["-a", "--format", "json"]).args(args));
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 fn syn_line(second: u32, dpt: u16) -> String {
     let stamp = format!("2026-11-25T10:00:0{second}+00:00");
     util::Syn { stamp: &stamp, dst: "192.0.2.1", dpt: u32::from(dpt), ..Default::default() }.line() + "\n"
@@ -349,11 +356,7 @@ fn module_all_and_scan_threshold() {
     std::fs::write(&log, lines).unwrap();
     let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&log));
     assert_eq!(code, 0, "{err}");
-    let json = |extra: &[&str]| {
-        let (code, out, err) = run(ipta_db(&db, h).args(["-a", "--format", "json"]).args(extra));
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
-    };
+    let json = |extra: &[&str]| report_json(&db, h, extra);
     let all = json(&["--module", "all"]);
     assert_eq!(all["modules"].as_object().unwrap().len(), 9);
     // Four ports: a scan at threshold 3, none at the default 15.
@@ -423,11 +426,7 @@ fn a_window_holding_every_row_reports_as_all_time() {
     std::fs::write(&log, lines).unwrap();
     let (code, _, err) = run(ipta_db(&db, h).arg("-i").arg(&log));
     assert_eq!(code, 0, "{err}");
-    let json = |extra: &[&str]| {
-        let (code, out, err) = run(ipta_db(&db, h).args(["-a", "--format", "json", "--scan-threshold", "2"]).args(extra));
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
-    };
+    let json = |extra: &[&str]| report_json(&db, h, &[&["--scan-threshold", "2"], extra].concat());
     let all = json(&[]);
     let window = json(&["--since", "2026-11-25T00:00:00Z", "--until", "2026-11-26T00:00:00Z"]);
     for m in ["denied", "sources", "scans", "invalid", "ports", "inbound", "interfaces"] {
