@@ -20,6 +20,7 @@ use mysql::Value;
 
 use super::query::{columns_of, raw_filter, Cell, Section, Via};
 use super::{AnalyzeOptions, Module, ReportError};
+use crate::record::Timestamp;
 use crate::store::summary::{bump, AddrKey, Agg};
 use crate::store::value::{ts_value, value_bytes as bytes, value_int as int, value_ts};
 
@@ -180,13 +181,15 @@ impl Pass {
             + self.hosts.as_ref().map_or(0, |m| m.len() * (size_of::<(u32, AddrKey)>() + 1))
     }
 
-    /// A pass for `mods`, keeping the texts of earlier parts (`names`).
-    fn new(mods: &[Module], names: Names) -> Pass {
+    /// A pass for `mods` (its texts, `names`, come from the reading thread at the end).
+    fn new(mods: &[Module]) -> Pass {
         let has = |m| mods.contains(&m);
-        let mut p = Pass { names, ..Pass::default() };
-        p.denied = has(Module::Denied);
-        p.sources = has(Module::Sources);
-        p.scans = has(Module::Scans);
+        let mut p = Pass {
+            denied: has(Module::Denied),
+            sources: has(Module::Sources),
+            scans: has(Module::Scans),
+            ..Pass::default()
+        };
         if p.denied || p.sources || p.scans {
             p.flow = Some(HashMap::new());
         }
@@ -205,25 +208,12 @@ impl Pass {
         p
     }
 
-    /// One row of `ts, src, dst, action, proto, dpt, repeat`.
-    fn add(&mut self, row: &mysql::Row) -> Result<(), ReportError> {
-        let bad = |what: &str| ReportError::Sql(format!("unexpected {what} in a packet row"));
-        let ts = value_ts(row.as_ref(0)).ok_or_else(|| bad("ts"))?;
-        let src = AddrKey::from_stored(bytes(row.as_ref(1)));
-        let dst_cell = bytes(row.as_ref(2));
-        let dst = AddrKey::from_stored(dst_cell);
-        // The columns' collation (utf8mb4_bin) pads with spaces: `DROP` and `DROP ` are one
-        // group and one value to the server's comparisons, so they are here too.
-        let action_text = trim_end_spaces(bytes(row.as_ref(3)).ok_or_else(|| bad("action"))?);
-        let proto_text = trim_end_spaces(bytes(row.as_ref(4)).unwrap_or(b""));
-        // The column is unsigned: -1 stands for NULL, as `COALESCE(dpt,-1)` in the queries.
-        let dpt = int(row.as_ref(5)).map_or(-1, |p| p as i32);
-        let n = int(row.as_ref(6)).ok_or_else(|| bad("repeat"))? as u64;
-        if self.keep.is_some_and(|k| part_of(&src, k) != 0) {
-            return Ok(());
+    /// One row, as [`decode`] gives it.
+    fn add(&mut self, r: &Rec) {
+        if self.keep.is_some_and(|k| part_of(&r.src, k) != 0) {
+            return;
         }
-        let action = self.names.id(action_text);
-        let proto = self.names.id(proto_text);
+        let (src, dst, ts, n) = (r.src, r.dst, r.ts, r.n);
         let s = match self.src_ids.get(&src) {
             Some(&i) => i,
             None => {
@@ -237,21 +227,21 @@ impl Pass {
             }
         };
         if let Some(m) = &mut self.flow {
-            bump(m, (s, dpt, proto, action), n, ts);
+            bump(m, (s, r.dpt, r.proto, r.action), n, ts);
         }
         if let Some(m) = &mut self.icmp {
-            if proto_text == b"ICMP" || proto_text == b"ICMPv6" {
-                bump(m, (s, dst, action), n, ts);
+            if r.icmp {
+                bump(m, (s, dst, r.action), n, ts);
             }
         }
         if let Some(m) = &mut self.invalid {
-            if action_text == b"INVALID" {
-                bump(m, (s, dpt, proto), n, ts);
+            if r.invalid {
+                bump(m, (s, r.dpt, r.proto), n, ts);
             }
         }
         if let Some(g) = self.src.as_mut().and_then(|v| v.get_mut(s as usize)) {
             g.a.add(n, ts);
-            if let (Some(set), Some(_)) = (&mut self.hosts, dst_cell) {
+            if let (Some(set), true) = (&mut self.hosts, r.has_dst) {
                 match g.dst {
                     None => g.dst = Some(dst),
                     Some(first) if first == dst => {}
@@ -265,7 +255,6 @@ impl Pass {
                 }
             }
         }
-        Ok(())
     }
 
     /// Keeps only the sources of part 0 of `parts` (and their keys), and from now on only
@@ -366,6 +355,48 @@ impl Pass {
         }
         names
     }
+}
+
+/// One packet row as the pass counts it: decoded, its texts interned, by the thread that
+/// reads the window (see [`read_part`]).
+#[derive(Clone, Copy)]
+struct Rec {
+    ts: Timestamp,
+    src: AddrKey,
+    /// The destination, empty when NULL (as `COALESCE(dst,'')` for `icmp`); `has_dst` tells
+    /// which (`scans` counts only real destinations, as `COUNT(DISTINCT)`).
+    dst: AddrKey,
+    has_dst: bool,
+    action: u32,
+    proto: u32,
+    /// -1 for NULL, as `COALESCE(dpt,-1)` in the queries (the column is unsigned).
+    dpt: i32,
+    n: u64,
+    icmp: bool,
+    invalid: bool,
+}
+
+/// A row of `ts, src, dst, action, proto, dpt, repeat` as a [`Rec`].
+fn decode(row: &mysql::Row, names: &mut Names) -> Result<Rec, ReportError> {
+    let bad = |what: &str| ReportError::Sql(format!("unexpected {what} in a packet row"));
+    let ts = value_ts(row.as_ref(0)).ok_or_else(|| bad("ts"))?;
+    let dst = bytes(row.as_ref(2));
+    // The columns' collation (utf8mb4_bin) pads with spaces: `DROP` and `DROP ` are one
+    // group and one value to the server's comparisons, so they are here too.
+    let action = trim_end_spaces(bytes(row.as_ref(3)).ok_or_else(|| bad("action"))?);
+    let proto = trim_end_spaces(bytes(row.as_ref(4)).unwrap_or(b""));
+    Ok(Rec {
+        ts,
+        src: AddrKey::from_stored(bytes(row.as_ref(1))),
+        dst: AddrKey::from_stored(dst),
+        has_dst: dst.is_some(),
+        icmp: proto == b"ICMP" || proto == b"ICMPv6",
+        invalid: action == b"INVALID",
+        action: names.id(action),
+        proto: names.id(proto),
+        dpt: int(row.as_ref(5)).map_or(-1, |p| p as i32),
+        n: int(row.as_ref(6)).ok_or_else(|| bad("repeat"))? as u64,
+    })
 }
 
 /// A text as its `utf8mb4_bin` column compares it: trailing spaces do not count.
@@ -576,7 +607,7 @@ fn read_parts(
     let mut names = Names::default();
     let (mut parts, mut part) = (parts, 0);
     while part < parts {
-        let mut pass = Pass::new(mods, names);
+        let mut pass = Pass::new(mods);
         let mut sql = "SELECT `ts`, `src`, `dst`, `action`, `proto`, `dpt`, `repeat` FROM ".to_string();
         let mut params = Vec::new();
         match ids {
@@ -593,38 +624,123 @@ fn read_parts(
             params.push(Value::UInt(u64::from(parts)));
             params.push(Value::UInt(u64::from(part)));
         }
-        let mut res = conn.exec_iter(sql, params)?;
-        let mut rows = 0u64;
-        while let Some(row) = res.next() {
-            pass.add(&row?)?;
-            rows += 1;
-            if pass.size() > max_bytes {
-                // The first part narrows itself as it goes: part 0 of twice as many parts
-                // (a subset of the sources it reads), and the later parts are read after.
-                if part == 0 && parts < MAX_PARTS {
-                    parts *= 2;
-                    pass.narrow(parts);
-                    if pass.size() <= max_bytes {
-                        continue;
-                    }
-                }
-                let at = rows;
-                for row in res.by_ref() {
-                    row?;
-                    rows += 1;
-                }
-                if part == 0 {
-                    // Narrowed as far as it goes: even part 0 of the most parts is too varied.
-                    return Ok(Err(u32::MAX));
-                }
-                let size = pass.size() as f64 * rows as f64 / at as f64 * f64::from(parts);
-                let need = (size / max_bytes.max(1) as f64).ceil().min(f64::from(MAX_PARTS)) as u32;
-                return Ok(Err(need.max(1).next_power_of_two()));
+        // Rows read, and where the pass gave up (past the cap and narrowed as far as it goes):
+        // the rest of the part is only counted (the server sends it anyway).
+        let (mut rows, mut gave_up) = (0u64, None);
+        let first = part == 0;
+        let read = read_part(conn, &sql, params, names, |batch| {
+            if gave_up.is_some() {
+                rows += batch.len() as u64;
+                return;
             }
+            for (i, r) in batch.iter().enumerate() {
+                pass.add(r);
+                rows += 1;
+                if pass.size() > max_bytes {
+                    // The first part narrows itself as it goes: part 0 of twice as many parts
+                    // (a subset of the sources it reads), and the later parts are read after.
+                    if first && parts < MAX_PARTS {
+                        parts *= 2;
+                        pass.narrow(parts);
+                        if pass.size() <= max_bytes {
+                            continue;
+                        }
+                    }
+                    gave_up = Some(rows);
+                    rows += (batch.len() - i - 1) as u64;
+                    return;
+                }
+            }
+        })?;
+        if let Some(at) = gave_up {
+            if first {
+                // Narrowed as far as it goes: even part 0 of the most parts is too varied.
+                return Ok(Err(u32::MAX));
+            }
+            let size = pass.size() as f64 * rows as f64 / at as f64 * f64::from(parts);
+            let need = (size / max_bytes.max(1) as f64).ceil().min(f64::from(MAX_PARTS)) as u32;
+            return Ok(Err(need.max(1).next_power_of_two()));
         }
-        drop(res);
+        pass.names = read;
         names = pass.finish(&mut tops, opts.limit, u64::from(opts.scan_threshold));
         part += 1;
     }
     Ok(Ok((tops, names, parts)))
+}
+
+/// Rows handed from the reading thread to the counting one at a time.
+const BATCH: usize = 4096;
+
+/// Reads the rows of `sql` on a thread of its own, decodes them into [`Rec`]s (interning their
+/// texts in `names`) and hands them to `count` on this thread, in batches; gives back the
+/// texts. A failed read or a row that does not decode ends it with that error.
+///
+/// Why a thread: decoding a row (the client library's protocol and its values' allocations,
+/// the texts' lookups) is a good part of a pass, and counting (hash maps too large for the
+/// processor's caches) most of the rest; on two threads they overlap, beside the server's
+/// sending on a core of its own.
+fn read_part(
+    conn: &mut mysql::Conn,
+    sql: &str,
+    params: Vec<Value>,
+    mut names: Names,
+    mut count: impl FnMut(&[Rec]),
+) -> Result<Names, ReportError> {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<Rec>, ReportError>>(4);
+    // Counted batches go back to the reader to be filled again.
+    let (back, spare) = mpsc::channel::<Vec<Rec>>();
+    std::thread::scope(|s| {
+        let reader = std::thread::Builder::new()
+            .name("ipta-window".into())
+            .spawn_scoped(s, move || {
+                let mut res = match conn.exec_iter(sql, params) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return names;
+                    }
+                };
+                let mut batch = Vec::with_capacity(BATCH);
+                for row in res.by_ref() {
+                    match row.map_err(ReportError::from).and_then(|row| decode(&row, &mut names)) {
+                        Ok(r) => batch.push(r),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return names;
+                        }
+                    }
+                    if batch.len() == BATCH {
+                        let next = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                        // The counter stopped (it failed): dropping the result reads the rest
+                        // of it off the connection.
+                        if tx.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
+                            return names;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(Ok(batch));
+                }
+                names
+            })
+            .map_err(ReportError::Io)?;
+        let mut failed = None;
+        for b in rx.iter() {
+            match b {
+                Ok(mut b) => {
+                    count(&b);
+                    b.clear();
+                    let _ = back.send(b);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let names = reader.join().map_err(|_| ReportError::Sql("the thread reading the window panicked".into()))?;
+        failed.map_or(Ok(names), Err)
+    })
 }
