@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use mysql::prelude::Queryable;
 
-use super::onepass::{trim_end_spaces, Names};
+use super::onepass::trim_end_spaces;
+use crate::store::summary::Names;
 use super::query::{add_counts, bucket_filter, GroupCounts, KeyPart, Window};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
@@ -85,7 +86,7 @@ impl BucketPass {
     }
 
     fn text(&self, i: u32) -> KeyPart {
-        KeyPart::Text(self.names.get(i).as_bytes().to_vec())
+        KeyPart::Text(self.names.get(i).to_vec())
     }
 
     /// The groups of a bucketable grouping module, keyed as `query`'s spec orders its keys.
@@ -110,7 +111,7 @@ impl BucketPass {
             *m.entry((t, a)).or_insert(0) += n;
         }
         m.into_iter()
-            .map(|((t, a), n)| (Timestamp(t), self.names.get(a).to_string(), n))
+            .map(|((t, a), n)| (Timestamp(t), self.names.text(a), n))
             .collect()
     }
 }

@@ -21,7 +21,7 @@ use mysql::Value;
 use super::query::{columns_of, raw_filter, Cell, Section, Via};
 use super::{AnalyzeOptions, Module, ReportError};
 use crate::record::Timestamp;
-use crate::store::summary::{bump, AddrKey, Agg};
+use crate::store::summary::{bump, AddrKey, Agg, Names};
 use crate::store::value::{ts_value, value_bytes as bytes, value_int as int, value_ts};
 
 /// The memory a pass's keys may take, as [`Pass::size`] estimates it (entries only): about
@@ -44,28 +44,10 @@ pub fn handles(m: Module) -> bool {
     matches!(m, Module::Denied | Module::Icmp | Module::Invalid | Module::Sources | Module::Scans)
 }
 
-/// The few distinct texts of the window (actions, protocols; interfaces in the bucket pass),
-/// each kept once. Callers give texts as their columns compare them ([`trim_end_spaces`]).
-#[derive(Default)]
-pub(super) struct Names {
-    ids: HashMap<Vec<u8>, u32>,
-    list: Vec<String>,
-}
-
+/// The key orders of the grouping modules (the server's: bytes, numbers, texts as
+/// `utf8mb4_bin` compares them, bytes without trailing spaces: callers give texts as their
+/// columns compare them, see [`trim_end_spaces`]).
 impl Names {
-    pub(super) fn id(&mut self, s: &[u8]) -> u32 {
-        if let Some(&i) = self.ids.get(s) {
-            return i;
-        }
-        let i = self.list.len() as u32;
-        self.list.push(String::from_utf8_lossy(s).into_owned());
-        self.ids.insert(s.to_vec(), i);
-        i
-    }
-    pub(super) fn get(&self, i: u32) -> &str {
-        &self.list[i as usize]
-    }
-    /// The key orders of the grouping modules (the server's: bytes, numbers, texts by name).
     fn denied_cmp(&self, a: &(AddrKey, i32, u32, u32), b: &(AddrKey, i32, u32, u32)) -> Ordering {
         (a.0.bytes(), a.1, self.get(a.2), self.get(a.3)).cmp(&(b.0.bytes(), b.1, self.get(b.2), self.get(b.3)))
     }
@@ -287,7 +269,7 @@ impl Pass {
         let src = |i: u32| srcs[i as usize];
         let flow = self.flow.take().unwrap_or_default();
         if self.denied {
-            let accept = (0..n.list.len() as u32).find(|&i| n.get(i) == "ACCEPT");
+            let accept = n.find(b"ACCEPT");
             // The top rows are picked with the sources' indexes (smaller rows to move), then
             // given their addresses.
             let full = |k: &(u32, i32, u32, u32)| (src(k.0), k.1, k.2, k.3);
@@ -324,7 +306,7 @@ impl Pass {
                 }
             }
             for ((i, a), c) in acts {
-                shown[i].1 .2.push((n.get(a).to_string(), c));
+                shown[i].1 .2.push((n.text(a), c));
             }
             for r in &mut shown {
                 r.1 .2.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
@@ -492,18 +474,18 @@ pub fn run_parts(
         }
     };
     let n = &names;
-    let txt = |i: u32| n.get(i);
+    let txt = |i: u32| n.text(i);
     let mut out = Vec::new();
     for m in &mods {
         let rows: Vec<Vec<Cell>> = match m {
             Module::Denied => group_rows(std::mem::take(&mut tops.denied), |&(s, d, p, a)| {
-                vec![addr(&s), port(d), Cell::Text(txt(p).into()), Cell::Text(txt(a).into())]
+                vec![addr(&s), port(d), Cell::Text(txt(p)), Cell::Text(txt(a))]
             }),
             Module::Icmp => group_rows(std::mem::take(&mut tops.icmp), |&(s, d, a)| {
-                vec![addr(&s), addr(&d), Cell::Text(txt(a).into())]
+                vec![addr(&s), addr(&d), Cell::Text(txt(a))]
             }),
             Module::Invalid => group_rows(std::mem::take(&mut tops.invalid), |&(s, d, p)| {
-                vec![addr(&s), port(d), Cell::Text(txt(p).into())]
+                vec![addr(&s), port(d), Cell::Text(txt(p))]
             }),
             Module::Sources => std::mem::take(&mut tops.sources)
                 .into_iter()

@@ -244,16 +244,17 @@ pub fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Agg>, k: K, n: u64, ts: 
     m.entry(k).and_modify(|a| a.add(n, ts)).or_insert(Agg { n, first: ts, last: ts });
 }
 
-/// The few distinct texts of a chunk (actions, interfaces, protocols), each stored once, so
-/// that keys are fixed-size and a row costs no allocation.
+/// The few distinct texts of a chunk or a report's pass (actions, interfaces, protocols,
+/// hosts), each stored once, so that keys are fixed-size and a row costs no allocation.
 #[derive(Default)]
-struct Names {
+pub struct Names {
     ids: HashMap<Box<[u8]>, u32>,
     list: Vec<Box<[u8]>>,
 }
 
 impl Names {
-    fn id(&mut self, s: &[u8]) -> u32 {
+    /// The id of `s`, given it if new.
+    pub fn id(&mut self, s: &[u8]) -> u32 {
         if let Some(&i) = self.ids.get(s) {
             return i;
         }
@@ -262,8 +263,17 @@ impl Names {
         self.ids.insert(s.into(), i);
         i
     }
-    fn get(&self, i: u32) -> &[u8] {
+    /// The text of an id, as stored.
+    pub fn get(&self, i: u32) -> &[u8] {
         &self.list[i as usize]
+    }
+    /// The text of an id, for display (the columns hold UTF-8).
+    pub fn text(&self, i: u32) -> String {
+        String::from_utf8_lossy(self.get(i)).into_owned()
+    }
+    /// The id of `s` if it was seen.
+    pub fn find(&self, s: &[u8]) -> Option<u32> {
+        self.ids.get(s).copied()
     }
     fn clear(&mut self) {
         self.ids.clear();

@@ -55,7 +55,7 @@ mod retention;
 mod schema;
 
 pub use beside::Beside;
-pub use fold::{backlog, bucket, bump, fold, fold_parallel, fold_with, AddrKey, Agg, FoldStats, FOLD_CHUNK_ROWS};
+pub use fold::{backlog, bucket, bump, fold, fold_parallel, fold_with, AddrKey, Agg, FoldStats, Names, FOLD_CHUNK_ROWS};
 pub use gate::{gate, gate_sql};
 pub use retention::on_delete_range;
 pub use schema::{create, create_with, on_drop, present, rebuild_with_sql};
