@@ -606,7 +606,7 @@ pub(super) struct Window {
 
 const US_HOUR: i64 = 3_600_000_000;
 
-fn floor_hour(t: Timestamp) -> Timestamp {
+pub(super) fn floor_hour(t: Timestamp) -> Timestamp {
     Timestamp(t.0.div_euclid(US_HOUR) * US_HOUR)
 }
 

@@ -423,7 +423,7 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
         "SELECT `if_in`,`action`,`proto`,`n`,`last_ts`,`nb` FROM `logs__siface` ORDER BY 1,2,3",
         "SELECT `src`,`n`,`last_ts`,`nb`,`ports`,`hosts`,`pb` FROM `logs__ssrc2` ORDER BY 1",
         "SELECT `src`,`dst`,`n` FROM `logs__ssd2` ORDER BY 1,2",
-        "SELECT * FROM `logs__shour` ORDER BY 1,2",
+        "SELECT `hour`,`action`,`n`,`nrows`,`n_ranged` FROM `logs__shour` ORDER BY 1,2",
         "SELECT `hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`last_ts` FROM `logs__sbkt` ORDER BY 1,2,3,4,5,6",
     ];
     let mut v = Vec::new();
@@ -440,10 +440,21 @@ fn snapshot_counts(c: &mut mysql::Conn) -> Vec<String> {
 /// them), and the report from them equals the packet table's.
 fn counts_match_a_rebuild(c: &mut mysql::Conn, what: &str) {
     let kept = snapshot_counts(c);
+    let ranges = hour_ids(c);
     summary::rebuild_with_sql(c, "logs").unwrap();
     assert_eq!(kept, snapshot_counts(c), "{what}");
+    // Each hour's id range holds its rows' ids (expiry may leave it wider than they are now).
+    for ((h, lo, hi), (h2, lo2, hi2)) in ranges.iter().zip(&hour_ids(c)) {
+        assert!(h == h2 && lo <= lo2 && hi >= hi2, "{what}: hour {h} ids {lo}..{hi}, its rows {lo2}..{hi2}");
+    }
     let (fast, raw) = both(c, &opts());
     assert_same(&fast, &raw);
+}
+
+/// Each (hour, action) of the hourly counts with its id range.
+fn hour_ids(c: &mut mysql::Conn) -> Vec<(String, u64, u64)> {
+    c.query_map("SELECT CONCAT(`hour`, ' ', `action`), `min_id`, `max_id` FROM `logs__shour` ORDER BY `hour`, `action`", |r| r)
+        .unwrap()
 }
 
 /// The watermark: packet rows with ids up to it are in the summaries (of both lanes).

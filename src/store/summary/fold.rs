@@ -120,6 +120,8 @@ fn fold_lane(conn: &mut mysql::Conn, t: &str, lane: Lane, cut: u64, chunk_rows: 
         Lane::Sources => "`id`, `ts`, `src`, `dst`, `dpt`, `repeat`",
     };
     let read_sql = format!("SELECT {cols} FROM `{t}` WHERE `id` > ? AND `id` <= ? ORDER BY `id` LIMIT ?");
+    // Whether the hourly counts keep their id ranges (a set of an older ipta does not).
+    let ids = lane == Lane::Keys && super::hour_ids(conn, t)?;
     let mut stats = FoldStats::default();
     let mut acc = Fold::default();
     loop {
@@ -150,7 +152,7 @@ fn fold_lane(conn: &mut mysql::Conn, t: &str, lane: Lane, cut: u64, chunk_rows: 
         let new_w = if rows < chunk_rows as u64 { cut } else { last };
         let read = started.elapsed();
         match lane {
-            Lane::Keys => acc.store_keys(&mut tx, t)?,
+            Lane::Keys => acc.store_keys(&mut tx, t, ids)?,
             Lane::Sources => acc.store_sources(&mut tx, t)?,
         }
         tx.exec_drop(format!("UPDATE `{t}{STATE}` SET `w` = ? WHERE `k` = {}", lane.state_row()), (new_w,))
@@ -294,7 +296,8 @@ struct Fold {
     src: HashMap<AddrKey, Agg>,
     sp: HashMap<(AddrKey, i32), u64>,
     sd: HashMap<(AddrKey, AddrKey), u64>,
-    hour: HashMap<(i64, u32), u64>,
+    /// (hour, action): packets, rows, and the lowest and highest id (see [`hour_ids`]).
+    hour: HashMap<(i64, u32), (u64, u64, u64, u64)>,
     /// (hour, host, if_in, action, proto, dpt): the time buckets of windowed reports.
     bkt: HashMap<(i64, u32, u32, u32, u32, i32), Agg>,
 }
@@ -347,7 +350,8 @@ impl Fold {
         }
         bump(&mut self.iface, (if_in, action, proto), n, ts);
         let hour = ts.micros().div_euclid(US_PER_HOUR);
-        *self.hour.entry((hour, action)).or_insert(0) += n;
+        let h = self.hour.entry((hour, action)).or_insert((0, 0, u64::MAX, 0));
+        *h = (h.0 + n, h.1 + 1, h.2.min(id), h.3.max(id));
         let host = self.names.id(cell_bytes(row.as_ref(9)).unwrap_or(b""));
         bump(&mut self.bkt, (hour, host, if_in, action, proto, dpt), n, ts);
         Ok(id)
@@ -375,7 +379,7 @@ impl Fold {
 
     /// Adds the chunk's per-key counts to the summaries, in the caller's transaction. Each
     /// summary's rows go in key order (the B-tree's order: fewer pages touched).
-    fn store_keys(&mut self, tx: &mut mysql::Transaction<'_>, t: &str) -> Result<(), StoreError> {
+    fn store_keys(&mut self, tx: &mut mysql::Transaction<'_>, t: &str, hour_ids: bool) -> Result<(), StoreError> {
         let names = &self.names;
         let txt = |i: u32| names.get(i);
 
@@ -423,20 +427,46 @@ impl Fold {
 
         let mut hours: Vec<_> = self.hour.drain().collect();
         hours.sort_unstable_by(|a, b| (a.0 .0, txt(a.0 .1)).cmp(&(b.0 .0, txt(b.0 .1))));
-        exec_fixed(
-            tx,
-            &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`) VALUES "),
-            "(?,?,?)",
-            " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
-            3,
-            hours.len(),
-            |i, pad, params| {
-                let ((h, a), n) = hours[i];
-                params.push(ts_value(Timestamp(h * US_PER_HOUR)));
-                params.push(bytes_value(txt(a)));
-                params.push(Value::UInt(if pad { 0 } else { n }));
-            },
-        )?;
+        if hour_ids {
+            // Each hour's rows and id range grow with its new rows (a padding row adds no row
+            // and repeats its row's range: no change).
+            exec_fixed(
+                tx,
+                &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`, `nrows`, `n_ranged`, `min_id`, `max_id`) VALUES "),
+                "(?,?,?,?,?,?,?)",
+                " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`), `nrows` = `nrows` + VALUES(`nrows`), \
+                 `n_ranged` = `n_ranged` + VALUES(`n_ranged`), `min_id` = LEAST(`min_id`, VALUES(`min_id`)), \
+                 `max_id` = GREATEST(`max_id`, VALUES(`max_id`))",
+                7,
+                hours.len(),
+                |i, pad, params| {
+                    let ((h, a), (n, rows, lo, hi)) = hours[i];
+                    let n = if pad { 0 } else { n };
+                    params.push(ts_value(Timestamp(h * US_PER_HOUR)));
+                    params.push(bytes_value(txt(a)));
+                    params.push(Value::UInt(n));
+                    params.push(Value::UInt(if pad { 0 } else { rows }));
+                    params.push(Value::UInt(n));
+                    params.push(Value::UInt(lo));
+                    params.push(Value::UInt(hi));
+                },
+            )?;
+        } else {
+            exec_fixed(
+                tx,
+                &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`) VALUES "),
+                "(?,?,?)",
+                " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
+                3,
+                hours.len(),
+                |i, pad, params| {
+                    let ((h, a), (n, ..)) = hours[i];
+                    params.push(ts_value(Timestamp(h * US_PER_HOUR)));
+                    params.push(bytes_value(txt(a)));
+                    params.push(Value::UInt(if pad { 0 } else { n }));
+                },
+            )?;
+        }
 
         let mut bkt: Vec<_> = self.bkt.drain().collect();
         bkt.sort_unstable_by(|a, b| {

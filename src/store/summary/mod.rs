@@ -58,7 +58,7 @@ pub use beside::Beside;
 pub use fold::{backlog, bucket, bump, fold, fold_parallel, fold_with, AddrKey, Agg, FoldStats, Names, FOLD_CHUNK_ROWS};
 pub use gate::{gate, gate_sql};
 pub use retention::on_delete_range;
-pub use schema::{create, create_with, on_drop, present, rebuild_with_sql};
+pub use schema::{create, create_with, hour_ids, on_drop, present, rebuild_with_sql};
 
 use mysql::Value;
 

@@ -36,6 +36,8 @@ pub fn on_delete_range(
     let Some(ws) = lock_watermark_if_any(tx, t, Lane::Sources)? else {
         return Ok(());
     };
+    // Whether the hourly counts keep their rows and id ranges (a set of an older ipta does not).
+    let hour_rows = hour_ids(tx, t)?;
     let range = "`ts` >= ? AND `ts` < ? AND `id` <= ?";
     // Each lane loses the rows it has folded in.
     let p = |w: u64| vec![ts_value(from), ts_value(to), Value::UInt(w)];
@@ -53,11 +55,21 @@ pub fn on_delete_range(
              COALESCE(`proto`,''), COALESCE(`dpt`,-1), SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{t}` WHERE {range} \
              GROUP BY 1, 2, 3, 4, 5, 6 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
         ),
-        format!(
-            "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
-             `action`, SUM(`repeat`) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
-             ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
-        ),
+        // An hour keeps its id range (the ids of the rows left lie within it).
+        if hour_rows {
+            format!(
+                "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`,`nrows`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
+                 `action`, SUM(`repeat`), COUNT(*) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
+                 ON DUPLICATE KEY UPDATE `n_ranged` = `n_ranged` - LEAST(`n_ranged`, VALUES(`n`)), \
+                 `n` = `n` - VALUES(`n`), `nrows` = `nrows` - LEAST(`nrows`, VALUES(`nrows`))"
+            )
+        } else {
+            format!(
+                "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
+                 `action`, SUM(`repeat`) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
+                 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
+            )
+        },
         format!(
             "INSERT INTO `{t}{FLOW}` (`src`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`,`nb`) \
              SELECT COALESCE(`src`,''), `action`, COALESCE(`proto`,''), COALESCE(`dpt`,-1), {agg} \

@@ -57,6 +57,8 @@ fn ddl(table: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS `{t}{HOUR}` (`hour` DATETIME NOT NULL, \
              `action` VARCHAR(64) NOT NULL, `n` BIGINT UNSIGNED NOT NULL, \
+             `nrows` BIGINT UNSIGNED NOT NULL DEFAULT 0, `n_ranged` BIGINT UNSIGNED NOT NULL DEFAULT 0, \
+             `min_id` BIGINT UNSIGNED NOT NULL DEFAULT 0, `max_id` BIGINT UNSIGNED NOT NULL DEFAULT 0, \
              PRIMARY KEY (`hour`, `action`)){tail}"
         ),
         format!(
@@ -100,6 +102,23 @@ pub fn present(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreErro
         .query_first(format!("SELECT COUNT(*) FROM `{table}{STATE}` WHERE `k` = 3"))
         .map_err(sql_err)?;
     Ok(lanes == Some(1))
+}
+
+/// Whether the hourly counts of `table` keep each hour's rows (`nrows`, packet rows rather
+/// than packets) and lowest and highest packet id (`min_id`, `max_id`), with the packets of
+/// the rows counted so (`n_ranged`: a folder of an older ipta adds to `n` only, and an hour
+/// where the two differ has a range that may miss rows). A set built by an older ipta has
+/// none of them, and works on without them (its windows find their rows through the time
+/// index).
+pub fn hour_ids(conn: &mut impl Queryable, table: &str) -> Result<bool, StoreError> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = ? AND COLUMN_NAME IN ('nrows', 'n_ranged', 'min_id', 'max_id')",
+            (name(table, HOUR),),
+        )
+        .map_err(sql_err)?;
+    Ok(n == Some(4))
 }
 
 /// Creates the summary tables of `table` (dropping any earlier ones) and folds its current
@@ -206,8 +225,10 @@ fn fill_from_packets(conn: &mut mysql::Conn, table: &str) -> Result<(), StoreErr
              ON d.`src` = `{t}{SOURCE}`.`src` SET `{t}{SOURCE}`.`hosts` = d.c"
         ),
         format!(
-            "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) \
-             SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), `action`, SUM(`repeat`) FROM `{t}` GROUP BY 1, 2"
+            "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`,`nrows`,`n_ranged`,`min_id`,`max_id`) \
+             SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), `action`, SUM(`repeat`), COUNT(*), SUM(`repeat`), \
+             MIN(`id`), MAX(`id`) \
+             FROM `{t}` GROUP BY 1, 2"
         ),
         format!(
             "INSERT INTO `{t}{BUCKET}` (`hour`,`host`,`if_in`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`) \
