@@ -532,9 +532,10 @@ pub fn run_parts(
 ///
 /// The stretch comes from the hourly counts, which keep each hour's lowest and highest id
 /// (one small read: the window's hours), and from the rows not folded into them yet (every id
-/// above the per-key lane's watermark); for a set of an older ipta without those ids, from the
-/// time index (it holds the ids, so no row is read, but it is a scan of the window's entries:
-/// 0.31-0.33 s of the 7 days at 10M rows). The window's filter still applies to every row
+/// above the per-key lane's watermark); for a set of an older ipta without those ids, or a
+/// window with an hour an older ipta's folder added to, from the time index (it holds the
+/// ids, so no row is read, but it is a scan of the window's entries: 0.31-0.33 s of the 7 days
+/// at 10M rows). The window's filter still applies to every row
 /// read, so the rows counted are the same either way; a row committed after this with a higher
 /// id is left out, as if the report had started just before it.
 pub fn id_range(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -> Result<Option<Stretch>, ReportError> {
@@ -670,7 +671,7 @@ fn from_time_index(conn: &mut mysql::Conn, table: &str, opts: &AnalyzeOptions) -
 /// the part is still read (the server sends it anyway) and only counted, and its keys' size
 /// is taken to grow in step with the rows, which overestimates it (keys repeat); `u32::MAX`
 /// when the first part could not narrow enough. `ids`: the stretch of ids holding the window
-/// (see [`id_range`]), or None to let the server choose.
+/// (see [`id_range`]), or None to let the server choose how to find its rows.
 fn read_parts(
     conn: &mut mysql::Conn,
     table: &str,
