@@ -792,8 +792,8 @@ fn read_part(
                     }
                     if batch.len() == BATCH {
                         let next = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                        // The counter stopped (it failed): dropping the result reads the rest
-                        // of it off the connection.
+                        // The report's thread stopped taking batches (it is unwinding):
+                        // dropping the result reads the rest of it off the connection.
                         if tx.send(Ok(std::mem::replace(&mut batch, next))).is_err() {
                             return names;
                         }

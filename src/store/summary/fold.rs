@@ -427,46 +427,37 @@ impl Fold {
 
         let mut hours: Vec<_> = self.hour.drain().collect();
         hours.sort_unstable_by(|a, b| (a.0 .0, txt(a.0 .1)).cmp(&(b.0 .0, txt(b.0 .1))));
-        if hour_ids {
-            // Each hour's rows and id range grow with its new rows (a padding row adds no row
-            // and repeats its row's range: no change).
-            exec_fixed(
-                tx,
-                &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`, `nrows`, `n_ranged`, `min_id`, `max_id`) VALUES "),
+        // With the id ranges (see `hour_ids`), each hour's rows and range grow with its new
+        // rows (a padding row adds no row and repeats its row's range: no change).
+        let (cols, marks, grow, per_row) = if hour_ids {
+            (
+                ", `nrows`, `n_ranged`, `min_id`, `max_id`",
                 "(?,?,?,?,?,?,?)",
-                " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`), `nrows` = `nrows` + VALUES(`nrows`), \
-                 `n_ranged` = `n_ranged` + VALUES(`n_ranged`), `min_id` = LEAST(`min_id`, VALUES(`min_id`)), \
-                 `max_id` = GREATEST(`max_id`, VALUES(`max_id`))",
+                ", `nrows` = `nrows` + VALUES(`nrows`), `n_ranged` = `n_ranged` + VALUES(`n_ranged`), \
+                 `min_id` = LEAST(`min_id`, VALUES(`min_id`)), `max_id` = GREATEST(`max_id`, VALUES(`max_id`))",
                 7,
-                hours.len(),
-                |i, pad, params| {
-                    let ((h, a), (n, rows, lo, hi)) = hours[i];
-                    let n = if pad { 0 } else { n };
-                    params.push(ts_value(Timestamp(h * US_PER_HOUR)));
-                    params.push(bytes_value(txt(a)));
-                    params.push(Value::UInt(n));
-                    params.push(Value::UInt(if pad { 0 } else { rows }));
-                    params.push(Value::UInt(n));
-                    params.push(Value::UInt(lo));
-                    params.push(Value::UInt(hi));
-                },
-            )?;
+            )
         } else {
-            exec_fixed(
-                tx,
-                &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`) VALUES "),
-                "(?,?,?)",
-                " ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`)",
-                3,
-                hours.len(),
-                |i, pad, params| {
-                    let ((h, a), (n, ..)) = hours[i];
-                    params.push(ts_value(Timestamp(h * US_PER_HOUR)));
-                    params.push(bytes_value(txt(a)));
-                    params.push(Value::UInt(if pad { 0 } else { n }));
-                },
-            )?;
-        }
+            ("", "(?,?,?)", "", 3)
+        };
+        exec_fixed(
+            tx,
+            &format!("INSERT INTO `{t}{HOUR}` (`hour`, `action`, `n`{cols}) VALUES "),
+            marks,
+            &format!(" ON DUPLICATE KEY UPDATE `n` = `n` + VALUES(`n`){grow}"),
+            per_row,
+            hours.len(),
+            |i, pad, params| {
+                let ((h, a), (n, rows, lo, hi)) = hours[i];
+                let (n, rows) = if pad { (0, 0) } else { (n, rows) };
+                params.push(ts_value(Timestamp(h * US_PER_HOUR)));
+                params.push(bytes_value(txt(a)));
+                params.push(Value::UInt(n));
+                if hour_ids {
+                    params.extend([Value::UInt(rows), Value::UInt(n), Value::UInt(lo), Value::UInt(hi)]);
+                }
+            },
+        )?;
 
         let mut bkt: Vec<_> = self.bkt.drain().collect();
         bkt.sort_unstable_by(|a, b| {

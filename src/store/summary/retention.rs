@@ -38,6 +38,16 @@ pub fn on_delete_range(
     };
     // Whether the hourly counts keep their rows and id ranges (a set of an older ipta does not).
     let hour_rows = hour_ids(tx, t)?;
+    let (cols, vals, shrink) = if hour_rows {
+        (
+            ",`nrows`",
+            ", COUNT(*)",
+            "`n_ranged` = `n_ranged` - LEAST(`n_ranged`, VALUES(`n`)), \
+             `nrows` = `nrows` - LEAST(`nrows`, VALUES(`nrows`)), ",
+        )
+    } else {
+        ("", "", "")
+    };
     let range = "`ts` >= ? AND `ts` < ? AND `id` <= ?";
     // Each lane loses the rows it has folded in.
     let p = |w: u64| vec![ts_value(from), ts_value(to), Value::UInt(w)];
@@ -55,21 +65,14 @@ pub fn on_delete_range(
              COALESCE(`proto`,''), COALESCE(`dpt`,-1), SUM(`repeat`), MIN(`ts`), MAX(`ts`) FROM `{t}` WHERE {range} \
              GROUP BY 1, 2, 3, 4, 5, 6 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
         ),
-        // An hour keeps its id range (the ids of the rows left lie within it).
-        if hour_rows {
-            format!(
-                "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`,`nrows`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
-                 `action`, SUM(`repeat`), COUNT(*) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
-                 ON DUPLICATE KEY UPDATE `n_ranged` = `n_ranged` - LEAST(`n_ranged`, VALUES(`n`)), \
-                 `n` = `n` - VALUES(`n`), `nrows` = `nrows` - LEAST(`nrows`, VALUES(`nrows`))"
-            )
-        } else {
-            format!(
-                "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
-                 `action`, SUM(`repeat`) FROM `{t}` WHERE {range} GROUP BY 1, 2 \
-                 ON DUPLICATE KEY UPDATE `n` = `n` - VALUES(`n`)"
-            )
-        },
+        // An hour keeps its id range (the ids of the rows left lie within it); its rows and
+        // ranged packets go down, never below zero (an older ipta's folder may have added to
+        // `n` only).
+        format!(
+            "INSERT INTO `{t}{HOUR}` (`hour`,`action`,`n`{cols}) SELECT DATE_FORMAT(`ts`, '%Y-%m-%d %H:00:00'), \
+             `action`, SUM(`repeat`){vals} FROM `{t}` WHERE {range} GROUP BY 1, 2 \
+             ON DUPLICATE KEY UPDATE {shrink}`n` = `n` - VALUES(`n`)"
+        ),
         format!(
             "INSERT INTO `{t}{FLOW}` (`src`,`action`,`proto`,`dpt`,`n`,`first_ts`,`last_ts`,`nb`) \
              SELECT COALESCE(`src`,''), `action`, COALESCE(`proto`,''), COALESCE(`dpt`,-1), {agg} \
